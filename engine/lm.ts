@@ -1,0 +1,91 @@
+/**
+ * A causal language model on disk: the ONNX file, its tokenizer and its context length.
+ * `models/polyglot` (a folder with model.onnx, tokenizer.json, config.json) or a single .onnx file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ScalpelError, fileError } from './errors';
+import { OnnxModel, modelFromBytes } from './onnx/model';
+import { TextTokenizer, loadTokenizer } from './tokenizer';
+
+export interface LanguageModel {
+  /** Absolute path of the .onnx file. */
+  file: string;
+  /** The file's bytes, read once (read-only); sessions and rewrites start from them. */
+  bytes: Buffer;
+  onnx: OnnxModel;
+  tokenizer: TextTokenizer;
+  /** Longest sequence the model accepts (learned positions). */
+  contextLength: number;
+  /** Name of the token-id input and of the logits output. */
+  inputName: string;
+  logitsName: string;
+}
+
+export interface OpenOptions {
+  /** A tokenizer.json path, or `bytes`; default: tokenizer.json beside the model. */
+  tokenizer?: string;
+  /** Overrides config.json. */
+  contextLength?: number;
+}
+
+export function openLanguageModel(location: string, opts: OpenOptions = {}): LanguageModel {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(location);
+  } catch (err) {
+    throw fileError(err, location, 'open model');
+  }
+  const dir = stat.isDirectory() ? location : path.dirname(location);
+  const file = path.resolve(stat.isDirectory() ? path.join(location, 'model.onnx') : location);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    throw fileError(err, path.relative(process.cwd(), file) || file, 'read model');
+  }
+  if (bytes.length === 0) throw new ScalpelError('not a valid ONNX model: the file is empty', file);
+  const onnx = modelFromBytes(bytes, file);
+  const tokenizerPath = opts.tokenizer ?? path.join(dir, 'tokenizer.json');
+  if (!opts.tokenizer && !fs.existsSync(tokenizerPath)) {
+    throw new ScalpelError(`no tokenizer.json beside the model; pass --tokenizer FILE (or --tokenizer bytes)`, file);
+  }
+  const tokenizer = loadTokenizer(tokenizerPath);
+  const initializerNames = onnx.initializers;
+  const dataInputs = onnx.inputs.filter((i) => !initializerNames.has(i.name));
+  const input = dataInputs.find((i) => i.name === 'input_ids') ?? dataInputs.find((i) => i.elemType === 7);
+  if (!input) throw new ScalpelError('the model has no int64 token-id input', file);
+  const unsupported = dataInputs.filter((i) => i !== input && !['attention_mask', 'position_ids'].includes(i.name));
+  if (unsupported.length) throw new ScalpelError(`unsupported model input ${unsupported[0].name} (expected input_ids, attention_mask, position_ids)`, file);
+  const logits = onnx.outputs.find((o) => o.name === 'logits') ?? onnx.outputs.find((o) => o.shape?.length === 3);
+  if (!logits) throw new ScalpelError('the model has no logits output (a [batch, sequence, vocab] tensor)', file);
+  return {
+    file,
+    bytes,
+    onnx,
+    tokenizer,
+    contextLength: opts.contextLength ?? contextLengthOf(dir, onnx),
+    inputName: input.name,
+    logitsName: logits.name,
+  };
+}
+
+function contextLengthOf(dir: string, onnx: OnnxModel): number {
+  const configFile = path.join(dir, 'config.json');
+  if (fs.existsSync(configFile)) {
+    let config: Record<string, unknown>;
+    try {
+      config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    } catch (err) {
+      throw new ScalpelError(`invalid JSON: ${(err as Error).message}`, configFile);
+    }
+    for (const key of ['n_positions', 'n_ctx', 'max_position_embeddings']) {
+      if (typeof config[key] === 'number') return config[key] as number;
+    }
+  }
+  // A learned position table's first dimension is the context length.
+  for (const t of onnx.initializers.values()) {
+    if (/(^|[./])(wpe|position_embeddings?|pos_emb)[./]/.test(t.name) && t.dims.length === 2) return t.dims[0];
+  }
+  return 512;
+}

@@ -1,0 +1,337 @@
+/**
+ * An index of an ONNX model: graph inputs/outputs, nodes, and every initializer with the exact
+ * byte range of its payload. Building the index reads headers only; weights stay on disk.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ScalpelError, fileError } from '../errors';
+import { BufferSource, ByteSource, Field, FileSource, WireError, WireType, fieldInts, fieldString, fields } from './wire';
+
+/** ONNX TensorProto.DataType values Scalpel reads. */
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11 } as const;
+const DTYPE_NAMES: Record<number, string> = {
+  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
+  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
+};
+const DTYPE_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
+
+export function dtypeName(dataType: number): string {
+  return DTYPE_NAMES[dataType] ?? `dtype ${dataType}`;
+}
+
+export type TensorStorage =
+  /** `raw_data`: little-endian bytes, the common case. */
+  | { kind: 'raw' }
+  /** Packed `float_data` / `int32_data` / `int64_data` / `double_data`: same bytes as raw for 4- and 8-byte types. */
+  | { kind: 'packed'; field: number }
+  /** `data_location = EXTERNAL`: bytes in a side file, relative to the model's folder. */
+  | { kind: 'external'; file: string };
+
+export interface TensorInfo {
+  name: string;
+  dims: number[];
+  dataType: number;
+  dtype: string;
+  storage: TensorStorage;
+  /** Offset and length of the payload: in the model file, or in `storage.file` when external. */
+  byteOffset: number;
+  byteLength: number;
+  /** The whole TensorProto within the graph message (for rewrites). */
+  messageStart: number;
+  messageEnd: number;
+}
+
+export interface AttributeInfo {
+  name: string;
+  /** AttributeProto.type: 1 FLOAT, 2 INT, 3 STRING, 6 FLOATS, 7 INTS, ... */
+  type: number;
+  i?: number;
+  f?: number;
+  s?: string;
+  ints?: number[];
+}
+
+export interface NodeInfo {
+  name: string;
+  opType: string;
+  domain: string;
+  inputs: string[];
+  outputs: string[];
+  attributes: AttributeInfo[];
+}
+
+export interface ValueInfo {
+  name: string;
+  /** TensorProto.DataType of the element, 0 when not a tensor or not stated. */
+  elemType: number;
+  /** Dimension sizes; symbolic dimensions are their parameter name. */
+  shape: (number | string)[] | undefined;
+}
+
+export interface OnnxModel {
+  /** Absolute path when read from a file. */
+  file: string | undefined;
+  size: number;
+  irVersion: number;
+  opsets: { domain: string; version: number }[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  valueInfo: ValueInfo[];
+  nodes: NodeInfo[];
+  initializers: Map<string, TensorInfo>;
+  /** The graph field (ModelProto field 7): its tag offset, payload start and end. */
+  graph: { start: number; valueStart: number; end: number };
+  source: ByteSource;
+}
+
+/** Elements in a tensor of these dims. */
+export function numel(dims: number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+export function parseModel(src: ByteSource, file?: string): OnnxModel {
+  try {
+    return parseModelUnchecked(src, file);
+  } catch (err) {
+    if (err instanceof WireError) {
+      throw new ScalpelError(`not a valid ONNX model: ${err.message}`, file, err.position);
+    }
+    if (err instanceof ScalpelError && !err.file) throw new ScalpelError(`not a valid ONNX model: ${err.message}`, file, err.position);
+    throw err;
+  }
+}
+
+function parseModelUnchecked(src: ByteSource, file: string | undefined): OnnxModel {
+  const model: OnnxModel = {
+    file,
+    size: src.size,
+    irVersion: 0,
+    opsets: [],
+    inputs: [],
+    outputs: [],
+    valueInfo: [],
+    nodes: [],
+    initializers: new Map(),
+    graph: { start: -1, valueStart: -1, end: -1 },
+    source: src,
+  };
+  for (const f of fields(src, 0, src.size)) {
+    if (f.number === 1 && f.wireType === WireType.Varint) model.irVersion = f.value;
+    else if (f.number === 8 && f.wireType === WireType.Bytes) model.opsets.push(parseOpset(src, f));
+    else if (f.number === 7 && f.wireType === WireType.Bytes) model.graph = { start: f.start, valueStart: f.valueStart, end: f.end };
+  }
+  if (model.graph.start < 0 || model.irVersion === 0) {
+    throw new ScalpelError('not a valid ONNX model: no graph or IR version found', file);
+  }
+  for (const f of fields(src, model.graph.valueStart, model.graph.end)) {
+    if (f.wireType !== WireType.Bytes) continue;
+    switch (f.number) {
+      case 1: model.nodes.push(parseNode(src, f)); break;
+      case 5: {
+        const t = parseTensor(src, f);
+        model.initializers.set(t.name, t);
+        break;
+      }
+      case 11: model.inputs.push(parseValueInfo(src, f)); break;
+      case 12: model.outputs.push(parseValueInfo(src, f)); break;
+      case 13: model.valueInfo.push(parseValueInfo(src, f)); break;
+    }
+  }
+  return model;
+}
+
+function parseOpset(src: ByteSource, field: Field): { domain: string; version: number } {
+  let domain = '';
+  let version = 0;
+  for (const f of fields(src, field.valueStart, field.end)) {
+    if (f.number === 1) domain = fieldString(src, f);
+    else if (f.number === 2) version = f.value;
+  }
+  return { domain, version };
+}
+
+function parseNode(src: ByteSource, field: Field): NodeInfo {
+  const node: NodeInfo = { name: '', opType: '', domain: '', inputs: [], outputs: [], attributes: [] };
+  for (const f of fields(src, field.valueStart, field.end)) {
+    switch (f.number) {
+      case 1: node.inputs.push(fieldString(src, f)); break;
+      case 2: node.outputs.push(fieldString(src, f)); break;
+      case 3: node.name = fieldString(src, f); break;
+      case 4: node.opType = fieldString(src, f); break;
+      case 5: node.attributes.push(parseAttribute(src, f)); break;
+      case 7: node.domain = fieldString(src, f); break;
+    }
+  }
+  return node;
+}
+
+function parseAttribute(src: ByteSource, field: Field): AttributeInfo {
+  const a: AttributeInfo = { name: '', type: 0 };
+  for (const f of fields(src, field.valueStart, field.end)) {
+    switch (f.number) {
+      case 1: a.name = fieldString(src, f); break;
+      case 2: a.f = src.read(f.valueStart, 4).readFloatLE(0); break;
+      case 3: a.i = fieldInts(src, f)[0]; break;
+      case 4: a.s = fieldString(src, f); break;
+      case 8: (a.ints ??= []).push(...fieldInts(src, f)); break;
+      case 20: a.type = f.value; break;
+    }
+  }
+  return a;
+}
+
+function parseTensor(src: ByteSource, field: Field): TensorInfo {
+  const t: TensorInfo = {
+    name: '', dims: [], dataType: 0, dtype: '', storage: { kind: 'raw' }, byteOffset: -1, byteLength: 0,
+    messageStart: field.start, messageEnd: field.end,
+  };
+  const external: Record<string, string> = {};
+  let location = 0;
+  for (const f of fields(src, field.valueStart, field.end)) {
+    switch (f.number) {
+      case 1: t.dims.push(...fieldInts(src, f)); break;
+      case 2: t.dataType = f.value; break;
+      case 8: t.name = fieldString(src, f); break;
+      case 9:
+        t.byteOffset = f.valueStart;
+        t.byteLength = f.end - f.valueStart;
+        break;
+      case 4: case 5: case 7: case 10:
+        if (f.wireType === WireType.Bytes) {
+          t.storage = { kind: 'packed', field: f.number };
+          t.byteOffset = f.valueStart;
+          t.byteLength = f.end - f.valueStart;
+        }
+        break;
+      case 13: {
+        let key = '';
+        let value = '';
+        for (const e of fields(src, f.valueStart, f.end)) {
+          if (e.number === 1) key = fieldString(src, e);
+          else if (e.number === 2) value = fieldString(src, e);
+        }
+        external[key] = value;
+        break;
+      }
+      case 14: location = f.value; break;
+    }
+  }
+  t.dtype = dtypeName(t.dataType);
+  if (location === 1) {
+    if (!external.location) throw new ScalpelError(`initializer ${t.name} is external but names no location`);
+    t.storage = { kind: 'external', file: external.location };
+    t.byteOffset = Number(external.offset ?? 0);
+    t.byteLength = external.length !== undefined ? Number(external.length) : numel(t.dims) * (DTYPE_BYTES[t.dataType] ?? 0);
+  }
+  return t;
+}
+
+function parseValueInfo(src: ByteSource, field: Field): ValueInfo {
+  const v: ValueInfo = { name: '', elemType: 0, shape: undefined };
+  for (const f of fields(src, field.valueStart, field.end)) {
+    if (f.number === 1) v.name = fieldString(src, f);
+    else if (f.number === 2) {
+      for (const tf of fields(src, f.valueStart, f.end)) {
+        if (tf.number !== 1) continue; // tensor_type
+        for (const tt of fields(src, tf.valueStart, tf.end)) {
+          if (tt.number === 1) v.elemType = tt.value;
+          else if (tt.number === 2) {
+            v.shape = [];
+            for (const d of fields(src, tt.valueStart, tt.end)) {
+              if (d.number !== 1) continue;
+              let dim: number | string = '?';
+              for (const dd of fields(src, d.valueStart, d.end)) {
+                if (dd.number === 1) dim = dd.value;
+                else if (dd.number === 2) dim = fieldString(src, dd);
+              }
+              v.shape.push(dim);
+            }
+          }
+        }
+      }
+    }
+  }
+  return v;
+}
+
+/** A model opened from disk: the index plus the read-only descriptor behind it. Close it when done. */
+export interface OpenedModel extends OnnxModel {
+  file: string;
+  close(): void;
+}
+
+export function openModel(file: string): OpenedModel {
+  const abs = path.resolve(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(abs, 'r');
+  } catch (err) {
+    throw fileError(err, file, 'open model');
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) throw new ScalpelError('not a valid ONNX model: the file is empty', file);
+    const model = parseModel(new FileSource(fd, size), file) as OpenedModel;
+    model.file = abs;
+    model.close = () => fs.closeSync(fd);
+    return model;
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+export function modelFromBytes(bytes: Uint8Array, file?: string): OnnxModel {
+  return parseModel(new BufferSource(bytes), file);
+}
+
+/** Bytes per element for fixed-size types. */
+export function dtypeBytes(dataType: number): number {
+  const n = DTYPE_BYTES[dataType];
+  if (!n) throw new ScalpelError(`unsupported tensor type ${dtypeName(dataType)}`);
+  return n;
+}
+
+/** The payload bytes of a tensor (inline or external), copied into a fresh buffer. */
+export function readTensorBytes(model: OnnxModel, t: TensorInfo): Uint8Array {
+  const out = new Uint8Array(t.byteLength);
+  if (t.storage.kind === 'external') readExternal(model, t.storage.file, t.byteOffset, out);
+  else out.set(model.source.read(t.byteOffset, t.byteLength));
+  return out;
+}
+
+/** Reads a float32 initializer (inline or external) into a new Float32Array. */
+export function readFloatTensor(model: OnnxModel, name: string): Float32Array {
+  const t = model.initializers.get(name);
+  if (!t) throw new ScalpelError(`no initializer named ${name}`, model.file);
+  if (t.dataType !== DataType.FLOAT) throw new ScalpelError(`initializer ${name} is ${t.dtype}, not float32`, model.file);
+  const n = numel(t.dims);
+  if (t.byteLength !== n * 4) {
+    throw new ScalpelError(`initializer ${name} holds ${t.byteLength} bytes, expected ${n * 4} for shape [${t.dims}]`, model.file);
+  }
+  return new Float32Array(readTensorBytes(model, t).buffer);
+}
+
+export function externalPath(model: OnnxModel, location: string): string {
+  if (!model.file) throw new ScalpelError(`external data "${location}" needs the model's folder, but the model has no file`);
+  if (path.isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
+    throw new ScalpelError(`external data location "${location}" must stay inside the model's folder`, model.file);
+  }
+  return path.join(path.dirname(model.file), location);
+}
+
+function readExternal(model: OnnxModel, location: string, offset: number, into: Uint8Array): void {
+  const file = externalPath(model, location);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw fileError(err, file, 'open external data');
+  }
+  try {
+    const got = fs.readSync(fd, into, 0, into.length, offset);
+    if (got !== into.length) throw new ScalpelError(`external data ends early: wanted ${into.length} bytes at ${offset}, got ${got}`, file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

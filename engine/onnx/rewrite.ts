@@ -1,0 +1,103 @@
+/**
+ * Graph rewrites at the wire level: everything not named in the edit is copied as bytes.
+ *
+ * A rewrite is a plan: a list of byte ranges of the source model and new buffers, so that the
+ * result can be built in memory (for an ORT session) or streamed to a file (for large models).
+ */
+import * as fs from 'node:fs';
+import { ScalpelError } from '../errors';
+import { NodeSpec, TensorSpec, ValueInfoSpec, encodeNode, encodeTensor, encodeValueInfo } from './build';
+import { OnnxModel, TensorInfo, readTensorBytes } from './model';
+import { Writer, fieldHeader, fields } from './wire';
+
+export type Chunk = Buffer | { start: number; end: number };
+
+export interface GraphEdit {
+  /** Initializers to drop (e.g. to feed them as graph inputs instead). */
+  removeInitializers?: Iterable<string>;
+  /** Initializers whose whole TensorProto is replaced. */
+  replaceInitializers?: Map<string, TensorSpec>;
+  addNodes?: NodeSpec[];
+  addInitializers?: TensorSpec[];
+  addInputs?: ValueInfoSpec[];
+  addOutputs?: ValueInfoSpec[];
+  /**
+   * Copy external tensors' bytes into the model (for a session built from memory, which has no
+   * folder to resolve side files against).
+   */
+  inlineExternal?: boolean;
+}
+
+export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
+  const remove = new Set(edit.removeInitializers ?? []);
+  for (const name of remove) {
+    if (!model.initializers.has(name)) throw new ScalpelError(`no initializer named ${name}`, model.file);
+  }
+  const replacements = new Map<number, Buffer>(); // TensorProto start -> new field bytes (empty to drop)
+  for (const t of model.initializers.values()) {
+    let spec = edit.replaceInitializers?.get(t.name);
+    if (!spec && edit.inlineExternal && t.storage.kind === 'external') spec = inlinedSpec(model, t);
+    if (remove.has(t.name)) replacements.set(t.messageStart, Buffer.alloc(0));
+    else if (spec) {
+      const body = encodeTensor(spec).finish();
+      replacements.set(t.messageStart, Buffer.concat([fieldHeader(5, body.length), body]));
+    }
+  }
+  const appended = new Writer();
+  for (const n of edit.addNodes ?? []) appended.messageField(1, encodeNode(n));
+  for (const t of edit.addInitializers ?? []) appended.messageField(5, encodeTensor(t));
+  for (const i of edit.addInputs ?? []) appended.messageField(11, encodeValueInfo(i));
+  for (const o of edit.addOutputs ?? []) appended.messageField(12, encodeValueInfo(o));
+
+  const graphChunks: Chunk[] = [];
+  let cursor = model.graph.valueStart;
+  let graphLength = 0;
+  const push = (c: Chunk) => {
+    graphChunks.push(c);
+    graphLength += Buffer.isBuffer(c) ? c.length : c.end - c.start;
+  };
+  if (replacements.size) {
+    for (const f of fields(model.source, model.graph.valueStart, model.graph.end)) {
+      const replacement = replacements.get(f.start);
+      if (f.number !== 5 || replacement === undefined) continue;
+      if (f.start > cursor) push({ start: cursor, end: f.start });
+      if (replacement.length) push(replacement);
+      cursor = f.end;
+    }
+  }
+  if (model.graph.end > cursor) push({ start: cursor, end: model.graph.end });
+  const tail = appended.finish();
+  if (tail.length) push(tail);
+  return [
+    { start: 0, end: model.graph.start },
+    fieldHeader(7, graphLength),
+    ...graphChunks,
+    ...(model.graph.end < model.size ? [{ start: model.graph.end, end: model.size }] : []),
+  ];
+}
+
+function inlinedSpec(model: OnnxModel, t: TensorInfo): TensorSpec {
+  return { name: t.name, dims: t.dims, dataType: t.dataType, data: { raw: readTensorBytes(model, t) } };
+}
+
+export function planToBuffer(model: OnnxModel, plan: Chunk[]): Buffer {
+  return Buffer.concat(plan.map((c) => (Buffer.isBuffer(c) ? c : model.source.read(c.start, c.end - c.start))));
+}
+
+export function rewriteModel(model: OnnxModel, edit: GraphEdit): Buffer {
+  return planToBuffer(model, planRewrite(model, edit));
+}
+
+/** Streams a plan into an open file descriptor, copying source ranges in 4 MiB blocks. */
+export function writePlan(model: OnnxModel, plan: Chunk[], fd: number): void {
+  const BLOCK = 1 << 22;
+  for (const c of plan) {
+    if (Buffer.isBuffer(c)) {
+      fs.writeSync(fd, c);
+      continue;
+    }
+    for (let pos = c.start; pos < c.end; pos += BLOCK) {
+      fs.writeSync(fd, model.source.read(pos, Math.min(BLOCK, c.end - pos)));
+    }
+  }
+}

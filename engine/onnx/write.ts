@@ -1,0 +1,194 @@
+/**
+ * Writing an edited copy of a model. Only the changed tensors' bytes are written; everything else
+ * is copied as bytes, never decoded. The base file is opened read-only and never written; every
+ * output goes to a temporary file in the destination folder, is fsynced, then renamed into place.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ScalpelError, fileError } from '../errors';
+import { writeExternalData } from './build';
+import { DataType, OnnxModel, TensorInfo, externalPath, numel, openModel } from './model';
+import { Chunk, planRewrite, writePlan } from './rewrite';
+import { Writer, fieldHeader, fields } from './wire';
+
+export interface WriteResult {
+  file: string;
+  /** Side files written next to it (external data), if any. */
+  dataFiles: string[];
+  patched: string[];
+}
+
+/**
+ * Writes `source` to `outFile` with the float32 initializers in `patches` replaced.
+ * Patched values must have the initializer's element count; layout is the initializer's own.
+ */
+export function writeEditedModel(source: string, outFile: string, patches: Map<string, Float32Array>): WriteResult {
+  const model = openModel(source);
+  try {
+    return writeEdited(model, path.resolve(outFile), patches);
+  } finally {
+    model.close();
+  }
+}
+
+function writeEdited(model: OnnxModel & { file: string }, out: string, patches: Map<string, Float32Array>): WriteResult {
+  if (sameFile(model.file, out)) throw new ScalpelError('refusing to overwrite the base checkpoint; choose another output file', out);
+  const targets: TensorInfo[] = [];
+  for (const [name, values] of patches) {
+    const t = model.initializers.get(name);
+    if (!t) throw new ScalpelError(`no initializer named ${name}`, model.file);
+    if (t.dataType !== DataType.FLOAT) throw new ScalpelError(`cannot patch ${name}: it is ${t.dtype}, only float32 is supported`, model.file);
+    if (values.length !== numel(t.dims) || t.byteLength !== values.length * 4) {
+      throw new ScalpelError(`patch for ${name} has ${values.length} values, the tensor has ${numel(t.dims)}`, model.file);
+    }
+    targets.push(t);
+  }
+  const externals = [...new Set([...model.initializers.values()].flatMap((t) => (t.storage.kind === 'external' ? [t.storage.file] : [])))];
+  const outDir = path.dirname(out);
+  const temps: string[] = [];
+  try {
+    // Side files first: the model file, renamed last, is the commit point.
+    const renames = new Map<string, string>(); // old location -> new location
+    const dataFiles: [string, string][] = []; // [temp, final]
+    externals.forEach((location, i) => {
+      const newLocation = externals.length === 1 ? `${path.basename(out)}.data` : `${path.basename(out)}.${i}.data`;
+      renames.set(location, newLocation);
+      const final = path.join(outDir, newLocation);
+      const temp = tempName(final);
+      temps.push(temp);
+      copyThenPatch(externalPath(model, location), temp, targets.filter((t) => t.storage.kind === 'external' && t.storage.file === location), patches);
+      dataFiles.push([temp, final]);
+    });
+    const tempModel = tempName(out);
+    temps.push(tempModel);
+    if (externals.length === 0) {
+      copyThenPatch(model.file, tempModel, targets, patches);
+    } else {
+      const replaceInitializers = new Map(
+        [...model.initializers.values()]
+          .filter((t) => t.storage.kind === 'external')
+          .map((t) => [t.name, relocated(model, t, renames.get((t.storage as { file: string }).file)!)] as const),
+      );
+      // Inline tensors are patched in the byte plan; external ones only change their location.
+      const fd = openForWrite(tempModel);
+      try {
+        writePlan(model, patchInlinePlan(model, planRewrite(model, {}), targets.filter((t) => t.storage.kind !== 'external'), patches, replaceInitializers), fd);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    for (const [temp, final] of dataFiles) fs.renameSync(temp, final);
+    fs.renameSync(tempModel, out);
+    fsyncDir(outDir);
+    return { file: out, dataFiles: dataFiles.map(([, f]) => f), patched: targets.map((t) => t.name) };
+  } catch (err) {
+    for (const t of temps) fs.rmSync(t, { force: true });
+    if (err instanceof ScalpelError) throw err;
+    throw fileError(err, out, 'write the edited model');
+  }
+}
+
+function copyThenPatch(from: string, to: string, targets: TensorInfo[], patches: Map<string, Float32Array>): void {
+  fs.copyFileSync(from, to);
+  const fd = fs.openSync(to, 'r+');
+  try {
+    for (const t of targets) {
+      const v = patches.get(t.name)!;
+      fs.writeSync(fd, new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0, v.byteLength, t.byteOffset);
+    }
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The TensorProto of an external tensor with its location renamed; every other field kept. */
+function relocated(model: OnnxModel, t: TensorInfo, newLocation: string): Buffer {
+  const src = model.source;
+  const w = new Writer();
+  const message = fields(src, t.messageStart, t.messageEnd).next().value!;
+  for (const f of fields(src, message.valueStart, message.end)) {
+    if (f.number !== 13 && f.number !== 14) w.raw(src.read(f.start, f.end - f.start));
+  }
+  const payload = writeExternalData(w, { location: newLocation, offset: t.byteOffset, length: t.byteLength }).finish();
+  return Buffer.concat([fieldHeader(5, payload.length), payload]);
+}
+
+function patchInlinePlan(
+  model: OnnxModel,
+  plan: Chunk[],
+  targets: TensorInfo[],
+  patches: Map<string, Float32Array>,
+  replaceMessages: Map<string, Buffer>,
+): Chunk[] {
+  // Cuts: [start, end) of the source replaced by bytes of the same or other length.
+  const cuts: { start: number; end: number; bytes: Buffer }[] = [];
+  for (const t of targets) {
+    const v = patches.get(t.name)!;
+    cuts.push({ start: t.byteOffset, end: t.byteOffset + t.byteLength, bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength) });
+  }
+  for (const [name, bytes] of replaceMessages) {
+    const t = model.initializers.get(name)!;
+    cuts.push({ start: t.messageStart, end: t.messageEnd, bytes });
+  }
+  cuts.sort((a, b) => a.start - b.start);
+  const out: Chunk[] = [];
+  let delta = 0;
+  for (const c of plan) {
+    if (Buffer.isBuffer(c)) {
+      out.push(c);
+      continue;
+    }
+    let pos = c.start;
+    for (const cut of cuts) {
+      if (cut.start < c.start || cut.end > c.end) continue;
+      if (cut.start > pos) out.push({ start: pos, end: cut.start });
+      out.push(cut.bytes);
+      delta += cut.bytes.length - (cut.end - cut.start);
+      pos = cut.end;
+    }
+    if (pos < c.end) out.push({ start: pos, end: c.end });
+  }
+  if (delta !== 0) {
+    // The graph header (the plan's second chunk) must account for the changed lengths.
+    const graphPayload = model.graph.end - model.graph.valueStart + delta;
+    out[1] = fieldHeader(7, graphPayload);
+  }
+  return out;
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (path.resolve(a) === path.resolve(b)) return true;
+  try {
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } catch {
+    return false;
+  }
+}
+
+function tempName(final: string): string {
+  return path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+}
+
+function openForWrite(file: string): number {
+  try {
+    return fs.openSync(file, 'wx');
+  } catch (err) {
+    throw fileError(err, file, 'create output');
+  }
+}
+
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some file systems refuse to fsync a directory; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Tokenizers: Hugging Face `tokenizer.json` (through tokenizers.js) and a plain byte-level one.
+ */
+import * as fs from 'node:fs';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { ScalpelError, fileError } from './errors';
+
+export interface TextTokenizer {
+  /** Where it came from: a file path, or `bytes`. */
+  readonly source: string;
+  /** One more than the largest token id. */
+  readonly vocabSize: number;
+  /** The token a document starts with (end-of-text for GPT-2-style models), if the tokenizer has one. */
+  readonly bos: number | undefined;
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  /** Readable text of one token (for tables and heatmaps). */
+  tokenText(id: number): string;
+}
+
+const BOS_CANDIDATES = ['<|endoftext|>', '<|begin_of_text|>', '<s>', '<bos>', '<BOS>'];
+
+interface TokenizerJson {
+  model?: { type?: string; vocab?: Record<string, number> | [string, number][] };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+}
+
+export function loadTokenizer(spec: string): TextTokenizer {
+  if (spec === 'bytes') return byteTokenizer();
+  let text: string;
+  try {
+    text = fs.readFileSync(spec, 'utf8');
+  } catch (err) {
+    throw fileError(err, spec, 'read tokenizer');
+  }
+  let json: TokenizerJson;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ScalpelError(`not a tokenizer.json: ${(err as Error).message}`, spec);
+  }
+  if (!json || typeof json !== 'object' || !json.model || typeof json.model !== 'object') {
+    throw new ScalpelError('not a tokenizer.json: it has no "model" section', spec);
+  }
+  let hf: HfTokenizer;
+  try {
+    hf = new HfTokenizer(json, {});
+  } catch (err) {
+    throw new ScalpelError(`cannot load tokenizer: ${(err as Error).message}`, spec);
+  }
+  const vocab = json.model.vocab;
+  const ids = Array.isArray(vocab) ? vocab.map((_, i) => i) : Object.values(vocab ?? {});
+  for (const t of json.added_tokens ?? []) ids.push(t.id);
+  const vocabSize = ids.reduce((a, b) => Math.max(a, b), -1) + 1;
+  if (vocabSize <= 0) throw new ScalpelError('tokenizer has an empty vocabulary', spec);
+  const bos = (json.added_tokens ?? []).find((t) => BOS_CANDIDATES.includes(t.content))?.id;
+  return {
+    source: spec,
+    vocabSize,
+    bos,
+    encode: (s) => hf.encode(s, { add_special_tokens: false }).ids,
+    decode: (tokens) => hf.decode(tokens),
+    tokenText: (id) => hf.decode([id]),
+  };
+}
+
+/** Bytes are tokens 0..255 (UTF-8); no special tokens. */
+export function byteTokenizer(): TextTokenizer {
+  const decoder = new TextDecoder('utf-8', { fatal: false });
+  return {
+    source: 'bytes',
+    vocabSize: 256,
+    bos: undefined,
+    encode: (s) => Array.from(Buffer.from(s, 'utf8')),
+    decode: (ids) => decoder.decode(Uint8Array.from(ids)),
+    tokenText: (id) => (id >= 32 && id < 127 ? String.fromCharCode(id) : `<0x${id.toString(16).padStart(2, '0')}>`),
+  };
+}

@@ -108,13 +108,14 @@ function jsonlDocuments(file: string, s: Extract<DataSource, { kind: 'jsonl' }>)
     }
     if (!row || typeof row !== 'object' || Array.isArray(row)) throw new ScalpelError('each line must be a JSON object', s.file, { line: i + 1, column: 1 });
     const obj = row as Record<string, unknown>;
-    const text = obj[s.field];
-    if (typeof text !== 'string') throw new ScalpelError(`field "${s.field}" is missing or not a string`, s.file, { line: i + 1, column: 1 });
     const tags: Record<string, string> = {};
     for (const [k, v] of Object.entries(obj)) {
       if (k !== s.field && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) tags[k] = String(v);
     }
-    if (Object.entries(s.where).every(([k, v]) => tags[k] === v)) out.push({ text, tags });
+    if (!Object.entries(s.where).every(([k, v]) => tags[k] === v)) return;
+    const text = obj[s.field];
+    if (typeof text !== 'string') throw new ScalpelError(`field "${s.field}" is missing or not a string`, s.file, { line: i + 1, column: 1 });
+    out.push({ text, tags });
   });
   return out;
 }

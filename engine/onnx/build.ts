@@ -25,7 +25,8 @@ export interface NodeSpec {
 export interface ValueInfoSpec {
   name: string;
   elemType: number;
-  shape: (number | string)[];
+  /** Omitted: shape unknown (any rank). An empty list means a scalar. */
+  shape?: (number | string)[];
 }
 
 export type TensorData =
@@ -59,11 +60,16 @@ export function encodeNode(n: NodeSpec): Writer {
 }
 
 export function encodeValueInfo(v: ValueInfoSpec): Writer {
-  const shape = new Writer();
-  for (const d of v.shape) {
-    shape.messageField(1, typeof d === 'number' ? new Writer().varintField(1, d) : new Writer().stringField(2, d));
+  // Element type 0 (UNDEFINED): a name-only value info; onnxruntime infers the type of such an output.
+  if (v.elemType === 0) return new Writer().stringField(1, v.name);
+  const tensorType = new Writer().varintField(1, v.elemType);
+  if (v.shape) {
+    const shape = new Writer();
+    for (const d of v.shape) {
+      shape.messageField(1, typeof d === 'number' ? new Writer().varintField(1, d) : new Writer().stringField(2, d));
+    }
+    tensorType.messageField(2, shape);
   }
-  const tensorType = new Writer().varintField(1, v.elemType).messageField(2, shape);
   return new Writer().stringField(1, v.name).messageField(2, new Writer().messageField(1, tensorType));
 }
 

@@ -7,14 +7,16 @@
 import * as fs from 'node:fs';
 import { ScalpelError } from '../errors';
 import { NodeSpec, TensorSpec, ValueInfoSpec, encodeNode, encodeTensor, encodeValueInfo } from './build';
-import { OnnxModel, TensorInfo, readTensorBytes } from './model';
-import { Writer, fieldHeader, fields } from './wire';
+import { DataType, OnnxModel, TensorInfo, readTensorBytes } from './model';
+import { WireType, Writer, fieldHeader, fields } from './wire';
 
 export type Chunk = Buffer | { start: number; end: number };
 
 export interface GraphEdit {
   /** Initializers to drop (e.g. to feed them as graph inputs instead). */
   removeInitializers?: Iterable<string>;
+  /** Nodes to drop, by index in `model.nodes` (e.g. to run only the part of a graph after a cut). */
+  removeNodes?: Iterable<number>;
   /** Initializers whose whole TensorProto is replaced. */
   replaceInitializers?: Map<string, TensorSpec>;
   addNodes?: NodeSpec[];
@@ -56,10 +58,14 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
     graphChunks.push(c);
     graphLength += Buffer.isBuffer(c) ? c.length : c.end - c.start;
   };
-  if (replacements.size) {
+  const removeNodes = new Set(edit.removeNodes ?? []);
+  if (replacements.size || removeNodes.size) {
+    let nodeIndex = -1;
     for (const f of fields(model.source, model.graph.valueStart, model.graph.end)) {
-      const replacement = replacements.get(f.start);
-      if (f.number !== 5 || replacement === undefined) continue;
+      const isNode = f.number === 1 && f.wireType === WireType.Bytes;
+      if (isNode) nodeIndex++;
+      const replacement = isNode ? (removeNodes.has(nodeIndex) ? Buffer.alloc(0) : undefined) : f.number === 5 ? replacements.get(f.start) : undefined;
+      if (replacement === undefined) continue;
       if (f.start > cursor) push({ start: cursor, end: f.start });
       if (replacement.length) push(replacement);
       cursor = f.end;
@@ -78,6 +84,23 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
 
 function inlinedSpec(model: OnnxModel, t: TensorInfo): TensorSpec {
   return { name: t.name, dims: t.dims, dataType: t.dataType, data: { raw: readTensorBytes(model, t) } };
+}
+
+/**
+ * The model with intermediate tensors exposed as extra graph outputs (for tracing, and for capturing
+ * a module's input). Element types come from the graph's value_info where stated, else float32.
+ */
+export function withExtraOutputs(model: OnnxModel, names: string[], edit: GraphEdit = {}): Buffer {
+  const produced = new Set(model.nodes.flatMap((n) => n.outputs));
+  const existing = new Set(model.outputs.map((o) => o.name));
+  for (const name of names) {
+    if (!produced.has(name) && !model.initializers.has(name) && !model.inputs.some((i) => i.name === name)) {
+      throw new ScalpelError(`no tensor named ${name} in the graph`, model.file);
+    }
+  }
+  const types = new Map(model.valueInfo.map((v) => [v.name, v.elemType]));
+  const addOutputs = names.filter((n) => !existing.has(n)).map((name) => ({ name, elemType: types.get(name) || DataType.FLOAT }));
+  return rewriteModel(model, { inlineExternal: true, ...edit, addOutputs: [...(edit.addOutputs ?? []), ...addOutputs] });
 }
 
 export function planToBuffer(model: OnnxModel, plan: Chunk[]): Buffer {

@@ -1,0 +1,141 @@
+/**
+ * Reading a catalog's metadata (catalog.json) without touching its tensors: the language server
+ * answers completion and hover for 40,000 components from this alone. Tensors are read per module,
+ * by byte offset, through `openCatalogTensors`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ScalpelError, fileError } from '../errors';
+import { SafetensorsFile } from '../safetensors';
+import { CATALOG_FORMAT, Catalog, CatalogModule } from './types';
+
+/** `location` is a catalog folder or its catalog.json. */
+export function readCatalogMetadata(location: string): Catalog & { dir: string } {
+  const file = location.endsWith('.json') ? location : path.join(location, 'catalog.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw fileError(err, file, 'read component catalog');
+  }
+  let json: Catalog;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ScalpelError(`invalid JSON: ${(err as Error).message}`, file);
+  }
+  if (json?.format !== CATALOG_FORMAT) {
+    throw new ScalpelError(`not a Scalpel catalog (format is ${JSON.stringify(json?.format)}, expected "${CATALOG_FORMAT}")`, file);
+  }
+  if (!Array.isArray(json.modules) || !Array.isArray(json.components)) {
+    throw new ScalpelError('catalog has no "modules" or "components" list', file);
+  }
+  return { ...json, dir: path.dirname(path.resolve(file)) };
+}
+
+/** One module's factors: torch-layout W ≈ (V @ U).T (+ residual). Row-major Float32Arrays. */
+export interface ModuleFactors {
+  module: CatalogModule;
+  /** (dIn, C) */
+  V: Float32Array;
+  /** (C, dOut) */
+  U: Float32Array;
+  /** (dOut, dIn), when the catalog keeps one. */
+  residual?: Float32Array;
+}
+
+/** Lazy access to a catalog's tensors: the header on open, each module's bytes when asked for. */
+export class CatalogTensors {
+  private constructor(readonly catalog: Catalog & { dir: string }, readonly file: SafetensorsFile) {}
+
+  static open(catalog: Catalog & { dir: string }): CatalogTensors {
+    const rel = catalog.tensors ?? 'components.safetensors';
+    if (path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..')) {
+      throw new ScalpelError(`"tensors" must name a file inside the catalog folder, not ${JSON.stringify(rel)}`, path.join(catalog.dir, 'catalog.json'));
+    }
+    return new CatalogTensors(catalog, SafetensorsFile.open(path.join(catalog.dir, rel)));
+  }
+
+  module(pathName: string): CatalogModule {
+    const m = this.catalog.modules.find((x) => x.path === pathName);
+    if (!m) throw new ScalpelError(`the catalog has no module "${pathName}"`, path.join(this.catalog.dir, 'catalog.json'));
+    return m;
+  }
+
+  factors(pathName: string): ModuleFactors {
+    const m = this.module(pathName);
+    const V = this.file.readFloat32(`${m.path}.V`, [m.dIn, m.components]);
+    const U = this.file.readFloat32(`${m.path}.U`, [m.components, m.dOut]);
+    const residual = m.hasResidual ? this.file.readFloat32(`${m.path}.residual`, [m.dOut, m.dIn]) : undefined;
+    return { module: m, V, U, residual };
+  }
+
+  /**
+   * The module's causal-importance functions, where an SPD writer stored them (docs/components.md,
+   * "SPD fields"): CI_c(x) = clamp(b_out[c] + Σ_h w_out[c,h]·gelu_tanh(a·w_in[c,h] + b_in[c,h]), 0, 1), a = x·V[:, c].
+   */
+  ciFunction(pathName: string): CiFunction | undefined {
+    const m = this.module(pathName);
+    if (!this.file.has(`${m.path}.ci.w_in`)) return undefined;
+    const hidden = this.file.entries.get(`${m.path}.ci.w_in`)!.shape[1];
+    const shape = [m.components, hidden];
+    return {
+      hidden,
+      wIn: this.file.readFloat32(`${m.path}.ci.w_in`, shape),
+      bIn: this.file.readFloat32(`${m.path}.ci.b_in`, shape),
+      wOut: this.file.readFloat32(`${m.path}.ci.w_out`, shape),
+      bOut: this.file.readFloat32(`${m.path}.ci.b_out`, [m.components]),
+    };
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
+
+/** Per-component CI MLPs with one hidden layer: (C, hidden) weights and biases, (C) output bias. */
+export interface CiFunction {
+  hidden: number;
+  wIn: Float32Array;
+  bIn: Float32Array;
+  wOut: Float32Array;
+  bOut: Float32Array;
+}
+
+export function openCatalogTensors(location: string): CatalogTensors {
+  return CatalogTensors.open(readCatalogMetadata(location));
+}
+
+/**
+ * The module's weight rebuilt from its factors, in the initializer's own layout:
+ * `in_out` → (dIn, dOut) = V @ U (+ residualᵀ); `out_in` → (dOut, dIn) = (V @ U)ᵀ (+ residual).
+ */
+export function reconstructWeight(f: ModuleFactors, withResidual = true): Float32Array {
+  const { dIn, dOut, components: C, layout } = f.module;
+  const acc = new Float64Array(dIn * dOut); // (dIn, dOut)
+  for (let i = 0; i < dIn; i++) {
+    const row = i * dOut;
+    for (let c = 0; c < C; c++) {
+      const v = f.V[i * C + c];
+      if (v === 0) continue;
+      const u = c * dOut;
+      for (let j = 0; j < dOut; j++) acc[row + j] += v * f.U[u + j];
+    }
+  }
+  const out = new Float32Array(dIn * dOut);
+  const r = withResidual ? f.residual : undefined;
+  for (let i = 0; i < dIn; i++) {
+    for (let j = 0; j < dOut; j++) {
+      const w = acc[i * dOut + j] + (r ? r[j * dIn + i] : 0);
+      if (layout === 'in_out') out[i * dOut + j] = w;
+      else out[j * dIn + i] = w;
+    }
+  }
+  return out;
+}
+
+/** Where a model's catalog lives unless told otherwise: `components/` beside model.onnx. */
+export function defaultCatalogDir(model: string): string {
+  const isDir = fs.existsSync(model) && fs.statSync(model).isDirectory();
+  return path.join(isDir ? model : path.dirname(model), 'components');
+}

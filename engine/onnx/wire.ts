@@ -19,6 +19,8 @@ export interface ByteSource {
   readonly size: number;
   /** Bytes [offset, offset + length); throws ScalpelError past the end. */
   read(offset: number, length: number): Buffer;
+  /** One byte, without allocating (varints are read byte by byte). */
+  byte(offset: number): number;
 }
 
 export class BufferSource implements ByteSource {
@@ -29,6 +31,10 @@ export class BufferSource implements ByteSource {
   read(offset: number, length: number): Buffer {
     if (offset + length > this.bytes.length) throw new ScalpelError('unexpected end of data');
     return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + offset, length);
+  }
+  byte(offset: number): number {
+    if (offset >= this.bytes.length) throw new ScalpelError('unexpected end of data');
+    return this.bytes[offset];
   }
 }
 
@@ -42,6 +48,12 @@ export class FileSource implements ByteSource {
     private readonly fd: number,
     readonly size: number,
   ) {}
+
+  byte(offset: number): number {
+    const i = offset - this.windowStart;
+    if (i >= 0 && i < this.window.length) return this.window[i];
+    return this.read(offset, 1)[0];
+  }
 
   read(offset: number, length: number): Buffer {
     if (offset + length > this.size) throw new ScalpelError('unexpected end of file');
@@ -120,7 +132,7 @@ export function readVarint(src: ByteSource, pos: number, end: number): [number, 
   let scale = 1;
   for (let i = 0; i < 10; i++) {
     if (pos >= end) throw new WireError('varint runs past the end (truncated file?)', undefined, { offset: pos });
-    const b = src.read(pos, 1)[0];
+    const b = src.byte(pos);
     pos++;
     result += (b & 0x7f) * scale;
     if (b < 0x80) return [result, pos];

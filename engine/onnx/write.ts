@@ -73,7 +73,7 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
       const fd = openForWrite(tempModel);
       try {
         writePlan(model, patchInlinePlan(model, planRewrite(model, {}), targets.filter((t) => t.storage.kind !== 'external'), patches, replaceInitializers), fd);
-        fs.fsyncSync(fd);
+        fs.fdatasyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
@@ -97,7 +97,8 @@ function copyThenPatch(from: string, to: string, targets: TensorInfo[], patches:
       const v = patches.get(t.name)!;
       fs.writeSync(fd, new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0, v.byteLength, t.byteOffset);
     }
-    fs.fsyncSync(fd);
+    // Data and size on disk before the rename; the directory entry is synced after it.
+    fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -64,6 +64,22 @@ export interface EvaluatorOptions {
   threads?: number;
   /** Evaluate these model bytes (an edited copy) instead of the model's own. */
   modelBytes?: Uint8Array;
+  /** Extra inputs fed on every run (e.g. weights that the model bytes declare as graph inputs). */
+  feeds?: Record<string, ort.Tensor>;
+  /** The model's vocabulary size when already known: skips the probe run (for graphs that need per-batch feeds). */
+  vocabSize?: number;
+}
+
+export interface EvaluateOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** Extra inputs for this evaluation, over the evaluator's own. */
+  feeds?: Record<string, ort.Tensor>;
+  /** Extra inputs per batch (batch index in window order, window start offsets). */
+  batchFeeds?: (batch: number, starts: number[]) => Record<string, ort.Tensor>;
+  /** Extra outputs to fetch, handed to `onBatch` with the batch index. */
+  fetches?: string[];
+  onBatch?: (batch: number, outputs: ort.InferenceSession.ReturnType) => void;
 }
 
 const NLL_OUTPUT = 'scalpel_token_nll';
@@ -77,6 +93,7 @@ export class Evaluator {
     private readonly batchSize: number,
     private readonly feedsMask: boolean,
     private readonly feedsPositions: boolean,
+    private readonly extraFeeds: Record<string, ort.Tensor>,
   ) {}
 
   static async create(lm: LanguageModel, opts: EvaluatorOptions = {}): Promise<Evaluator> {
@@ -92,8 +109,8 @@ export class Evaluator {
       throw new ScalpelError(`onnxruntime cannot load the model: ${firstLine(err)}`, lm.file);
     }
     const names = new Set(onnx.inputs.map((i) => i.name));
-    const ev = new Evaluator(session, lm, 0, opts.batchSize ?? 8, names.has('attention_mask'), names.has('position_ids'));
-    const vocab = await ev.probeVocabulary();
+    const ev = new Evaluator(session, lm, 0, opts.batchSize ?? 8, names.has('attention_mask'), names.has('position_ids'), opts.feeds ?? {});
+    const vocab = opts.vocabSize ?? (await ev.probeVocabulary());
     checkTokenizerFits(lm, vocab);
     (ev as { vocabSize: number }).vocabSize = vocab;
     return ev;
@@ -113,6 +130,7 @@ export class Evaluator {
       }
     });
     const feeds: Record<string, ort.Tensor> = {
+      ...this.extraFeeds,
       [this.lm.inputName]: new ort.Tensor('int64', ids, [b, length]),
       [TARGETS_INPUT]: new ort.Tensor('int64', targets, [b, length]),
     };
@@ -140,7 +158,7 @@ export class Evaluator {
   }
 
   /** Mean and per-token loss over a tokenized dataset, in windows of the model's context length. */
-  async evaluate(ds: TokenizedDataset, opts: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {}): Promise<DatasetLoss> {
+  async evaluate(ds: TokenizedDataset, opts: EvaluateOptions = {}): Promise<DatasetLoss> {
     const n = ds.ids.length;
     const ctx = this.lm.contextLength;
     const perToken = new Float32Array(Math.max(0, n - 1));
@@ -151,7 +169,10 @@ export class Evaluator {
       const starts = windows.slice(i, i + this.batchSize);
       const batch = starts.map((s) => ds.ids.subarray(s, Math.min(n, s + ctx + 1)));
       const length = Math.max(...batch.map((w) => w.length - 1));
-      const out = await this.run(this.feeds(batch, length), [NLL_OUTPUT]);
+      const b = i / this.batchSize;
+      const feeds = { ...this.feeds(batch, length), ...opts.feeds, ...opts.batchFeeds?.(b, starts) };
+      const out = await this.run(feeds, [NLL_OUTPUT, ...(opts.fetches ?? [])]);
+      opts.onBatch?.(b, out);
       const nll = out[NLL_OUTPUT].data as Float32Array;
       starts.forEach((s, r) => perToken.set(nll.subarray(r * length, r * length + batch[r].length - 1), s));
       opts.onProgress?.({ done: Math.min(n - 1, starts[starts.length - 1] + ctx), total: n - 1 });

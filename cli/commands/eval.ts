@@ -6,8 +6,11 @@ import { ScalpelError } from '../../engine/errors';
 import { loadDataset, parseDataArg } from '../../engine/data';
 import { openLanguageModel } from '../../engine/lm';
 import { Evaluator, evaluateAll, tokenizeDataset } from '../../engine/evaluate';
+import { evalSpec, specEvalUsage } from '../edit-spec';
+import { datasetLossJson } from '../../engine/report';
 
 const usage = `scalpel eval --model DIR|FILE --data SOURCE [--data SOURCE …] [options]
+       scalpel eval SPEC.scalpel [--edit NAME] [--json] [--junit FILE]   (see below)
 
 Held-out next-token loss of a model on each dataset, in nats per token.
 
@@ -18,13 +21,17 @@ Held-out next-token loss of a model on each dataset, in nats per token.
   --max-tokens N       score at most N tokens per dataset
   --batch N            windows per run (default 8)
   --threads N          onnxruntime intra-op threads
-  --json               machine-readable output`;
+  --json               machine-readable output
+  --per-token          with --json: every scored token's text and loss
+
+${specEvalUsage}`;
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'loss per dataset of a model (nats/token)',
   usage,
   async run(argv) {
+    if (argv.some((a) => a.endsWith('.scalpel'))) return evalSpec(argv);
     const { values } = parseArgs({
       args: argv,
       options: {
@@ -35,6 +42,7 @@ export const evalCommand: Command = {
         batch: { type: 'string' },
         threads: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'per-token': { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -62,7 +70,7 @@ export const evalCommand: Command = {
           vocabSize: ev.vocabSize,
           contextLength: lm.contextLength,
           uniformLoss: Math.log(ev.vocabSize),
-          datasets: results.map((r) => ({ name: r.name, source: r.source, tokens: r.tokens, loss: r.loss })),
+          datasets: results.map((r, i) => datasetLossJson(r, values['per-token'] ? { data: datasets[i], tokenizer: lm.tokenizer } : undefined)),
           seconds,
         };
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');

@@ -1,5 +1,15 @@
 import { Command } from '../command';
 import { evalCommand } from './eval';
+import { decomposeCommand } from './decompose';
+import { labelCommand } from './label';
+import { componentsCommand } from './components';
+import { checkCommand } from './check';
+import { fmtCommand } from './fmt';
+import { lspCommand } from './lsp';
+import { dapCommand } from './dap';
+import { applyCommand } from './apply';
+import { diffCommand } from './diff';
+import { reviewCommand } from './review';
 
 /** Every subcommand, in the order `scalpel --help` lists them. */
-export const commands: Command[] = [evalCommand];
+export const commands: Command[] = [evalCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand];

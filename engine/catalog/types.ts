@@ -38,7 +38,10 @@ export interface ComponentInfo {
   key: string;
   module: string;
   index: number;
+  /** The label shown: human > imported > auto (the labeller never replaces human or imported ones). */
   label?: ComponentLabel;
+  /** The labeller's latest automatic label, kept even where a human or imported label wins. */
+  autoLabel?: ComponentLabel;
   /** Statistics per tag (e.g. `de`, `fr`, ...). */
   stats?: Record<string, TagStats>;
   /** Per tag: its meanAbs over the mean of the other tags' meanAbs. */
@@ -47,6 +50,10 @@ export interface ComponentInfo {
   contexts?: ComponentContext[];
   /** Output side: next tokens its write vector promotes most through the unembedding. */
   promotes?: { token: string; logit: number }[];
+  /** Output side: next tokens its write vector suppresses most (most negative logits). */
+  suppresses?: { token: string; logit: number }[];
+  /** How the write vector reaches the logits, e.g. `lm_head` or `h.1.mlp.c_proj+lm_head` (see docs/components.md). */
+  promotesVia?: string;
   /** ‖U[c]‖ · ‖V[:, c]‖: the size of the rank-one piece. */
   norm?: number;
 }
@@ -63,6 +70,8 @@ export interface CatalogModule {
   components: number;
   /** Whether the tensors file holds `<module>.residual` (W − (V@U).T, torch layout). */
   hasResidual?: boolean;
+  /** Where a writer dropped components: the index column c had in the source run. */
+  sourceIndices?: number[];
 }
 
 export interface CatalogMethod {
@@ -78,6 +87,10 @@ export interface CatalogDatasetRef {
   source: string;
   sha256: string;
   tokens: number;
+  /** The tag its statistics are filed under (e.g. `de`). */
+  tag?: string;
+  /** Which part of the source was used, e.g. `train part of splitDocuments(0.5, seed 0)`. */
+  split?: string;
 }
 
 export interface Catalog {
@@ -92,5 +105,7 @@ export interface Catalog {
   datasets?: CatalogDatasetRef[];
   /** Activation threshold used for firingRate. */
   firingThreshold?: number;
+  /** What `stats` measure: `activation` (|x·V[:, c]|·‖U[c]‖) or `ci` (the catalog's causal importance). */
+  statsMeasure?: 'activation' | 'ci';
   created?: string;
 }

@@ -1,0 +1,70 @@
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Command } from '../command';
+import { formatTable } from '../table';
+import { ScalpelError } from '../../engine/errors';
+import { applyPlan } from '../../engine/edit/apply';
+import { PlanRunner } from '../../engine/edit/run';
+import { loadSpec } from '../../language/semantic';
+import { describeOutcome, planFromSpec } from '../edit-spec';
+import { positiveInt } from './eval';
+
+const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]
+
+Writes the edited checkpoint (a byte-patched copy; the base model is only read) and SPEC.scalpel.lock:
+hashes of base model, catalog and output, the components with labels, tuned scales, the exact tuning
+tokens and the loss of every dataset before and after. Without --edit every edit is applied together.
+While the spec, model and catalog are unchanged, tuned scales come from the lock, so a re-run writes
+the same bytes. Exit 1 when a guard or expectation fails (the output is still written).
+
+  -o, --out FILE       the edited model to write
+  --edit NAME          apply only this edit (repeatable)
+  --lock FILE          lock file (default: SPEC.scalpel.lock)
+  --retune             ignore the lock's tuned scales and tune again
+  --tune-with-guards   use the kept guards as constraints while tuning
+  --threads N          onnxruntime intra-op threads`;
+
+export const applyCommand: Command = {
+  name: 'apply',
+  summary: 'write the edited model and its lock file',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        out: { type: 'string', short: 'o' },
+        edit: { type: 'string', multiple: true },
+        lock: { type: 'string' },
+        retune: { type: 'boolean', default: false },
+        'tune-with-guards': { type: 'boolean', default: false },
+        threads: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length !== 1) throw new ScalpelError('apply takes one spec file');
+    if (!values.out) throw new ScalpelError('apply needs -o OUT.onnx');
+    const plan = planFromSpec(loadSpec(positionals[0]));
+    const runner = await PlanRunner.open(plan, { threads: positiveInt(values.threads, '--threads') });
+    try {
+      const r = await applyPlan(runner, {
+        edits: values.edit ?? [],
+        outFile: values.out,
+        lockFile: values.lock,
+        retune: values.retune,
+        guardsAsConstraints: values['tune-with-guards'],
+      });
+      const rel = (f: string) => path.relative(process.cwd(), f) || f;
+      process.stdout.write(describeOutcome(r.outcome, runner) + '\n\n');
+      if (r.outcome.checks.length) {
+        process.stdout.write(formatTable(['', 'check'], r.outcome.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message])) + '\n\n');
+      }
+      process.stdout.write(`wrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…) and ${rel(r.lockFile)}\n`);
+      const failed = r.outcome.checks.filter((c) => !c.pass);
+      for (const f of failed) process.stderr.write(`scalpel: ${rel(plan.specFile!)}:${f.check.origin?.line ?? 1}:${f.check.origin?.column ?? 1}: ${f.message}\n`);
+      return failed.length ? 1 : 0;
+    } finally {
+      await runner.close();
+    }
+  },
+};

@@ -1,0 +1,133 @@
+/**
+ * Built-in decompositions, so any ONNX model gets a catalog without Python:
+ * - `neuron`: each MLP hidden unit is one rank-one component of the up-projection (its input weights)
+ *   and one of the down-projection (its output weights); exact, no residual.
+ * - `svd`: each matrix's top-k singular triplets, the remainder kept as the residual.
+ */
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import { ScalpelError } from '../errors';
+import { LanguageModel } from '../lm';
+import { readFloatTensor } from '../onnx/model';
+import { ModuleWeight, moduleGlob, moduleWeights } from '../onnx/modules';
+import { ModuleTensors } from '../catalog/write';
+import { CATALOG_FORMAT, Catalog, CatalogModule, ComponentInfo } from '../catalog/types';
+import { svd } from './svd';
+
+export type DecomposeMethod = 'neuron' | 'svd';
+
+export interface DecomposeOptions {
+  method: DecomposeMethod;
+  /** fnmatch patterns over module paths; default: the MLP matrices (`*mlp*`, `*ffn*`, `*feed_forward*`). */
+  modules?: string[];
+  /** svd: singular triplets kept per matrix (default: all, min(d_in, d_out)). */
+  rank?: number;
+}
+
+export interface Decomposition {
+  catalog: Catalog;
+  tensors: ModuleTensors[];
+}
+
+const MLP_PATTERNS = ['*mlp*', '*ffn*', '*feed_forward*'];
+
+export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposition {
+  const patterns = (opts.modules?.length ? opts.modules : MLP_PATTERNS).map(moduleGlob);
+  const targets = moduleWeights(lm.onnx).filter((w) => patterns.some((p) => p.test(w.module)));
+  if (!targets.length) {
+    throw new ScalpelError(`no weight matrix matches ${(opts.modules ?? MLP_PATTERNS).join(', ')} (modules: ${moduleWeights(lm.onnx).map((w) => w.module).join(', ') || 'none'})`, lm.file);
+  }
+  if (opts.rank !== undefined && (!Number.isInteger(opts.rank) || opts.rank <= 0)) throw new ScalpelError(`rank must be a positive whole number, not ${opts.rank}`);
+  const modules: CatalogModule[] = [];
+  const tensors: ModuleTensors[] = [];
+  for (const w of targets) {
+    const weight = inOut(w, readFloatTensor(lm.onnx, w.initializer));
+    const t = opts.method === 'neuron' ? neuronFactors(w, weight) : svdFactors(w, weight, opts.rank);
+    modules.push({ path: w.module, initializer: w.initializer, layout: w.layout, dIn: w.dIn, dOut: w.dOut, components: t.U.length / w.dOut, hasResidual: Boolean(t.residual) });
+    tensors.push(t);
+  }
+  const components: ComponentInfo[] = [];
+  modules.forEach((m, mi) => {
+    const { V, U } = tensors[mi];
+    for (let c = 0; c < m.components; c++) {
+      components.push({ key: `${m.path}:${c}`, module: m.path, index: c, norm: round(columnNorm(V, m.dIn, m.components, c) * rowNorm(U, m.dOut, c)) });
+    }
+  });
+  const catalog: Catalog = {
+    format: CATALOG_FORMAT,
+    model: { file: path.basename(lm.file), sha256: modelHash(lm.bytes) },
+    method: { name: opts.method, params: { modules: opts.modules ?? MLP_PATTERNS, ...(opts.method === 'svd' ? { rank: opts.rank ?? 'full' } : {}) }, provenance: 'scalpel decompose (engine/decompose)' },
+    tensors: 'components.safetensors',
+    modules,
+    components,
+    created: new Date().toISOString(),
+  };
+  return { catalog, tensors };
+}
+
+/** The weight as (dIn, dOut), row-major, whatever the initializer's layout. */
+export function inOut(w: ModuleWeight, data: Float32Array): Float32Array {
+  if (w.layout === 'in_out') return data;
+  const out = new Float32Array(data.length);
+  for (let o = 0; o < w.dOut; o++) for (let i = 0; i < w.dIn; i++) out[i * w.dOut + o] = data[o * w.dIn + i];
+  return out;
+}
+
+/**
+ * Up-projections (d_out > d_in: the hidden units are outputs) get V = W (dIn, dOut), U = I;
+ * down-projections (d_in > d_out) get V = I, U = W. Either way V @ U = W exactly.
+ */
+function neuronFactors(w: ModuleWeight, weight: Float32Array): ModuleTensors {
+  if (w.dIn === w.dOut) throw new ScalpelError(`${w.module} is square (${w.dIn}×${w.dOut}): the neuron basis needs an MLP up- or down-projection; choose modules with --modules`);
+  const up = w.dOut > w.dIn;
+  const hidden = up ? w.dOut : w.dIn;
+  const eye = new Float32Array(hidden * hidden);
+  for (let i = 0; i < hidden; i++) eye[i * hidden + i] = 1;
+  return up ? { module: w.module, V: weight, U: eye } : { module: w.module, V: eye, U: weight };
+}
+
+/** Top `rank` triplets: V[:, k] = u_k √σ_k, U[k] = √σ_k v_k; the rest of W as the torch-layout residual. */
+function svdFactors(w: ModuleWeight, weight: Float32Array, rank?: number): ModuleTensors {
+  const { dIn, dOut } = w;
+  const d = svd(weight, dIn, dOut);
+  const k = Math.min(rank ?? d.k, d.k);
+  const V = new Float32Array(dIn * k);
+  const U = new Float32Array(k * dOut);
+  const approx = new Float64Array(dIn * dOut);
+  for (let c = 0; c < k; c++) {
+    const r = Math.sqrt(d.s[c]);
+    for (let i = 0; i < dIn; i++) V[i * k + c] = d.u[c][i] * r;
+    for (let j = 0; j < dOut; j++) U[c * dOut + j] = d.v[c][j] * r;
+  }
+  // The residual is taken against the float32 factors actually stored, so V@U + residual is W to rounding.
+  for (let i = 0; i < dIn; i++) {
+    for (let c = 0; c < k; c++) {
+      const v = V[i * k + c];
+      for (let j = 0; j < dOut; j++) approx[i * dOut + j] += v * U[c * dOut + j];
+    }
+  }
+  const residual = new Float32Array(dOut * dIn);
+  for (let i = 0; i < dIn; i++) for (let j = 0; j < dOut; j++) residual[j * dIn + i] = weight[i * dOut + j] - approx[i * dOut + j];
+  return { module: w.module, V, U, residual };
+}
+
+function columnNorm(a: Float32Array, rows: number, cols: number, c: number): number {
+  let s = 0;
+  for (let i = 0; i < rows; i++) s += a[i * cols + c] ** 2;
+  return Math.sqrt(s);
+}
+
+function rowNorm(a: Float32Array, cols: number, r: number): number {
+  let s = 0;
+  for (let j = 0; j < cols; j++) s += a[r * cols + j] ** 2;
+  return Math.sqrt(s);
+}
+
+/** SHA-256 of a model file's bytes, as catalogs record it. */
+export function modelHash(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function round(x: number): number {
+  return Number(x.toPrecision(6));
+}

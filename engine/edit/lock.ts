@@ -1,0 +1,137 @@
+/**
+ * `spec.scalpel.lock`: what an apply produced and from what, so that a reviewer reads it as a diff
+ * and a re-run reproduces the same bytes. JSON with sorted keys and one value per line; numbers
+ * measured by onnxruntime are rounded to 1e-6 so float noise below that never shows as a change.
+ *
+ * Tuned scales are reused from the lock while the spec, base model and catalog hashes match: like
+ * a package lock, the file pins the result of a search rather than repeating it.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ScalpelError, fileError } from '../errors';
+import { writeFileAtomic } from '../safetensors';
+import { EditOutcome } from './run';
+
+export const LOCK_FORMAT = 'scalpel-lock/1';
+
+export interface LockFile {
+  format: typeof LOCK_FORMAT;
+  spec: { file: string; sha256: string };
+  model: { file: string; sha256: string };
+  catalog: { dir: string; sha256: string };
+  output: { file: string; sha256: string };
+  edits: string[];
+  components: { key: string; label: string | null; edit: string; scale: number }[];
+  scales: Record<string, number>;
+  tuning: {
+    objective: string;
+    values: Record<string, number>;
+    tokens: { dataset: string; ids: number[]; text: string[]; scored: number }[];
+    trace: { x: number[]; f: number }[];
+    constrained: boolean;
+  } | null;
+  metrics: Record<string, { tokens: number; before: number; after: number; delta: number }>;
+  checks: { message: string; pass: boolean }[];
+}
+
+export function sha256File(file: string): string {
+  const h = createHash('sha256');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw fileError(err, file, 'read');
+  }
+  try {
+    const buf = Buffer.alloc(1 << 22);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** Hash of a catalog folder: its catalog.json and its tensors file. */
+export function catalogHash(dir: string, tensors: string): string {
+  return createHash('sha256').update(sha256File(path.join(dir, 'catalog.json'))).update(sha256File(path.join(dir, tensors))).digest('hex');
+}
+
+const round = (v: number) => Math.round(v * 1e6) / 1e6;
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+/** Sorted keys, two-space indentation (so one value per line), trailing newline. */
+export function stableJson(v: unknown): string {
+  return JSON.stringify(sortKeys(v), null, 2) + '\n';
+}
+
+export function buildLock(args: {
+  specFile: string;
+  specText: string;
+  modelFile: string;
+  catalogDir: string;
+  catalogSha: string;
+  outFile: string;
+  lockDir: string;
+  outcome: EditOutcome;
+  labels: Map<string, string | undefined>;
+  editOf: Map<string, string>;
+}): LockFile {
+  const rel = (f: string) => path.relative(args.lockDir, f).split(path.sep).join('/');
+  const o = args.outcome;
+  const t = o.tuning;
+  return {
+    format: LOCK_FORMAT,
+    spec: { file: rel(args.specFile), sha256: createHash('sha256').update(args.specText).digest('hex') },
+    model: { file: rel(args.modelFile), sha256: sha256File(args.modelFile) },
+    catalog: { dir: rel(args.catalogDir), sha256: args.catalogSha },
+    output: { file: rel(args.outFile), sha256: sha256File(args.outFile) },
+    edits: o.edits,
+    components: o.terms.map((term) => ({ key: term.component.key, label: args.labels.get(term.component.key) ?? null, edit: args.editOf.get(term.component.key)!, scale: term.scale })),
+    scales: o.scales,
+    tuning: t
+      ? {
+          objective: t.objective,
+          values: Object.fromEntries(t.edits.map((e, i) => [e, t.values[i]])),
+          tokens: t.tokens,
+          trace: t.trace.map((e) => ({ x: e.x, f: round(e.f) })),
+          constrained: t.constrained,
+        }
+      : null,
+    metrics: Object.fromEntries(o.deltas.map((d) => [d.name, { tokens: d.tokens, before: round(d.base), after: round(d.edited), delta: round(d.delta) }])),
+    checks: o.checks.map((c) => ({ message: c.message, pass: c.pass })),
+  };
+}
+
+export function writeLock(file: string, lock: LockFile): void {
+  writeFileAtomic(file, [stableJson(lock)]);
+}
+
+export function readLock(file: string): LockFile | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  let json: LockFile;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ScalpelError(`invalid lock file: ${(err as Error).message}`, file);
+  }
+  if (json?.format !== LOCK_FORMAT) throw new ScalpelError(`not a Scalpel lock file (format ${JSON.stringify(json?.format)}, expected "${LOCK_FORMAT}")`, file);
+  return json;
+}
+
+/** The lock's tuned scales, when it was made from this very spec, model and catalog. */
+export function lockedScales(lock: LockFile | undefined, specText: string, modelSha: string, catalogSha: string): Record<string, number> | undefined {
+  if (!lock?.tuning) return undefined;
+  const specSha = createHash('sha256').update(specText).digest('hex');
+  if (lock.spec?.sha256 !== specSha || lock.model?.sha256 !== modelSha || lock.catalog?.sha256 !== catalogSha) return undefined;
+  return lock.tuning.values;
+}

@@ -1,0 +1,59 @@
+/**
+ * A resolved edit plan: what a spec means once names, selectors and files are resolved. The spec
+ * language produces it (language/ → engine/edit/fromSpec.ts); tests and benchmarks build it directly.
+ */
+import { DataSource } from '../data';
+import { Check, Unit } from './checks';
+import { Origin } from './weights';
+
+export interface PlanDataset {
+  name: string;
+  source: DataSource;
+  /** Tokens scored at most (the spec's `limit N tokens`). */
+  limit?: number;
+  origin?: Origin;
+}
+
+export interface PlanGuard {
+  name: string;
+  datasets: string[];
+  /** |Δloss| must stay at or below this. */
+  threshold: number;
+  unit: Unit;
+  origin?: Origin;
+}
+
+export interface PlanTune {
+  low: number;
+  high: number;
+  objective: 'maximize' | 'minimize';
+  /** The datasets whose mean edited loss is the objective: their tokens are the only tuning data. */
+  datasets: string[];
+  origin?: Origin;
+}
+
+export interface PlanEdit {
+  name: string;
+  /** Component keys, in selection order; every one is scaled by the edit's one scale. */
+  components: string[];
+  scale: { value: number } | { tune: PlanTune };
+  /** Guard names this edit keeps. */
+  keep: string[];
+  origin?: Origin;
+}
+
+export interface EditPlan {
+  /** The spec file (absolute) and its text, for the lock's hash. */
+  specFile?: string;
+  specText?: string;
+  model: { path: string; tokenizer?: string; components?: string; origin?: Origin };
+  datasets: PlanDataset[];
+  guards: PlanGuard[];
+  edits: PlanEdit[];
+  expectations: Check[];
+}
+
+/** A guard's checks: |Δloss| of each of its datasets at most its threshold. */
+export function guardChecks(guard: PlanGuard, edit?: string): Check[] {
+  return guard.datasets.map((dataset) => ({ kind: 'guard', dataset, edit, change: 'moves', op: '<=', bound: guard.threshold, unit: guard.unit, guard: guard.name, origin: guard.origin }));
+}

@@ -1,0 +1,193 @@
+/**
+ * Running an edit plan: resolve components, tune scales on the named tuning data only, then
+ * measure every dataset and every check. One preview session serves every edit of a spec (its
+ * base results are cached per dataset), so checking five guards costs five edited runs.
+ */
+import { loadDataset } from '../data';
+import { ScalpelError } from '../errors';
+import { TokenizedDataset, tokenizeDataset } from '../evaluate';
+import { LanguageModel, openLanguageModel } from '../lm';
+import { CatalogTensors, openCatalogTensors } from '../catalog/read';
+import * as path from 'node:path';
+import { Check, CheckResult, runCheck, violation } from './checks';
+import { EditPlan, PlanEdit, PlanTune, guardChecks } from './plan';
+import { DatasetDelta, PreviewSession } from './preview';
+import { minimize, TraceEntry } from './tune';
+import { CatalogComponents, Component, ComponentSource, ScaleTerm, WeightEditor, checkDistinct } from './weights';
+
+export interface TuningRecord {
+  /** Edits tuned, in coordinate order, and the values found. */
+  edits: string[];
+  values: number[];
+  objective: string;
+  /** The exact tuning tokens: ids (the first is the context start) and their text. */
+  tokens: { dataset: string; ids: number[]; text: string[]; scored: number }[];
+  trace: TraceEntry[];
+  /** Whether the values came from the lock file instead of a search. */
+  fromLock: boolean;
+  /** Whether guards constrained the search. */
+  constrained: boolean;
+}
+
+export interface EditOutcome {
+  /** The edits applied together. */
+  edits: string[];
+  terms: ScaleTerm[];
+  scales: Record<string, number>;
+  weights: Map<string, Float32Array>;
+  tuning?: TuningRecord;
+  deltas: DatasetDelta[];
+  checks: CheckResult[];
+}
+
+export interface RunOptions {
+  /** Tuned values to reuse (from a lock), by edit name. */
+  locked?: Record<string, number>;
+  /** Use each edit's kept guards as constraints while tuning (a penalty outside them). */
+  guardsAsConstraints?: boolean;
+  onStatus?: (message: string) => void;
+}
+
+/** Everything a spec's edits need, opened once. */
+export class PlanRunner {
+  private readonly tokenized = new Map<string, TokenizedDataset>();
+
+  private constructor(
+    readonly plan: EditPlan,
+    readonly lm: LanguageModel,
+    readonly editor: WeightEditor,
+    readonly catalog: CatalogTensors | undefined,
+    private readonly components: Map<string, Component>,
+    readonly session: PreviewSession,
+  ) {}
+
+  /** `components`: another source than the plan's catalog (e.g. the neuron basis, for baselines). */
+  static async open(plan: EditPlan, opts: { threads?: number; components?: ComponentSource } = {}): Promise<PlanRunner> {
+    const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
+    const editor = new WeightEditor(lm.onnx);
+    if (!plan.edits.length) throw new ScalpelError('the spec has no edit', plan.specFile);
+    for (const e of plan.edits) {
+      if (!e.components.length) throw new ScalpelError(`edit ${e.name} selects no components`, e.origin?.file ?? plan.specFile, e.origin);
+    }
+    if (!plan.model.components && !opts.components) {
+      throw new ScalpelError(`edit ${plan.edits[0].name} selects components but the model declares no component catalog`, plan.model.origin?.file ?? plan.specFile, plan.model.origin);
+    }
+    const catalog = plan.model.components ? openCatalogTensors(plan.model.components) : undefined;
+    try {
+      const components = new Map<string, Component>();
+      const source = opts.components ?? (catalog && new CatalogComponents(catalog));
+      if (source) for (const e of plan.edits) for (const key of e.components) components.set(key, source.get(key, e.origin));
+      const session = await PreviewSession.create(lm, editor, editor.initializers([...components.values()]), { threads: opts.threads });
+      return new PlanRunner(plan, lm, editor, catalog, components, session);
+    } catch (err) {
+      catalog?.close();
+      throw err;
+    }
+  }
+
+  edit(name: string): PlanEdit {
+    const e = this.plan.edits.find((x) => x.name === name);
+    if (!e) throw new ScalpelError(`the spec has no edit named "${name}" (it has ${this.plan.edits.map((x) => x.name).join(', ') || 'none'})`, this.plan.specFile);
+    return e;
+  }
+
+  dataset(name: string): TokenizedDataset {
+    let t = this.tokenized.get(name);
+    if (!t) {
+      const d = this.plan.datasets.find((x) => x.name === name);
+      if (!d) throw new ScalpelError(`no dataset named "${name}"`, this.plan.specFile);
+      const base = this.plan.specFile ? path.dirname(this.plan.specFile) : process.cwd();
+      // `limit N tokens` scores N tokens: N + 1 ids, the first being the context start.
+      t = tokenizeDataset(loadDataset(d.name, d.source, base), this.lm.tokenizer, d.limit !== undefined ? d.limit + 1 : Infinity);
+      if (t.ids.length < 2) throw new ScalpelError(`dataset ${name} has no tokens to score`, d.origin?.file ?? this.plan.specFile, d.origin);
+      this.tokenized.set(name, t);
+    }
+    return t;
+  }
+
+  private terms(edits: PlanEdit[], scales: Record<string, number>): ScaleTerm[] {
+    const terms = edits.flatMap((e) => e.components.map((key) => ({ component: this.components.get(key)!, scale: scales[e.name], origin: e.origin })));
+    checkDistinct(terms);
+    return terms;
+  }
+
+  /** The checks that belong to these edits: their kept guards and the expectations naming them. */
+  checksFor(edits: PlanEdit[]): Check[] {
+    const names = new Set(edits.map((e) => e.name));
+    const guards = edits.flatMap((e) =>
+      e.keep.flatMap((g) => {
+        const guard = this.plan.guards.find((x) => x.name === g);
+        if (!guard) throw new ScalpelError(`edit ${e.name} keeps an unknown guard "${g}"`, e.origin?.file ?? this.plan.specFile, e.origin);
+        return guardChecks(guard, e.name);
+      }),
+    );
+    const expectations = this.plan.expectations.filter((x) => !x.edit || names.has(x.edit));
+    return [...guards, ...expectations];
+  }
+
+  /** Runs `editNames` together (all edits when empty): tune, measure, check. */
+  async run(editNames: string[], opts: RunOptions = {}): Promise<EditOutcome> {
+    const edits = editNames.length ? editNames.map((n) => this.edit(n)) : this.plan.edits;
+    const scales: Record<string, number> = {};
+    const tuned = edits.filter((e) => 'tune' in e.scale);
+    for (const e of edits) if ('value' in e.scale) scales[e.name] = e.scale.value;
+    // Checked before tuning, so a duplicate fails fast.
+    this.terms(edits, Object.fromEntries(edits.map((e) => [e.name, 1])));
+    let tuning: TuningRecord | undefined;
+    if (tuned.length) tuning = await this.tune(edits, tuned, scales, opts);
+    const terms = this.terms(edits, scales);
+    const weights = this.editor.weights(terms);
+    const checks = this.checksFor(edits);
+    const names = [...new Set([...this.plan.datasets.map((d) => d.name)])];
+    const deltas: DatasetDelta[] = [];
+    for (const name of names) {
+      opts.onStatus?.(`measuring ${name}`);
+      deltas.push(await this.session.delta(this.dataset(name), weights));
+    }
+    const results = checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
+    return { edits: edits.map((e) => e.name), terms, scales, weights, tuning, deltas, checks: results };
+  }
+
+  private async tune(edits: PlanEdit[], tuned: PlanEdit[], scales: Record<string, number>, opts: RunOptions): Promise<TuningRecord> {
+    const specs = tuned.map((e) => (e.scale as { tune: PlanTune }).tune);
+    const tokens = [...new Set(specs.flatMap((t) => t.datasets))].map((name) => {
+      const ds = this.dataset(name);
+      const ids = [...ds.ids];
+      return { dataset: name, ids, text: ids.map((id) => this.lm.tokenizer.tokenText(id)), scored: ids.length - 1 };
+    });
+    const objective = specs.map((t) => `${t.objective} loss(${t.datasets.join(', ')})`).join(' + ');
+    const locked = opts.locked;
+    if (locked && tuned.every((e) => Number.isFinite(locked[e.name]))) {
+      tuned.forEach((e) => (scales[e.name] = locked[e.name]));
+      return { edits: tuned.map((e) => e.name), values: tuned.map((e) => scales[e.name]), objective, tokens, trace: [], fromLock: true, constrained: false };
+    }
+    const constraints = opts.guardsAsConstraints ? this.checksFor(edits).filter((c) => c.kind === 'guard') : [];
+    opts.onStatus?.(`tuning ${tuned.map((e) => e.name).join(', ')} on ${tokens.map((t) => `${t.scored} tokens of ${t.dataset}`).join(', ')}`);
+    const uniform = Math.log(this.session.vocabSize);
+    const f = async (x: number[]) => {
+      const s = { ...scales };
+      tuned.forEach((e, i) => (s[e.name] = x[i]));
+      const w = this.editor.weights(this.terms(edits, s));
+      let total = 0;
+      for (const t of specs) {
+        let loss = 0;
+        for (const name of t.datasets) loss += (await this.session.evaluate(this.dataset(name), w)).loss / t.datasets.length;
+        // A loss above the uniform loss ln V is confident mistakes, not less knowledge: maximizing
+        // stops counting there, and among scales that reach it the smallest change (nearest 1) wins.
+        total += t.objective === 'maximize' ? -Math.min(loss, uniform) : loss;
+      }
+      total += 1e-6 * x.reduce((a, v) => a + Math.abs(v - 1), 0);
+      // Each unit of guard violation costs more than any loss difference can gain.
+      for (const c of constraints) total += 1e3 * violation(c, await this.session.delta(this.dataset(c.dataset), w));
+      return total;
+    };
+    const result = await minimize(f, specs.map((t) => [t.low, t.high]));
+    tuned.forEach((e, i) => (scales[e.name] = result.x[i]));
+    return { edits: tuned.map((e) => e.name), values: result.x, objective, tokens, trace: result.trace, fromLock: false, constrained: constraints.length > 0 };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+    this.catalog?.close();
+  }
+}

@@ -1,0 +1,462 @@
+/**
+ * Labelling: run the model on tagged datasets, measure every component's activation per token,
+ * aggregate per tag, and name what each component is selective for.
+ *
+ * One ORT session does all of it: the graph gets, per decomposed module, a MatMul of the module's
+ * input with the catalog's read vectors scaled by ‖U[c]‖ (so ORT's kernels do the heavy product and
+ * JavaScript only sums), plus the model's loss head from the Evaluator. Output-side statistics use a
+ * second tiny graph (write vectors × unembedding → TopK).
+ */
+import * as ort from 'onnxruntime-node';
+import { CatalogTensors, CiFunction } from '../catalog/read';
+import { Catalog, CatalogDatasetRef, CatalogModule, ComponentContext, ComponentInfo, TagStats } from '../catalog/types';
+import { ScalpelError } from '../errors';
+import { datasetHash, loadDataset, parseDataArg, splitDocuments } from '../data';
+import { Evaluator, Progress, TokenizedDataset, tokenizeDataset } from '../evaluate';
+import { LanguageModel } from '../lm';
+import { DataType, readFloatTensor } from '../onnx/model';
+import { ModuleWeight, moduleWeights } from '../onnx/modules';
+import { NodeSpec, TensorSpec, buildModel, floatTensor } from '../onnx/build';
+import { rewriteModel } from '../onnx/rewrite';
+import { inOut } from '../decompose';
+import { autoLabel, round, selectivity } from './stats';
+
+export interface TaggedData {
+  tag: string;
+  data: TokenizedDataset;
+  /** How the source was cut (recorded in the catalog's datasets). */
+  split?: string;
+  /** SHA-256 of the documents used (`datasetHash`). */
+  sha256: string;
+}
+
+/**
+ * A labelling dataset from a command-line argument `[TAG=]SOURCE`: without a tag, documents that all
+ * carry one `lang` tag (the UDHR's do) are filed under it, anything else under the source itself.
+ * With `split`, only the part that `splitDocuments(docs, split)` does not hold out is used.
+ */
+export function taggedDataset(arg: string, lm: LanguageModel, opts: { split?: number; maxTokens?: number } = {}): TaggedData {
+  const m = /^([A-Za-z][\w-]*)=(.+)$/s.exec(arg);
+  const source = m ? m[2] : arg;
+  const ds = loadDataset(source, parseDataArg(source));
+  if (opts.split !== undefined) ds.documents = splitDocuments(ds.documents, opts.split).train;
+  if (!ds.documents.length) throw new ScalpelError(`dataset ${source} has no documents${opts.split !== undefined ? ' outside the held-out split' : ''}`);
+  const langs = new Set(ds.documents.map((d) => d.tags.lang));
+  const only = langs.size === 1 ? [...langs][0] : undefined;
+  return {
+    tag: m ? m[1] : only ?? source,
+    data: tokenizeDataset(ds, lm.tokenizer, opts.maxTokens),
+    sha256: datasetHash(ds),
+    ...(opts.split !== undefined ? { split: `train part of splitDocuments(${opts.split}, seed 0)` } : {}),
+  };
+}
+
+export interface LabelOptions {
+  /**
+   * `ci`: statistics of the catalog's causal-importance functions (SPD catalogs carry them);
+   * `activation`: of x·V[:, c]·‖U[c]‖. Default: `ci` where every module has CI functions.
+   */
+  measure?: 'activation' | 'ci';
+  /** Above which a component counts as firing: |activation| (the norm of what it writes; default 0.1), or CI (default 0.5). */
+  firingThreshold?: number;
+  /** Top-activating contexts kept per component (default 3), tokens either side (default 4). */
+  contexts?: number;
+  contextRadius?: number;
+  /** Tokens kept per component for promotes / suppresses (default 5). */
+  outputTokens?: number;
+  /** Windows per ORT run; default: as many as keep one run's activations near 64 MB. */
+  batchSize?: number;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress & { tag: string }) => void;
+}
+
+export interface LabelResult {
+  catalog: Catalog;
+  /** Component activations computed: components × tokens. */
+  componentTokens: number;
+  tokens: number;
+  /** Seconds spent in the activation pass and in the output-side pass. */
+  activationSeconds: number;
+  outputSeconds: number;
+}
+
+const MAX_BATCH_FLOATS = 16 << 20;
+/** JSON has no Infinity: a selectivity with nothing in the other tags is stored as this. */
+const SELECTIVITY_CAP = 1e6;
+
+interface ModulePlan {
+  module: CatalogModule;
+  weight: ModuleWeight;
+  /** Offset of this module's components in the flat per-component arrays. */
+  offset: number;
+  output: string;
+  /** Its write vectors (C, dOut), read once. */
+  U?: Float32Array;
+}
+
+/** Labels every component of `tensors.catalog` on `data` (one entry per tag) and returns the updated catalog. */
+export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, data: TaggedData[], opts: LabelOptions = {}): Promise<LabelResult> {
+  const catalog = tensors.catalog;
+  const tags = data.map((d) => d.tag);
+  if (new Set(tags).size !== tags.length) throw new ScalpelError(`each dataset needs its own tag; got ${tags.join(', ')} (use --data TAG=SOURCE)`);
+  if (tags.length < 2) throw new ScalpelError('labelling compares tags: give at least two tagged datasets (e.g. --data de=udhr:deu --data en=udhr:eng)');
+  const weights = new Map(moduleWeights(lm.onnx).map((w) => [w.module, w]));
+  const plans: ModulePlan[] = [];
+  let total = 0;
+  for (const m of catalog.modules) {
+    const w = weights.get(m.path);
+    if (!w) throw new ScalpelError(`the catalog's module ${m.path} is not a weight matrix of this model`, lm.file);
+    if (w.dIn !== m.dIn || w.dOut !== m.dOut) throw new ScalpelError(`the catalog's module ${m.path} is ${m.dIn}×${m.dOut} but the model's is ${w.dIn}×${w.dOut}`, lm.file);
+    plans.push({ module: m, weight: w, offset: total, output: `scalpel_act_${plans.length}` });
+    total += m.components;
+  }
+  const byKey = new Map(catalog.components.map((c) => [c.key, c]));
+
+  const ciFunctions = opts.measure === 'activation' ? [] : plans.map((p) => tensors.ciFunction(p.module.path));
+  const measure = opts.measure ?? (plans.length && ciFunctions.every(Boolean) ? 'ci' : 'activation');
+  if (measure === 'ci' && !ciFunctions.every(Boolean)) {
+    throw new ScalpelError(`the catalog has no causal-importance functions for ${plans[ciFunctions.findIndex((f) => !f)].module.path}; label with activations instead`, catalogFile(catalog));
+  }
+
+  // Graph: per module, act = input · (V · diag‖U‖), or CI(input · V).
+  const started = performance.now();
+  const addInitializers: TensorSpec[] = [];
+  const addNodes: NodeSpec[] = [];
+  const sizes = new Float32Array(total); // ‖U[c]‖·‖V[:, c]‖
+  for (const p of plans) {
+    const { V, U } = tensors.factors(p.module.path);
+    p.U = U;
+    const C = p.module.components;
+    const norms = new Float32Array(C);
+    const vNorms = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let j = 0; j < p.module.dOut; j++) s += U[c * p.module.dOut + j] ** 2;
+      norms[c] = Math.sqrt(s);
+    }
+    const scaled = new Float32Array(V.length);
+    for (let i = 0; i < p.module.dIn; i++) {
+      for (let c = 0; c < C; c++) {
+        const v = V[i * C + c];
+        vNorms[c] += v * v;
+        scaled[i * C + c] = v * norms[c];
+      }
+    }
+    for (let c = 0; c < C; c++) sizes[p.offset + c] = norms[c] * Math.sqrt(vNorms[c]);
+    const ci = ciFunctions[plans.indexOf(p)];
+    if (measure === 'ci' && ci) {
+      addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], V));
+      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [p.weight.inputTensor, `${p.output}_read`], outputs: [`${p.output}_a`] });
+      const g = ciGraph(`${p.output}_a`, p.output, ci, C);
+      addInitializers.push(...g.initializers);
+      addNodes.push(...g.nodes);
+    } else {
+      addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], scaled));
+      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [p.weight.inputTensor, `${p.output}_read`], outputs: [p.output] });
+    }
+  }
+  const bytes = rewriteModel(lm.onnx, {
+    inlineExternal: true,
+    addInitializers,
+    addNodes,
+    addOutputs: plans.map((p) => ({ name: p.output, elemType: DataType.FLOAT })),
+  });
+  const batchSize = opts.batchSize ?? Math.max(1, Math.min(8, Math.floor(MAX_BATCH_FLOATS / (lm.contextLength * Math.max(1, total)))));
+  const ev = await Evaluator.create(lm, { modelBytes: bytes, batchSize, threads: opts.threads });
+
+  const T = tags.length;
+  const sumAbs = new Float64Array(T * total);
+  const fired = new Uint32Array(T * total);
+  const tokensPerTag = new Array<number>(T).fill(0);
+  const threshold = opts.firingThreshold ?? (measure === 'ci' ? 0.5 : 0.1);
+  const shownContexts = opts.contexts ?? 3;
+  // Per component, the K strongest tokens so far: |a|, signed a, tag index, position. Three times as
+  // many as shown, so that repeated phrases (the UDHR repeats "Jeder hat das Recht") can be dropped.
+  const K = shownContexts * 3;
+  const topAbs = new Float32Array(total * K);
+  const topAct = new Float32Array(total * K);
+  const topTag = new Int32Array(total * K);
+  const topPos = new Int32Array(total * K);
+  const topMin = new Float32Array(total);
+  topTag.fill(-1);
+  let componentTokens = 0;
+  try {
+    for (let ti = 0; ti < T; ti++) {
+      const ds = data[ti].data;
+      const ctx = lm.contextLength;
+      let batchStarts: number[] = [];
+      await ev.evaluate(ds, {
+        signal: opts.signal,
+        onProgress: (p) => opts.onProgress?.({ ...p, tag: data[ti].tag }),
+        fetches: plans.map((p) => p.output),
+        // Only to learn where each window of the batch starts in the token stream.
+        batchFeeds: (_b, starts) => {
+          batchStarts = starts;
+          return {};
+        },
+        onBatch: (_b, out) => {
+          const n = ds.ids.length;
+          for (const p of plans) {
+            const t = out[p.output];
+            const C = p.module.components;
+            const a = t.data as Float32Array;
+            const length = t.dims.length >= 2 ? t.dims[t.dims.length - 2] : a.length / C;
+            const rows = a.length / C;
+            if (!Number.isInteger(rows) || t.dims[t.dims.length - 1] !== C) throw new ScalpelError(`unexpected activation shape [${t.dims}] for ${p.module.path}`, lm.file);
+            for (let r = 0; r < rows; r++) {
+              const start = batchStarts[Math.floor(r / length)];
+              const pos = start + (r % length);
+              // Padding rows of a short last window are not tokens (inputs are ids[start … start+ctx-1], before the last).
+              if (pos >= n - 1 || r % length >= ctx) continue;
+              const row = r * C;
+              const base = ti * total + p.offset;
+              for (let c = 0; c < C; c++) {
+                const v = a[row + c];
+                const abs = v < 0 ? -v : v;
+                sumAbs[base + c] += abs;
+                if (abs > threshold) fired[base + c]++;
+                const g = p.offset + c;
+                if (abs > topMin[g]) insertTop(g, abs, v, ti, pos);
+              }
+              if (p === plans[0]) tokensPerTag[ti]++;
+            }
+          }
+        },
+      });
+    }
+  } finally {
+    await ev.release();
+  }
+  function insertTop(g: number, abs: number, v: number, ti: number, pos: number): void {
+    const o = g * K;
+    let i = K - 1;
+    while (i > 0 && topAbs[o + i - 1] < abs) {
+      topAbs[o + i] = topAbs[o + i - 1];
+      topAct[o + i] = topAct[o + i - 1];
+      topTag[o + i] = topTag[o + i - 1];
+      topPos[o + i] = topPos[o + i - 1];
+      i--;
+    }
+    topAbs[o + i] = abs;
+    topAct[o + i] = v;
+    topTag[o + i] = ti;
+    topPos[o + i] = pos;
+    topMin[g] = topAbs[o + K - 1];
+  }
+  const tokens = tokensPerTag.reduce((x, y) => x + y, 0);
+  componentTokens = tokens * total;
+  const activationSeconds = (performance.now() - started) / 1000;
+
+  const outStarted = performance.now();
+  const outputSide = await outputStatistics(lm, plans, opts.outputTokens ?? 5, opts.threads);
+  const outputSeconds = (performance.now() - outStarted) / 1000;
+
+  const radius = opts.contextRadius ?? 4;
+  const minTokens = Math.min(...tokensPerTag);
+  const components: ComponentInfo[] = [];
+  for (const p of plans) {
+    for (let c = 0; c < p.module.components; c++) {
+      const g = p.offset + c;
+      const key = `${p.module.path}:${c}`;
+      const old = byKey.get(key) ?? { key, module: p.module.path, index: c };
+      const stats: Record<string, TagStats> = {};
+      tags.forEach((tag, ti) => {
+        const n = tokensPerTag[ti];
+        stats[tag] = { meanAbs: round(n ? sumAbs[ti * total + g] / n : 0), firingRate: round(n ? fired[ti * total + g] / n : 0) };
+      });
+      const sel = selectivity(Object.fromEntries(tags.map((t) => [t, stats[t].meanAbs])));
+      const label = autoLabel(stats, minTokens);
+      const contexts: ComponentContext[] = [];
+      for (let k = 0; k < K && contexts.length < shownContexts; k++) {
+        const ti = topTag[g * K + k];
+        if (ti < 0) break;
+        const text = contextText(lm, data[ti].data, topPos[g * K + k], radius);
+        if (!contexts.some((x) => x.text === text)) contexts.push({ tag: tags[ti], text, activation: round(topAct[g * K + k]) });
+      }
+      const info: ComponentInfo = {
+        ...old,
+        // A human or imported label wins over the labeller's; the labeller's own stays in autoLabel.
+        label: old.label && old.label.source !== 'auto' ? old.label : label,
+        autoLabel: label,
+        stats,
+        selectivity: Object.fromEntries(Object.entries(sel).map(([t, s]) => [t, round(Math.min(s, SELECTIVITY_CAP))])),
+        contexts,
+      };
+      const o = outputSide.get(p.module.path);
+      if (o) {
+        info.promotes = o.promotes[c];
+        info.suppresses = o.suppresses[c];
+        info.promotesVia = o.via;
+      }
+      info.norm ??= round(sizes[g]);
+      components.push(info);
+    }
+  }
+  const datasets: CatalogDatasetRef[] = data.map((d, ti) => ({ name: d.data.name, source: d.data.source, tag: d.tag, ...(d.split ? { split: d.split } : {}), sha256: d.sha256, tokens: tokensPerTag[ti] }));
+  const updated: Catalog = { ...catalog, components, datasets, firingThreshold: threshold, statsMeasure: measure };
+  return { catalog: updated, componentTokens, tokens, activationSeconds, outputSeconds };
+}
+
+function catalogFile(catalog: Catalog & { dir: string }): string {
+  return `${catalog.dir}/catalog.json`;
+}
+
+/**
+ * ONNX nodes computing CI = clamp(b_out + Σ_h w_out·gelu_tanh(a·w_in + b_in), 0, 1) from `a` (…, C),
+ * written out because the Gelu operator needs opset 20.
+ */
+function ciGraph(a: string, out: string, ci: CiFunction, C: number): { initializers: TensorSpec[]; nodes: NodeSpec[] } {
+  const h = ci.hidden;
+  const n = (x: string) => `${out}_${x}`;
+  const scalar = (name: string, v: number) => floatTensor(n(name), [], Float32Array.of(v));
+  const axes = { name: n('axes'), dims: [1], dataType: DataType.INT64, data: { raw: new Uint8Array(new BigInt64Array([-1n]).buffer) } };
+  const op = (opType: string, inputs: string[], output: string, attributes?: NodeSpec['attributes']): NodeSpec => ({ name: `scalpel/ci/${output}`, opType, inputs, outputs: [output], attributes });
+  return {
+    initializers: [
+      floatTensor(n('w_in'), [C, h], ci.wIn), floatTensor(n('b_in'), [C, h], ci.bIn),
+      floatTensor(n('w_out'), [C, h], ci.wOut), floatTensor(n('b_out'), [C], ci.bOut),
+      scalar('c3', 0.044715), scalar('k', Math.sqrt(2 / Math.PI)), scalar('one', 1), scalar('half', 0.5), scalar('zero', 0), axes,
+    ],
+    nodes: [
+      op('Unsqueeze', [a, n('axes')], n('a1')),
+      op('Mul', [n('a1'), n('w_in')], n('x0')),
+      op('Add', [n('x0'), n('b_in')], n('x')),
+      op('Mul', [n('x'), n('x')], n('x2')),
+      op('Mul', [n('x2'), n('x')], n('x3')),
+      op('Mul', [n('x3'), n('c3')], n('x3c')),
+      op('Add', [n('x'), n('x3c')], n('inner0')),
+      op('Mul', [n('inner0'), n('k')], n('inner')),
+      op('Tanh', [n('inner')], n('t')),
+      op('Add', [n('t'), n('one')], n('t1')),
+      op('Mul', [n('t1'), n('x')], n('t2')),
+      op('Mul', [n('t2'), n('half')], n('gelu')),
+      op('Mul', [n('gelu'), n('w_out')], n('y')),
+      op('ReduceSum', [n('y'), n('axes')], n('s'), [{ name: 'keepdims', i: 0 }]),
+      op('Add', [n('s'), n('b_out')], n('pre')),
+      op('Clip', [n('pre'), n('zero'), n('one')], out),
+    ],
+  };
+}
+
+/** Tokens `radius` either side of `pos` within its document, the token itself marked ⟦…⟧. */
+function contextText(lm: LanguageModel, ds: TokenizedDataset, pos: number, radius: number): string {
+  let docStart = 0;
+  let docEnd = ds.ids.length;
+  for (const s of ds.documentStarts) {
+    if (s <= pos) docStart = s;
+    else {
+      docEnd = s;
+      break;
+    }
+  }
+  const special = lm.tokenizer.bos;
+  const piece = (from: number, to: number) => {
+    const ids = Array.from(ds.ids.subarray(from, to)).filter((id) => id !== special);
+    return ids.length ? lm.tokenizer.decode(ids) : ''; // tokenizers.js refuses to decode nothing
+  };
+  const before = piece(Math.max(docStart, pos - radius), pos);
+  const after = piece(pos + 1, Math.min(docEnd, pos + 1 + radius));
+  const self = ds.ids[pos] === special ? '<start>' : lm.tokenizer.decode([ds.ids[pos]]);
+  return `${before}⟦${self}⟧${after}`.replace(/\s+/g, ' ');
+}
+
+interface OutputSide {
+  via: string;
+  promotes: { token: string; logit: number }[][];
+  suppresses: { token: string; logit: number }[][];
+}
+
+/**
+ * What each component's write vector does to the logits (docs/components.md, "Statistics"):
+ * residual writers go through the final LayerNorm's centring and gain and the unembedding; MLP
+ * up-projections first through their block's down-projection (GELU linearised); lm_head's are logits.
+ * All of it runs in small ORT graphs ending in TopK, so 40,000 components take seconds.
+ */
+async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: number, threads?: number): Promise<Map<string, OutputSide>> {
+  const out = new Map<string, OutputSide>();
+  const all = moduleWeights(lm.onnx);
+  const unembed = all.find((w) => w.outputTensor === lm.logitsName || lm.onnx.nodes.some((n) => n.inputs.includes(w.outputTensor) && n.outputs.includes(lm.logitsName)));
+  if (!unembed) return out;
+  const dModel = unembed.dIn;
+  const vocab = unembed.dOut;
+  const kk = Math.min(k, vocab);
+  const lnNode = lm.onnx.nodes.find((n) => n.outputs.includes(unembed.inputTensor) && n.opType === 'LayerNormalization');
+  const gamma = lnNode && lm.onnx.initializers.has(lnNode.inputs[1]) ? readFloatTensor(lm.onnx, lnNode.inputs[1]) : undefined;
+  const options: ort.InferenceSession.SessionOptions = threads ? { intraOpNumThreads: threads } : {};
+  const sessions = new Map<string, ort.InferenceSession>();
+  /** x (N, width) [· down] [centre, · γ] [· W_U] → TopK largest and smallest; one session per path. */
+  const session = async (key: string, width: number, down?: ModuleWeight, toLogits = true) => {
+    let s = sessions.get(key);
+    if (s) return s;
+    const inits: TensorSpec[] = [{ name: 'k', dims: [1], dataType: DataType.INT64, data: { raw: new Uint8Array(new BigInt64Array([BigInt(kk)]).buffer) } }];
+    const nodes: NodeSpec[] = [];
+    let x = 'x';
+    const step = (opType: string, inputs: string[], attributes?: NodeSpec['attributes']) => {
+      const o = `${opType}_${nodes.length}`;
+      nodes.push({ name: o, opType, inputs, outputs: [o], attributes });
+      x = o;
+    };
+    if (down) {
+      inits.push(floatTensor('down', [down.dIn, down.dOut], inOut(down, readFloatTensor(lm.onnx, down.initializer))));
+      step('MatMul', [x, 'down']);
+    }
+    if (toLogits) {
+      if (gamma) {
+        inits.push(floatTensor('gamma', [dModel], gamma));
+        const centred = x;
+        step('ReduceMean', [x], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]);
+        step('Sub', [centred, x]);
+        step('Mul', [x, 'gamma']);
+      }
+      inits.push(floatTensor('unembed', [dModel, vocab], inOut(unembed, readFloatTensor(lm.onnx, unembed.initializer))));
+      step('MatMul', [x, 'unembed']);
+    }
+    nodes.push({ name: 'top', opType: 'TopK', inputs: [x, 'k'], outputs: ['top_v', 'top_i'] });
+    nodes.push({ name: 'bottom', opType: 'TopK', inputs: [x, 'k'], outputs: ['bot_v', 'bot_i'], attributes: [{ name: 'largest', i: 0 }] });
+    const graph = buildModel({
+      initializers: inits,
+      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: ['n', width] }],
+      nodes,
+      outputs: ['top_v', 'top_i', 'bot_v', 'bot_i'].map((name) => ({ name, elemType: name.endsWith('_i') ? DataType.INT64 : DataType.FLOAT, shape: ['n', kk] })),
+    });
+    s = await ort.InferenceSession.create(graph, options);
+    sessions.set(key, s);
+    return s;
+  };
+  try {
+    for (const p of plans) {
+      const m = p.module;
+      let s: ort.InferenceSession;
+      let via: string;
+      if (m.path === unembed.module) {
+        s = await session('logits', vocab, undefined, false);
+        via = unembed.module;
+      } else if (/(^|\.)(c_attn|q_proj|k_proj|v_proj|query|key|value|qkv)$/.test(m.path)) {
+        continue; // queries, keys and values do not write the residual stream
+      } else if (m.dOut === dModel) {
+        s = await session('residual', dModel);
+        via = unembed.module;
+      } else {
+        // An up-projection: continue through the sibling that maps its outputs back to the residual stream.
+        const parent = m.path.slice(0, m.path.lastIndexOf('.'));
+        const down = all.find((w) => w.module.startsWith(`${parent}.`) && w.dIn === m.dOut && w.dOut === dModel);
+        if (!down) continue;
+        s = await session(`down:${down.module}`, m.dOut, down);
+        via = `${down.module}+${unembed.module}`;
+      }
+      const C = m.components;
+      const res = await s.run({ x: new ort.Tensor('float32', p.U!, [C, m.dOut]) });
+      const pick = (v: string, i: string) => {
+        const vals = res[v].data as Float32Array;
+        const ids = res[i].data as BigInt64Array;
+        return Array.from({ length: C }, (_, c) => Array.from({ length: kk }, (_, j) => ({ token: lm.tokenizer.tokenText(Number(ids[c * kk + j])), logit: round(vals[c * kk + j]) })));
+      };
+      out.set(m.path, { via, promotes: pick('top_v', 'top_i'), suppresses: pick('bot_v', 'bot_i') });
+    }
+  } finally {
+    for (const s of sessions.values()) await s.release();
+  }
+  return out;
+}
+

@@ -1,0 +1,244 @@
+/**
+ * The structure of a transformer's forward pass, read from an ONNX graph's node-name scopes.
+ *
+ * Exporters name nodes after the module tree (`/h.1/mlp/c_fc/MatMul`, `/h.1/Add_1`): a block is
+ * the scope that owns a decomposed module's numbered path segment (`h.1`), its residual adds are
+ * the Add nodes directly in that scope, and each add's other operand is a sublayer's output
+ * (`attn`, `mlp`). Nothing here depends on GPT-2 names beyond that convention; a graph without
+ * residual adds still yields its modules, in forward order.
+ */
+import { ScalpelError } from '../errors';
+import { NodeInfo, OnnxModel } from '../onnx/model';
+import { ModuleWeight, moduleWeights } from '../onnx/modules';
+
+export type CaptureKind = 'residual' | 'sublayer' | 'module-in' | 'module-out' | 'logits';
+
+/** A tensor the tracer captures, in forward order. Every capture is [batch, sequence, width]. */
+export interface Capture {
+  /** Stable id, e.g. `h.1.resid_post`, `h.1.mlp.out`, `h.1.mlp.c_fc.in`. */
+  id: string;
+  kind: CaptureKind;
+  tensor: string;
+  /** The block (`h.1`) or undefined at model level. */
+  block?: string;
+  /** The module path for module-in / module-out. */
+  module?: string;
+}
+
+export interface Sublayer {
+  /** `attn`, `mlp`, ...: the scope segment under the block. */
+  name: string;
+  modules: ModuleWeight[];
+  /** The sublayer's output (the residual add's other operand). */
+  output: string;
+  /** The residual stream after adding it. */
+  residualAfter: string;
+}
+
+export interface Block {
+  name: string;
+  /** The residual stream entering the block. */
+  residualIn: string;
+  sublayers: Sublayer[];
+  /** Decomposable modules of the block that sit in no recognised sublayer. */
+  otherModules: ModuleWeight[];
+}
+
+/**
+ * The value path of an attention sublayer: a fused q|k|v projection (GPT-2's c_attn) split in three
+ * equal parts, the third (v) reshaped into heads and weighed by the attention probabilities.
+ */
+export interface ValuePath {
+  module: string;
+  /** Where v starts in the module's output, and its width. */
+  offset: number;
+  width: number;
+  /** The attention probabilities [batch, heads, query, key] (a Softmax output) that multiply v. */
+  probs: string;
+}
+
+export interface FinalNorm {
+  /** Residual stream entering the final norm. */
+  input: string;
+  weight: string;
+  bias: string | undefined;
+  epsilon: number;
+}
+
+export interface ModelStructure {
+  modules: ModuleWeight[];
+  blocks: Block[];
+  /** Modules outside every block (e.g. `lm_head`), in forward order. */
+  topModules: ModuleWeight[];
+  /** The unembedding: the module whose output (plus bias) is the logits; undefined if not a plain MatMul. */
+  unembed: ModuleWeight | undefined;
+  /** Bias added to the unembedding's product, an initializer name. */
+  unembedBias: string | undefined;
+  finalNorm: FinalNorm | undefined;
+  /** Each module's bias initializer (the Add right after its MatMul), where it has one. */
+  moduleBias: Map<string, string>;
+  /** Attention value paths by their q|k|v module; their probabilities are recorded too. */
+  valuePaths: Map<string, ValuePath>;
+  logits: string;
+  /** Every capture point in forward order; several may name one tensor (a block's output is the next one's input). */
+  captures: Capture[];
+}
+
+/** `h.1.mlp.c_fc` → `h.1`; `model.layers.3.self_attn.q_proj` → `model.layers.3`; `lm_head` → undefined. */
+export function blockOf(module: string): string | undefined {
+  const parts = module.split('.');
+  const i = parts.findIndex((p) => /^\d+$/.test(p));
+  return i < 0 ? undefined : parts.slice(0, i + 1).join('.');
+}
+
+/** The scope path of a node (`/h.1/mlp/c_fc/MatMul` → `h.1.mlp.c_fc`), or '' at top level. */
+function scopeOf(node: NodeInfo | undefined): string {
+  if (!node?.name.startsWith('/')) return '';
+  return node.name.slice(1).split('/').filter(Boolean).slice(0, -1).join('.');
+}
+
+function within(scope: string, parent: string): boolean {
+  return scope === parent || scope.startsWith(`${parent}.`);
+}
+
+/** Follows Identity nodes back to the initializer they forward (constant folding shares equal tensors that way). */
+export function resolveInitializer(model: OnnxModel, tensor: string): string | undefined {
+  const producers = new Map<string, NodeInfo>();
+  for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
+  let name = tensor;
+  for (let hops = 0; hops < 16; hops++) {
+    if (model.initializers.has(name)) return name;
+    const p = producers.get(name);
+    if (!p || p.opType !== 'Identity') return undefined;
+    name = p.inputs[0];
+  }
+  return undefined;
+}
+
+export function analyzeModel(model: OnnxModel, logits: string): ModelStructure {
+  const modules = moduleWeights(model);
+  if (!modules.length) throw new ScalpelError('the model has no MatMul/Gemm weights to trace', model.file);
+  const producers = new Map<string, NodeInfo>();
+  for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
+
+  const blockNames: string[] = [];
+  for (const m of modules) {
+    const b = blockOf(m.module);
+    if (b && !blockNames.includes(b)) blockNames.push(b);
+  }
+  const blocks: Block[] = [];
+  for (const name of blockNames) {
+    const own = modules.filter((m) => blockOf(m.module) === name);
+    const adds = model.nodes.filter((n) => n.opType === 'Add' && scopeOf(n) === name && n.inputs.length === 2);
+    const sublayers: Sublayer[] = [];
+    let residual: string | undefined;
+    for (const add of adds) {
+      // The residual operand comes from outside the block (first add) or from the previous add.
+      const fromOutside = (t: string) => !within(scopeOf(producers.get(t)), name);
+      const resIdx = residual !== undefined ? add.inputs.indexOf(residual) : add.inputs.findIndex(fromOutside);
+      if (resIdx < 0) continue;
+      const residualOperand = add.inputs[resIdx];
+      const other = add.inputs[1 - resIdx];
+      const scope = scopeOf(producers.get(other));
+      const sub = within(scope, name) ? scope.slice(name.length + 1).split('.')[0] : '';
+      if (!sub) continue;
+      residual ??= residualOperand;
+      sublayers.push({ name: sub, modules: own.filter((m) => m.module.startsWith(`${name}.${sub}.`)), output: other, residualAfter: add.outputs[0] });
+      residual = add.outputs[0];
+    }
+    const residualIn = sublayers.length ? firstResidual(adds, sublayers[0]) : own[0].inputTensor;
+    const inSub = new Set(sublayers.flatMap((s) => s.modules));
+    blocks.push({ name, residualIn, sublayers, otherModules: own.filter((m) => !inSub.has(m)) });
+  }
+  const topModules = modules.filter((m) => !blockOf(m.module));
+  const { unembed, unembedBias } = findUnembed(model, modules, producers, logits);
+  const finalNorm = unembed ? findFinalNorm(model, producers, unembed) : undefined;
+  const moduleBias = new Map<string, string>();
+  for (const m of modules) {
+    const add = model.nodes.find((n) => n.opType === 'Add' && n.inputs.includes(m.outputTensor));
+    const bias = add && resolveInitializer(model, add.inputs[add.inputs[0] === m.outputTensor ? 1 : 0]);
+    if (bias) moduleBias.set(m.module, bias);
+  }
+  const valuePaths = new Map<string, ValuePath>();
+  for (const sub of blocks.flatMap((b) => b.sublayers)) {
+    const path = valuePath(model, sub);
+    if (path) valuePaths.set(path.module, path);
+  }
+  return { modules, blocks, topModules, unembed, unembedBias, finalNorm, moduleBias, valuePaths, logits, captures: capturesOf(blocks, topModules, finalNorm, logits) };
+}
+
+/** A sublayer [q|k|v projection, output projection] whose v reaches a MatMul with Softmax probabilities through Reshape/Transpose only. */
+function valuePath(model: OnnxModel, sub: Sublayer): ValuePath | undefined {
+  if (sub.modules.length !== 2) return undefined;
+  const [qkv, writer] = sub.modules;
+  if (qkv.dOut !== 3 * writer.dIn) return undefined;
+  const consumer = (t: string, op: string) => model.nodes.find((n) => n.opType === op && n.inputs[0] === t);
+  const producers = new Map<string, NodeInfo>();
+  for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
+  const biased = model.nodes.find((n) => n.opType === 'Add' && n.inputs.includes(qkv.outputTensor))?.outputs[0] ?? qkv.outputTensor;
+  const split = consumer(biased, 'Split');
+  const axis = split?.attributes.find((a) => a.name === 'axis')?.i;
+  if (!split || split.outputs.length !== 3 || (axis !== 2 && axis !== -1)) return undefined;
+  let v = split.outputs[2];
+  for (let hops = 0; hops < 8; hops++) {
+    const next = model.nodes.find((n) => n.inputs.includes(v) && n.opType !== 'Shape');
+    if (!next) return undefined;
+    if (next.opType === 'MatMul' && next.inputs[1] === v) {
+      const probs = producers.get(next.inputs[0]);
+      return probs?.opType === 'Softmax' ? { module: qkv.module, offset: 2 * writer.dIn, width: writer.dIn, probs: next.inputs[0] } : undefined;
+    }
+    if (next.opType !== 'Reshape' && next.opType !== 'Transpose') return undefined;
+    v = next.outputs[0];
+  }
+  return undefined;
+}
+
+function firstResidual(adds: NodeInfo[], first: Sublayer): string {
+  const add = adds.find((a) => a.outputs[0] === first.residualAfter)!;
+  return add.inputs[0] === first.output ? add.inputs[1] : add.inputs[0];
+}
+
+function findUnembed(model: OnnxModel, modules: ModuleWeight[], producers: Map<string, NodeInfo>, logits: string) {
+  const last = producers.get(logits);
+  // logits = MatMul(x, W) or Add(MatMul(x, W), b)
+  const direct = modules.find((m) => m.outputTensor === logits);
+  if (direct) return { unembed: direct, unembedBias: undefined };
+  if (last?.opType === 'Add') {
+    const i = last.inputs.findIndex((t) => modules.some((m) => m.outputTensor === t));
+    if (i >= 0) {
+      return { unembed: modules.find((m) => m.outputTensor === last.inputs[i]), unembedBias: resolveInitializer(model, last.inputs[1 - i]) };
+    }
+  }
+  return { unembed: undefined, unembedBias: undefined };
+}
+
+function findFinalNorm(model: OnnxModel, producers: Map<string, NodeInfo>, unembed: ModuleWeight): FinalNorm | undefined {
+  const ln = producers.get(unembed.inputTensor);
+  if (ln?.opType !== 'LayerNormalization') return undefined;
+  const weight = resolveInitializer(model, ln.inputs[1]);
+  if (!weight) return undefined;
+  const epsilon = ln.attributes.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+  return { input: ln.inputs[0], weight, bias: ln.inputs[2] ? resolveInitializer(model, ln.inputs[2]) : undefined, epsilon };
+}
+
+function capturesOf(blocks: Block[], topModules: ModuleWeight[], finalNorm: FinalNorm | undefined, logits: string): Capture[] {
+  const out: Capture[] = [];
+  const add = (c: Capture) => out.push(c);
+  const moduleCaptures = (m: ModuleWeight, block?: string) => {
+    add({ id: `${m.module}.in`, kind: 'module-in', tensor: m.inputTensor, block, module: m.module });
+    add({ id: `${m.module}.out`, kind: 'module-out', tensor: m.outputTensor, block, module: m.module });
+  };
+  for (const b of blocks) {
+    add({ id: `${b.name}.resid_pre`, kind: 'residual', tensor: b.residualIn, block: b.name });
+    for (const s of b.sublayers) {
+      for (const m of s.modules) moduleCaptures(m, b.name);
+      add({ id: `${b.name}.${s.name}.out`, kind: 'sublayer', tensor: s.output, block: b.name });
+      add({ id: `${b.name}.${s.name}.resid`, kind: 'residual', tensor: s.residualAfter, block: b.name });
+    }
+    for (const m of b.otherModules) moduleCaptures(m, b.name);
+  }
+  if (finalNorm) add({ id: 'resid_final', kind: 'residual', tensor: finalNorm.input });
+  for (const m of topModules) moduleCaptures(m);
+  add({ id: 'logits', kind: 'logits', tensor: logits });
+  return out;
+}

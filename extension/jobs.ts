@@ -1,0 +1,78 @@
+/**
+ * Runs model jobs in a forked worker process (dist/worker.js) under a progress notification.
+ * Cancelling kills the process: onnxruntime stops with it, nothing keeps running in the background.
+ */
+import { fork } from 'node:child_process';
+import * as vscode from 'vscode';
+import type { Job, JobResult, WorkerMessage } from './protocol';
+
+/** A job that failed with a user error (one line, with the spec location when there is one). */
+export class JobError extends Error {
+  constructor(message: string, readonly file?: string, readonly line?: number, readonly column?: number) {
+    super(message);
+  }
+
+  format(): string {
+    return this.file ? `${this.file}${this.line ? `:${this.line}:${this.column ?? 1}` : ''}: ${this.message}` : this.message;
+  }
+}
+
+export class CancelledJob extends Error {
+  constructor() {
+    super('cancelled');
+  }
+}
+
+export class JobRunner {
+  constructor(
+    private readonly workerScript: string,
+    private readonly log: vscode.OutputChannel,
+  ) {}
+
+  /** Runs `job` in a fresh worker; `onStatus` sees its progress lines. Rejects with JobError or CancelledJob. */
+  run<T extends JobResult>(job: Job, token?: vscode.CancellationToken, onStatus?: (message: string) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const started = Date.now();
+      this.log.appendLine(`[${job.kind}] ${'spec' in job ? job.spec : ''}`);
+      const child = fork(this.workerScript, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+      let settled = false;
+      const done = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        sub?.dispose();
+        f();
+      };
+      const sub = token?.onCancellationRequested(() => {
+        child.kill('SIGKILL');
+        this.log.appendLine(`[${job.kind}] cancelled after ${Date.now() - started} ms: worker ${child.pid} killed`);
+        done(() => reject(new CancelledJob()));
+      });
+      child.stdout?.on('data', (b: Buffer) => this.log.append(b.toString()));
+      child.stderr?.on('data', (b: Buffer) => this.log.append(b.toString()));
+      child.on('message', (m: WorkerMessage) => {
+        if (m.type === 'status') {
+          this.log.appendLine(`[${job.kind}] ${m.message}`);
+          onStatus?.(m.message);
+        } else if (m.type === 'result') {
+          this.log.appendLine(`[${job.kind}] done in ${Date.now() - started} ms`);
+          done(() => resolve(m.result as T));
+        } else {
+          this.log.appendLine(`[${job.kind}] error: ${m.message}`);
+          done(() => reject(new JobError(m.message, m.file, m.line, m.column)));
+        }
+      });
+      child.on('error', (err) => done(() => reject(new JobError(`cannot start the model worker: ${err.message}`))));
+      child.on('exit', (code, signal) => done(() => reject(new JobError(`the model worker stopped (${signal ?? `exit code ${code}`}) before it answered`))));
+      child.send(job);
+    });
+  }
+
+  /** `run` under a cancellable progress notification titled `title`. */
+  withProgress<T extends JobResult>(title: string, job: Job): Promise<T> {
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) =>
+        this.run<T>(job, token, (message) => progress.report({ message })),
+      ),
+    );
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * The Scalpel VS Code extension: the language client (the bundled `scalpel lsp --stdio`), commands
+ * that preview, evaluate, apply and review edits in a forked model worker, code lenses and inline
+ * Δloss, Test Explorer items for every guard and expectation, the debugger's adapter, and the
+ * webview panels. In an untrusted workspace editing and checking work, but no model runs.
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
+import { CancelledJob, JobError, JobRunner } from './jobs';
+import { outline } from './outline';
+import { Panel, VIEW_TYPES } from './panels';
+import type { ApplyResult, CatalogView, DatasetView, FromWebview, PreviewResult, ReviewResult } from './protocol';
+import { SpecTests } from './tests';
+
+const LANGUAGE = 'scalpel';
+
+export interface ScalpelApi {
+  /** Milliseconds `activate` took (reported by the e2e suite). */
+  activationMs: number;
+}
+
+let client: LanguageClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<ScalpelApi> {
+  const started = performance.now();
+  const log = vscode.window.createOutputChannel('Scalpel', { log: true });
+  const dist = vscode.Uri.joinPath(context.extensionUri, 'dist');
+  const webviewRoot = vscode.Uri.joinPath(dist, 'webviews');
+  const cli = path.join(dist.fsPath, 'cli.js');
+  const jobs = new JobRunner(path.join(dist.fsPath, 'worker.js'), log);
+  const config = () => vscode.workspace.getConfiguration('scalpel');
+  const threads = () => config().get<number>('threads') || undefined;
+
+  const status = vscode.window.createStatusBarItem('scalpel.status', vscode.StatusBarAlignment.Left, 10);
+  status.name = 'Scalpel';
+  status.command = 'scalpel.showOutput';
+  const idle = () => {
+    status.text = vscode.workspace.isTrusted ? '$(beaker) Scalpel' : '$(shield) Scalpel: restricted';
+    status.tooltip = vscode.workspace.isTrusted ? 'Scalpel: show the output' : 'Restricted Mode: Scalpel checks specs but runs no model. Trust the workspace to preview, evaluate or apply edits.';
+  };
+  idle();
+  status.show();
+  context.subscriptions.push(log, status, vscode.workspace.onDidGrantWorkspaceTrust(idle));
+
+  /** Runs model work only in a trusted workspace; otherwise says why and offers to manage trust. */
+  const trusted = (): boolean => {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window
+      .showWarningMessage('Scalpel runs no model in Restricted Mode: trust this workspace to preview, evaluate or apply edits.', 'Manage Workspace Trust')
+      .then((a) => a && vscode.commands.executeCommand('workbench.trust.manage'));
+    return false;
+  };
+
+  const report = (err: unknown) => {
+    if (err instanceof CancelledJob) return;
+    const msg = err instanceof JobError ? err.format() : err instanceof Error ? err.message : String(err);
+    log.appendLine(`error: ${msg}`);
+    void vscode.window.showErrorMessage(`Scalpel: ${msg}`);
+  };
+
+  /** The spec a command is about: the argument, else the active .scalpel editor (saved first: the worker reads the file). */
+  const specOf = async (arg?: vscode.Uri): Promise<vscode.Uri | undefined> => {
+    const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
+    if (!uri || !uri.fsPath.endsWith('.scalpel')) {
+      void vscode.window.showErrorMessage('Scalpel: open a .scalpel spec first');
+      return undefined;
+    }
+    const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+    if (doc?.isDirty) await doc.save();
+    return uri;
+  };
+
+  // ---- last measured Δloss: inline after each edit's line, and in hovers ----
+  const measured = new Map<string, Map<string, { datasets: DatasetView[]; when: Date }>>();
+  const inline = vscode.window.createTextEditorDecorationType({ after: { margin: '0 0 0 2em', color: new vscode.ThemeColor('editorCodeLens.foreground') } });
+  const summary = (ds: DatasetView[]) => ds.map((d) => `${d.name} ${d.delta >= 0 ? '+' : ''}${d.delta.toFixed(3)}`).join(' · ');
+  const decorate = (editor: vscode.TextEditor) => {
+    const bySpec = measured.get(editor.document.uri.fsPath);
+    if (!bySpec || editor.document.languageId !== LANGUAGE) return editor.setDecorations(inline, []);
+    const text = editor.document.getText();
+    const decos = outline(text)
+      .filter((i) => i.kind === 'edit' && bySpec.has(i.label))
+      .map((i) => {
+        const line = editor.document.lineAt(i.line - 1);
+        return { range: line.range, renderOptions: { after: { contentText: `Δloss ${summary(bySpec.get(i.label)!.datasets)} nats` } } };
+      });
+    editor.setDecorations(inline, decos);
+  };
+  const record = (spec: string, edit: string, datasets: DatasetView[]) => {
+    if (!measured.has(spec)) measured.set(spec, new Map());
+    measured.get(spec)!.set(edit, { datasets, when: new Date() });
+    vscode.window.visibleTextEditors.forEach(decorate);
+  };
+  context.subscriptions.push(
+    inline,
+    vscode.window.onDidChangeVisibleTextEditors((es) => es.forEach(decorate)),
+    vscode.workspace.onDidChangeTextDocument((e) => vscode.window.visibleTextEditors.filter((x) => x.document === e.document).forEach(decorate)),
+    vscode.languages.registerHoverProvider(LANGUAGE, {
+      provideHover(doc, pos) {
+        const bySpec = measured.get(doc.uri.fsPath);
+        const item = bySpec && outline(doc.getText()).find((i) => i.kind === 'edit' && i.line - 1 === pos.line && bySpec.has(i.label));
+        if (!item) return undefined;
+        const m = bySpec!.get(item.label)!;
+        const md = new vscode.MarkdownString(`**Last measured Δloss of \`${item.label}\`** (${m.when.toLocaleTimeString()})\n\n| dataset | role | before | after | Δ nats |\n|---|---|---:|---:|---:|\n`);
+        for (const d of m.datasets) md.appendMarkdown(`| ${d.name} | ${d.role} | ${d.base.toFixed(4)} | ${d.edited.toFixed(4)} | ${d.delta >= 0 ? '+' : ''}${d.delta.toFixed(4)} |\n`);
+        return new vscode.Hover(md);
+      },
+    }),
+  );
+
+  // ---- code lenses over each edit: Preview · Apply · Debug ----
+  context.subscriptions.push(
+    vscode.languages.registerCodeLensProvider(LANGUAGE, {
+      provideCodeLenses(doc) {
+        return outline(doc.getText())
+          .filter((i) => i.kind === 'edit')
+          .flatMap((i) => {
+            const range = new vscode.Range(i.line - 1, 0, i.line - 1, 0);
+            return [
+              new vscode.CodeLens(range, { title: '$(eye) Preview', command: 'scalpel.previewEdit', arguments: [doc.uri, i.label] }),
+              new vscode.CodeLens(range, { title: '$(check) Apply', command: 'scalpel.applyEdit', arguments: [doc.uri, i.label] }),
+              new vscode.CodeLens(range, { title: '$(debug-alt) Debug', command: 'scalpel.debugEdit', arguments: [doc.uri, i.label] }),
+            ];
+          });
+      },
+    }),
+  );
+
+  // ---- commands ----
+  const previewState: { spec?: string; edit?: string } = {};
+  const wire = (p: Panel) => {
+    p.onMessage((m: FromWebview) => {
+      if (m.type === 'refresh' && previewState.spec) void preview(vscode.Uri.file(previewState.spec), previewState.edit);
+      else if (m.type === 'apply' && previewState.spec) void apply(vscode.Uri.file(previewState.spec), m.edit);
+      else if (m.type === 'debug' && previewState.spec) void debugEdit(vscode.Uri.file(previewState.spec), previewState.edit, m.dataset);
+      else if (m.type === 'insertSelector') void insertSelector(m.key);
+      else if (m.type === 'diff' && previewState.spec) void openSpecDiff(vscode.Uri.file(previewState.spec));
+    });
+  };
+
+  let lastPreview: PreviewResult | undefined;
+  const previewJob = (spec: string, edit?: string) =>
+    ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 9, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, threads: threads() }) as const;
+
+  async function preview(arg?: vscode.Uri, edit?: string): Promise<PreviewResult | undefined> {
+    const spec = await specOf(arg);
+    if (!spec || !trusted()) return undefined;
+    previewState.spec = spec.fsPath;
+    previewState.edit = typeof edit === 'string' ? edit : undefined;
+    const panel = Panel.show('preview', webviewRoot, wire);
+    void panel.post({ type: 'busy', message: `previewing ${previewState.edit ?? 'the first edit'}…` });
+    status.text = '$(sync~spin) Scalpel: previewing';
+    try {
+      const r = await jobs.withProgress<PreviewResult>(`Scalpel: previewing ${previewState.edit ?? path.basename(spec.fsPath)}`, previewJob(spec.fsPath, previewState.edit));
+      lastPreview = r;
+      previewState.edit = r.edit;
+      record(spec.fsPath, r.edit, r.datasets);
+      await panel.post({ type: 'preview', data: r });
+      return r;
+    } catch (err) {
+      void panel.post({ type: 'error', message: err instanceof JobError ? err.format() : String(err) });
+      report(err);
+      return undefined;
+    } finally {
+      idle();
+    }
+  }
+
+  async function apply(arg?: vscode.Uri, edit?: string): Promise<void> {
+    const spec = await specOf(arg);
+    if (!spec || !trusted()) return;
+    const out = path.join(path.dirname(spec.fsPath), `${path.basename(spec.fsPath, '.scalpel')}.onnx`);
+    try {
+      const text = (await vscode.workspace.openTextDocument(spec)).getText();
+      const r = await jobs.withProgress<ApplyResult>(`Scalpel: applying ${edit ?? 'all edits'}`, { kind: 'apply', spec: spec.fsPath, out, edits: typeof edit === 'string' ? [edit] : [], threads: threads() });
+      await context.workspaceState.update(`applied:${spec.fsPath}`, text);
+      const failed = r.checks.filter((c) => !c.pass);
+      const msg = `Scalpel: wrote ${path.basename(r.out)} and ${path.basename(r.lock)}; ${r.checks.length - failed.length} of ${r.checks.length} checks passed`;
+      const pick = await (failed.length ? vscode.window.showWarningMessage(msg, 'Review') : vscode.window.showInformationMessage(msg, 'Review'));
+      if (pick) await review(spec);
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  async function review(arg?: vscode.Uri): Promise<void> {
+    const spec = await specOf(arg);
+    if (!spec) return;
+    previewState.spec = spec.fsPath;
+    try {
+      const r = await jobs.withProgress<ReviewResult>('Scalpel: reading the lock and the edited weights', { kind: 'review', spec: spec.fsPath });
+      await Panel.show('review', webviewRoot, wire).post({ type: 'review', data: r });
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  // The spec as it was at its last apply from this editor, for VS Code's own diff view.
+  const APPLIED = 'scalpel-applied';
+  context.subscriptions.push(
+    vscode.workspace.registerTextDocumentContentProvider(APPLIED, { provideTextDocumentContent: (u) => context.workspaceState.get<string>(`applied:${u.path}`) ?? '' }),
+  );
+  async function openSpecDiff(spec: vscode.Uri): Promise<void> {
+    if (context.workspaceState.get<string>(`applied:${spec.fsPath}`) === undefined) {
+      void vscode.window.showInformationMessage('Scalpel: this spec was not applied from this workspace yet, so there is no applied version to compare with.');
+      return;
+    }
+    await vscode.commands.executeCommand('vscode.diff', spec.with({ scheme: APPLIED }), spec, `${path.basename(spec.fsPath)}: applied ↔ now`);
+  }
+
+  async function showComponents(arg?: vscode.Uri): Promise<void> {
+    const spec = await specOf(arg);
+    if (!spec) return;
+    try {
+      // Reading a catalog runs no model: allowed in Restricted Mode too.
+      const r = await jobs.withProgress<CatalogView>('Scalpel: reading the component catalog', { kind: 'catalog', spec: spec.fsPath });
+      await Panel.show('components', webviewRoot, wire).post({ type: 'catalog', data: r });
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  let selectorTarget: vscode.Uri | undefined;
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor((e) => e?.document.languageId === LANGUAGE && (selectorTarget = e.document.uri)));
+  async function insertSelector(key: string): Promise<void> {
+    const uri = selectorTarget ?? vscode.window.visibleTextEditors.find((e) => e.document.languageId === LANGUAGE)?.document.uri;
+    if (!uri) return void vscode.window.showErrorMessage('Scalpel: open a spec to insert the selector into');
+    const editor = await vscode.window.showTextDocument(uri, { preview: false, viewColumn: vscode.ViewColumn.One });
+    await editor.insertSnippet(new vscode.SnippetString(`select "${key}"`));
+  }
+
+  async function evaluate(arg?: vscode.Uri): Promise<void> {
+    const spec = await specOf(arg);
+    if (!spec || !trusted()) return;
+    await tests.runSpecs([spec], undefined);
+  }
+
+  const debuggerContributed = ((context.extension.packageJSON.contributes?.debuggers ?? []) as { type: string }[]).some((d) => d.type === 'scalpel');
+  async function debugEdit(arg?: vscode.Uri, edit?: string, dataset?: string): Promise<boolean> {
+    if (!debuggerContributed) {
+      void vscode.window.showErrorMessage('Scalpel: this build has no model debugger');
+      return false;
+    }
+    const spec = await specOf(arg);
+    if (!spec || !trusted()) return false;
+    const items = outline((await vscode.workspace.openTextDocument(spec)).getText());
+    const name = typeof edit === 'string' ? edit : items.find((i) => i.kind === 'edit')?.label;
+    // Which dataset: the one asked for, else what the last preview of this edit saw fail or aimed at, else the first.
+    const p = lastPreview?.spec === spec.fsPath && lastPreview.edit === name ? lastPreview : undefined;
+    const ds = dataset ?? p?.checks.find((c) => !c.pass)?.dataset ?? p?.datasets.find((d) => d.role === 'target')?.name ?? items.find((i) => i.kind === 'data')?.label;
+    if (!ds) {
+      void vscode.window.showErrorMessage('Scalpel: the spec declares no dataset to debug on');
+      return false;
+    }
+    // `DATASET#worst`: the debugger starts at the document and token where the edit raises the loss most.
+    return vscode.debug.startDebugging(vscode.workspace.getWorkspaceFolder(spec), {
+      type: 'scalpel',
+      request: 'launch',
+      name: `Scalpel: ${name ?? 'edit'} on ${ds}`,
+      spec: spec.fsPath,
+      ...(name ? { edit: name } : {}),
+      example: `${ds}#worst`,
+    });
+  }
+
+  const tests = new SpecTests(context, jobs, threads, trusted, record, debuggerContributed ? debugEdit : undefined);
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('scalpel.previewEdit', preview),
+    vscode.commands.registerCommand('scalpel.applyEdit', apply),
+    vscode.commands.registerCommand('scalpel.evaluateSpec', evaluate),
+    vscode.commands.registerCommand('scalpel.showComponents', showComponents),
+    vscode.commands.registerCommand('scalpel.reviewEdit', review),
+    vscode.commands.registerCommand('scalpel.debugEdit', debugEdit),
+    vscode.commands.registerCommand('scalpel.showOutput', () => log.show()),
+    vscode.debug.registerDebugAdapterDescriptorFactory('scalpel', {
+      // The adapter is the bundled CLI's `dap` command in its own process: the model never runs in the extension host.
+      createDebugAdapterDescriptor: () => new vscode.DebugAdapterExecutable(process.execPath, [cli, 'dap'], { env: { ELECTRON_RUN_AS_NODE: '1' } }),
+    }),
+    ...(['preview', 'components', 'review'] as const).map((kind) =>
+      vscode.window.registerWebviewPanelSerializer(VIEW_TYPES[kind], {
+        async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: { last?: { data?: { spec?: string; edit?: string } } } | undefined) {
+          if (kind === 'preview' && state?.last?.data?.spec) Object.assign(previewState, { spec: state.last.data.spec, edit: state.last.data.edit });
+          Panel.restore(kind, panel, webviewRoot, wire);
+        },
+      }),
+    ),
+  );
+
+  // Live preview: a saved spec that the Preview panel shows is measured again (debounced).
+  let timer: NodeJS.Timeout | undefined;
+  context.subscriptions.push(
+    vscode.workspace.onDidSaveTextDocument((doc) => {
+      if (doc.uri.fsPath !== previewState.spec || !Panel.get('preview') || !config().get<boolean>('preview.liveUpdate', true)) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void preview(doc.uri, previewState.edit), config().get<number>('preview.debounceMs') ?? 400);
+    }),
+    new vscode.Disposable(() => clearTimeout(timer)),
+  );
+
+  // ---- the language server: the bundled CLI's `lsp --stdio`, in its own process ----
+  client = new LanguageClient(
+    'scalpel',
+    'Scalpel Language Server',
+    // An executable rather than a node module: the client would add `--clientProcessId`, which `scalpel lsp` does not take.
+    { command: process.execPath, args: [cli, 'lsp'], transport: TransportKind.stdio, options: { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } } },
+    { documentSelector: [{ language: LANGUAGE }], outputChannel: log },
+  );
+  // Not awaited: diagnostics arrive when the server is up; activation does not wait for it.
+  client.start().catch((err: unknown) => log.appendLine(`the language server did not start: ${err instanceof Error ? err.message : String(err)}`));
+
+  const activationMs = performance.now() - started;
+  log.appendLine(`Scalpel activated in ${activationMs.toFixed(1)} ms (workspace ${vscode.workspace.isTrusted ? 'trusted' : 'restricted'})`);
+  return { activationMs };
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+}

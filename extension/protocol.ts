@@ -1,0 +1,119 @@
+/**
+ * Messages between the extension host and its model worker (extension/worker.ts), and the data the
+ * webviews render. Plain JSON: no vscode, no engine classes, so webviews/ can import the types too.
+ */
+
+export type Job =
+  | { kind: 'preview'; spec: string; edit?: string; sweepPoints: number; heatmapTokens: number; threads?: number }
+  | { kind: 'evaluate'; spec: string; threads?: number }
+  | { kind: 'apply'; spec: string; out: string; edits: string[]; threads?: number }
+  | { kind: 'review'; spec: string }
+  | { kind: 'catalog'; spec: string };
+
+export interface CheckView {
+  kind: 'guard' | 'expect';
+  edit: string;
+  dataset: string;
+  guard?: string;
+  pass: boolean;
+  value: number;
+  bound: number;
+  unit: string;
+  message: string;
+  /** 1-based line of the declaration in the spec. */
+  line?: number;
+}
+
+export interface DatasetView {
+  name: string;
+  tokens: number;
+  base: number;
+  edited: number;
+  delta: number;
+  /** Targets are what the edit means to move (tuning data, expectations); the rest is off-target. */
+  role: 'target' | 'off-target';
+  /** The guard thresholds over this dataset, in nats (converted from bits or %). */
+  thresholds: { guard: string; nats: number }[];
+}
+
+export interface PreviewResult {
+  spec: string;
+  edit: string;
+  scale: number;
+  components: { key: string; label?: string; module: string }[];
+  datasets: DatasetView[];
+  checks: CheckView[];
+  sweep: { scale: number; deltas: Record<string, number> }[];
+  /** Per-token Δloss over the start of each dataset (text of the token, edited − base nats). */
+  heatmap: Record<string, { text: string; delta: number }[]>;
+  seconds: number;
+}
+
+export interface EvaluateResult {
+  spec: string;
+  edits: { edit: string; scale: number; datasets: DatasetView[] }[];
+  checks: CheckView[];
+  seconds: number;
+}
+
+export interface ApplyResult {
+  spec: string;
+  out: string;
+  lock: string;
+  checks: CheckView[];
+  datasets: DatasetView[];
+  seconds: number;
+}
+
+export interface ReviewResult {
+  spec: string;
+  lock: string;
+  output: string;
+  edits: string[];
+  scales: Record<string, number>;
+  components: { key: string; label: string | null; edit: string; scale: number }[];
+  metrics: { name: string; tokens: number; before: number; after: number; delta: number }[];
+  checks: { message: string; pass: boolean }[];
+  /** Per edited initializer: how much the written weights differ from the base model's. */
+  weights: { initializer: string; shape: number[]; changed: number; relFrobenius: number; maxAbs: number }[];
+}
+
+export type JobResult = PreviewResult | EvaluateResult | ApplyResult | ReviewResult | CatalogView;
+
+export type WorkerMessage =
+  | { type: 'status'; message: string }
+  | { type: 'result'; result: JobResult }
+  | { type: 'error'; message: string; file?: string; line?: number; column?: number };
+
+/** The Components panel's rows (catalog.json, flattened for the table). */
+export interface CatalogView {
+  catalog: string;
+  tags: string[];
+  components: {
+    key: string;
+    module: string;
+    label?: string;
+    norm?: number;
+    activation: Record<string, number>;
+    /** The best tag's selectivity. */
+    selectivity?: { tag: string; value: number };
+    contexts: { tag: string; text: string; activation: number }[];
+  }[];
+}
+
+/** Extension → webview. */
+export type ToWebview =
+  | { type: 'preview'; data: PreviewResult }
+  | { type: 'catalog'; data: CatalogView }
+  | { type: 'review'; data: ReviewResult }
+  | { type: 'busy'; message: string }
+  | { type: 'error'; message: string };
+
+/** Webview → extension. */
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'insertSelector'; key: string }
+  | { type: 'refresh' }
+  | { type: 'apply'; edit: string }
+  | { type: 'debug'; dataset: string }
+  | { type: 'diff' };

@@ -1,0 +1,212 @@
+/**
+ * The extension's model worker: a child process (forked by extension/jobs.ts) that runs one job —
+ * preview, evaluate, apply, review — with the edits engine and exits. Running models here keeps the
+ * extension host's thread free, and cancelling a job is killing this process, which really stops it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readCatalogMetadata } from '../engine/catalog/read';
+import { ScalpelError, fileError } from '../engine/errors';
+import { applyPlan } from '../engine/edit/apply';
+import { inUnit } from '../engine/edit/checks';
+import { readLock } from '../engine/edit/lock';
+import { EditPlan } from '../engine/edit/plan';
+import { linspace, sweep } from '../engine/edit/preview';
+import { EditOutcome, PlanRunner } from '../engine/edit/run';
+import { openModel, readFloatTensor } from '../engine/onnx/model';
+import { bestSelectivity } from '../language/catalog';
+import { analyze, defaultEnv } from '../language/checker';
+import { loadSpec } from '../language/semantic';
+import { lockedFor, planFromSpec } from '../cli/edit-spec';
+import type { CatalogView, CheckView, DatasetView, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
+
+const send = (m: WorkerMessage) => process.send!(m);
+
+function checkViews(o: EditOutcome): CheckView[] {
+  return o.checks.map((c) => ({
+    kind: c.check.kind,
+    edit: c.check.edit ?? o.edits.join('+'),
+    dataset: c.check.dataset,
+    guard: c.check.guard,
+    pass: c.pass,
+    value: c.value,
+    bound: c.check.bound,
+    unit: c.check.unit,
+    message: c.message,
+    line: c.check.origin?.line,
+  }));
+}
+
+function datasetViews(plan: EditPlan, o: EditOutcome): DatasetView[] {
+  const edits = plan.edits.filter((e) => o.edits.includes(e.name));
+  const targets = new Set<string>([
+    ...edits.flatMap((e) => ('tune' in e.scale ? e.scale.tune.datasets : [])),
+    ...plan.expectations.filter((x) => (!x.edit || o.edits.includes(x.edit)) && x.change !== 'moves').map((x) => x.dataset),
+  ]);
+  const kept = new Set(edits.flatMap((e) => e.keep));
+  return o.deltas.map((d) => ({
+    name: d.name,
+    tokens: d.tokens,
+    base: d.base,
+    edited: d.edited,
+    delta: d.delta,
+    role: targets.has(d.name) ? 'target' : 'off-target',
+    thresholds: plan.guards
+      .filter((g) => kept.has(g.name) && g.datasets.includes(d.name))
+      // The guard's bound in nats: inUnit is linear in Δ, so the bound over inUnit(1 nat) converts it.
+      .map((g) => ({ guard: g.name, nats: g.threshold / inUnit(1, g.unit, d.base) })),
+  }));
+}
+
+async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewResult> {
+  const started = performance.now();
+  const plan = planFromSpec(loadSpec(job.spec));
+  const runner = await PlanRunner.open(plan, { threads: job.threads });
+  try {
+    const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];
+    const o = await runner.run([edit.name], { locked: lockedFor(runner), onStatus: (message) => send({ type: 'status', message }) });
+    const scale = o.scales[edit.name];
+    const datasets = plan.datasets.map((d) => runner.dataset(d.name));
+    // From ablation (0) through the base model (1) to the edit's own scale, whichever side it lies.
+    const scales = [...new Set([...linspace(Math.min(0, scale), Math.max(1, scale), job.sweepPoints), scale])].sort((a, b) => a - b);
+    send({ type: 'status', message: `sweeping ${scales.length} scales` });
+    const rows = await sweep(runner.session, datasets, scales, (s) => runner.editor.weights(o.terms.map((t) => ({ ...t, scale: s }))));
+    const tokenizer = runner.lm.tokenizer;
+    const heatmap: PreviewResult['heatmap'] = {};
+    for (const d of o.deltas) {
+      const ids = runner.dataset(d.name).ids;
+      // perToken[i] scores ids[i + 1].
+      heatmap[d.name] = Array.from(d.perToken.subarray(0, job.heatmapTokens), (delta, i) => ({ text: tokenizer.tokenText(ids[i + 1]), delta }));
+    }
+    const labels = new Map(runner.catalog?.catalog.components.map((c) => [c.key, c.label?.text]) ?? []);
+    return {
+      spec: job.spec,
+      edit: edit.name,
+      scale,
+      components: o.terms.map((t) => ({ key: t.component.key, label: labels.get(t.component.key), module: t.component.key.split(':')[0] })),
+      datasets: datasetViews(plan, o),
+      checks: checkViews(o),
+      sweep: rows.map((r) => ({ scale: r.scale, deltas: Object.fromEntries(r.deltas.map((d) => [d.name, d.delta])) })),
+      heatmap,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await runner.close();
+  }
+}
+
+async function run(job: Job): Promise<JobResult> {
+  switch (job.kind) {
+    case 'preview':
+      return preview(job);
+    case 'evaluate': {
+      const started = performance.now();
+      const plan = planFromSpec(loadSpec(job.spec));
+      const runner = await PlanRunner.open(plan, { threads: job.threads });
+      try {
+        const locked = lockedFor(runner);
+        const outcomes: EditOutcome[] = [];
+        // Each edit on its own, as `scalpel eval SPEC` does.
+        for (const e of plan.edits) outcomes.push(await runner.run([e.name], { locked, onStatus: (message) => send({ type: 'status', message: `${e.name}: ${message}` }) }));
+        return {
+          spec: job.spec,
+          edits: outcomes.map((o) => ({ edit: o.edits[0], scale: o.scales[o.edits[0]], datasets: datasetViews(plan, o) })),
+          checks: outcomes.flatMap(checkViews),
+          seconds: (performance.now() - started) / 1000,
+        };
+      } finally {
+        await runner.close();
+      }
+    }
+    case 'apply': {
+      const started = performance.now();
+      const plan = planFromSpec(loadSpec(job.spec));
+      const runner = await PlanRunner.open(plan, { threads: job.threads });
+      try {
+        const r = await applyPlan(runner, { edits: job.edits, outFile: job.out, onStatus: (message) => send({ type: 'status', message }) });
+        return { spec: job.spec, out: r.outFile, lock: r.lockFile, checks: checkViews(r.outcome), datasets: datasetViews(plan, r.outcome), seconds: (performance.now() - started) / 1000 };
+      } finally {
+        await runner.close();
+      }
+    }
+    case 'review':
+      return review(job.spec);
+    case 'catalog':
+      return catalogView(job.spec);
+  }
+}
+
+/** The catalog of the spec's (first) model that declares one, flattened for the Components panel. */
+function catalogView(spec: string): CatalogView {
+  let text: string;
+  try {
+    text = fs.readFileSync(spec, 'utf8');
+  } catch (err) {
+    throw fileError(err, spec, 'read spec');
+  }
+  const models = [...analyze(text, defaultEnv(path.dirname(spec))).models.values()];
+  const dir = models.find((m) => m.components)?.components;
+  if (!dir) throw new ScalpelError('the spec declares no model with a component catalog (model NAME from "…" { components "…" })', spec);
+  const catalog = readCatalogMetadata(dir);
+  const tags = [...new Set(catalog.components.flatMap((c) => Object.keys(c.stats ?? {})))];
+  return {
+    catalog: catalog.dir,
+    tags,
+    components: catalog.components.map((c) => ({
+      key: c.key,
+      module: c.module,
+      label: c.label?.text,
+      norm: c.norm,
+      activation: Object.fromEntries(Object.entries(c.stats ?? {}).map(([t, s]) => [t, s.meanAbs])),
+      selectivity: bestSelectivity(c),
+      contexts: c.contexts ?? [],
+    })),
+  };
+}
+
+/** The last apply's lock, and how far the written weights moved from the base model's. */
+function review(spec: string): ReviewResult {
+  const lockFile = `${spec}.lock`;
+  const lock = readLock(lockFile);
+  if (!lock) throw new ScalpelError('no lock file: apply the spec first (Scalpel: Apply Edit)', lockFile);
+  const dir = path.dirname(lockFile);
+  const base = openModel(path.resolve(dir, lock.model.file));
+  const out = openModel(path.resolve(dir, lock.output.file));
+  const modules = new Set(lock.components.map((c) => c.key.split(':')[0]));
+  const weights: ReviewResult['weights'] = [];
+  for (const name of base.initializers.keys()) {
+    if (![...modules].some((m) => name === `${m}.weight` || name.startsWith(`${m}.`))) continue;
+    const a = readFloatTensor(base, name);
+    const b = readFloatTensor(out, name);
+    let changed = 0, diff2 = 0, norm2 = 0, maxAbs = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = b[i] - a[i];
+      if (d !== 0) changed++;
+      diff2 += d * d;
+      norm2 += a[i] * a[i];
+      maxAbs = Math.max(maxAbs, Math.abs(d));
+    }
+    weights.push({ initializer: name, shape: base.initializers.get(name)!.dims, changed, relFrobenius: Math.sqrt(diff2 / (norm2 || 1)), maxAbs });
+  }
+  return {
+    spec,
+    lock: lockFile,
+    output: path.resolve(dir, lock.output.file),
+    edits: lock.edits,
+    scales: lock.scales,
+    components: lock.components,
+    metrics: Object.entries(lock.metrics).map(([name, m]) => ({ name, ...m })),
+    checks: lock.checks,
+    weights,
+  };
+}
+
+process.once('message', (job: Job) => {
+  run(job).then(
+    (result) => send({ type: 'result', result }),
+    (err: unknown) => {
+      if (err instanceof ScalpelError) send({ type: 'error', message: err.message, file: err.file, line: err.position?.line, column: err.position?.column });
+      else send({ type: 'error', message: err instanceof Error ? `internal error: ${err.stack ?? err.message}` : String(err) });
+    },
+  ).finally(() => process.disconnect());
+});

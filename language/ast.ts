@@ -1,0 +1,175 @@
+/**
+ * The syntax tree of a spec. Every node carries its exact range (UTF-16 offsets, end exclusive).
+ * Parts a broken statement lacks are `undefined`: the parser always returns a tree.
+ */
+
+export interface Span {
+  start: number;
+  end: number;
+}
+
+/** An identifier where it is written: a declaration's name or a reference to one. */
+export interface Name extends Span {
+  text: string;
+}
+
+export interface Str extends Span {
+  value: string;
+}
+
+export interface Num extends Span {
+  value: number;
+}
+
+export interface Regex extends Span {
+  source: string;
+  flags: string;
+}
+
+/** A keyword where it is written (for hover, semantic tokens and formatting). */
+export interface Keyword extends Span {
+  text: string;
+}
+
+export type Decl = ModelDecl | DataDecl | GuardDecl | EditDecl | ExpectDecl;
+
+export interface ModelDecl extends Span {
+  kind: 'model';
+  name?: Name;
+  path?: Str;
+  props: ModelProp[];
+  /** Range of `{ … }` when the block is present (for folding). */
+  block?: Span;
+}
+
+export interface ModelProp extends Span {
+  key: Keyword & { text: 'tokenizer' | 'components' | 'sha256' };
+  value?: Str;
+}
+
+export type SourceKind = 'udhr' | 'text' | 'jsonl' | 'inline';
+
+export interface DataDecl extends Span {
+  kind: 'data';
+  name?: Name;
+  source?: Keyword & { text: SourceKind };
+  arg?: Str;
+  /** `field "body"`: the JSONL field that holds the text. */
+  field?: Str;
+  where: WhereClause[];
+  /** `limit N tokens`. */
+  limit?: Num;
+}
+
+export interface WhereClause extends Span {
+  tag: Name;
+  value?: Str;
+}
+
+export type Unit = 'nats' | 'bits' | '%';
+
+export interface UnitNode extends Span {
+  unit: Unit;
+}
+
+export interface GuardDecl extends Span {
+  kind: 'guard';
+  name?: Name;
+  members: Name[];
+  threshold?: Num;
+  unit?: UnitNode;
+}
+
+export interface EditDecl extends Span {
+  kind: 'edit';
+  name?: Name;
+  model?: Name;
+  body: EditStmt[];
+  block?: Span;
+}
+
+export type EditStmt = SelectStmt | ScaleStmt | KeepStmt;
+
+export interface SelectStmt extends Span {
+  kind: 'select';
+  selector?: Selector;
+}
+
+export interface ScaleStmt extends Span {
+  kind: 'scale';
+  value?: Num | Tune;
+}
+
+export interface Tune extends Span {
+  kind: 'tune';
+  low?: Num;
+  high?: Num;
+  objective?: Keyword & { text: 'maximize' | 'minimize' };
+  metric?: MetricNode;
+}
+
+export interface KeepStmt extends Span {
+  kind: 'keep';
+  guards: Name[];
+}
+
+/** `loss(german)`: a metric of a dataset or of each dataset of a guard. */
+export interface MetricNode extends Span {
+  fn: Name;
+  arg?: Name;
+}
+
+export type Selector = KeySel | ModuleSel | LabelSel | TopSel | SetSel;
+
+export interface KeySel extends Span {
+  kind: 'key';
+  key: Str;
+}
+
+export interface ModuleSel extends Span {
+  kind: 'module';
+  pattern?: Str;
+}
+
+export interface LabelSel extends Span {
+  kind: 'label';
+  regex?: Regex;
+}
+
+export interface TopSel extends Span {
+  kind: 'top';
+  k?: Num;
+  stat?: StatNode;
+  where?: Selector;
+}
+
+/** `selectivity(german, others)`, `activation(german)`, `norm`. */
+export interface StatNode extends Span {
+  fn: Name;
+  args: Name[];
+  /** Whether `( … )` was written. */
+  call: boolean;
+}
+
+export interface SetSel extends Span {
+  kind: 'or' | 'minus';
+  left: Selector;
+  right?: Selector;
+}
+
+export type Change = 'rises' | 'falls' | 'moves' | 'is';
+export type Comparison = '>=' | '<=' | '>' | '<';
+
+export interface ExpectDecl extends Span {
+  kind: 'expect';
+  edit?: Name;
+  metric?: MetricNode;
+  change?: Keyword & { text: Change };
+  comparison?: Keyword & { text: Comparison };
+  bound?: Num;
+  unit?: UnitNode;
+}
+
+export interface SpecFile {
+  decls: Decl[];
+}

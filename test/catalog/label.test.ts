@@ -1,0 +1,175 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { openLanguageModel } from '../../engine/lm';
+import { tokenizeDataset } from '../../engine/evaluate';
+import { decompose } from '../../engine/decompose';
+import { writeCatalog } from '../../engine/catalog/write';
+import { openCatalogTensors, readCatalogMetadata } from '../../engine/catalog/read';
+import { labelCatalog, TaggedData } from '../../engine/label';
+import { autoLabel, selectivity } from '../../engine/label/stats';
+import { readFloatTensor } from '../../engine/onnx/model';
+import { randomValues } from '../helpers/tiny-lm';
+import { PLANTED, PROMOTED, TAG_LETTERS, tagText, writePlantedModel } from './planted';
+
+function taggedData(lm: ReturnType<typeof openLanguageModel>): TaggedData[] {
+  return Object.entries(TAG_LETTERS).map(([tag, letters], i) => ({
+    tag,
+    sha256: tag,
+    data: tokenizeDataset({ name: tag, source: `inline:${tag}`, documents: tagText(letters, 100 + i).split('\n\n').map((text) => ({ text, tags: {} })) }, lm.tokenizer),
+  }));
+}
+
+test('labelling finds the planted German-specific neuron, names it, and finds what it promotes', async () => {
+  const dir = writePlantedModel();
+  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
+  const d = decompose(lm, { method: 'neuron' });
+  const catDir = path.join(dir, 'components');
+  writeCatalog(catDir, d.catalog, d.tensors);
+  const tensors = openCatalogTensors(catDir);
+  const data = taggedData(lm);
+  const result = await labelCatalog(lm, tensors, data, { batchSize: 3 });
+  tensors.close();
+  // Every input position of every window (context 32, batches of 3 windows, short last windows) counted once.
+  assert.deepEqual(result.catalog.datasets!.map((d) => d.tokens), data.map((d) => d.data.ids.length - 1));
+
+  const byDe = [...result.catalog.components].filter((c) => c.module === 'h.0.mlp.c_fc').sort((a, b) => b.selectivity!.de - a.selectivity!.de);
+  const planted = byDe[0];
+  assert.equal(planted.key, `h.0.mlp.c_fc:${PLANTED}`);
+  assert.ok(planted.selectivity!.de > 100, `planted selectivity ${planted.selectivity!.de}`);
+  assert.ok(byDe[1].selectivity!.de < 3, `next best ${byDe[1].key} ${byDe[1].selectivity!.de}`);
+  assert.match(planted.label!.text, /^German \((only|[\d.]+×) vs fr\/en\)$/);
+  assert.equal(planted.label!.source, 'auto');
+  // It fires on z's only: every top context marks a z.
+  assert.equal(planted.contexts!.length, 3);
+  assert.equal(new Set(planted.contexts!.map((c) => c.text)).size, 3, 'repeated contexts are shown once');
+  for (const c of planted.contexts!) {
+    assert.equal(c.tag, 'de');
+    assert.match(c.text, /⟦z⟧/);
+  }
+  assert.equal(planted.stats!.fr.firingRate, 0);
+  assert.ok(planted.stats!.de.firingRate > 0.05);
+  // Output side: c_fc's write goes through c_proj into dimension 1, which only PROMOTED reads.
+  assert.equal(planted.promotesVia, 'h.0.mlp.c_proj+lm_head');
+  assert.equal(planted.promotes![0].token, PROMOTED);
+  const proj = result.catalog.components.find((c) => c.key === `h.0.mlp.c_proj:${PLANTED}`)!;
+  assert.match(proj.label!.text, /^German/);
+  assert.equal(proj.promotesVia, 'lm_head');
+  assert.equal(proj.promotes![0].token, PROMOTED);
+  // Its logit: the write vector 3·e1, centred (ln_f's gain is 1), through the unembedding's column for PROMOTED.
+  const head = readFloatTensor(lm.onnx, 'lm_head.weight');
+  const q = PROMOTED.charCodeAt(0);
+  let logit = 0;
+  for (let i = 0; i < 16; i++) logit += ((i === 1 ? 3 : 0) - 3 / 16) * head[i * 256 + q];
+  assert.ok(Math.abs(proj.promotes![0].logit - logit) < 1e-3, `${proj.promotes![0].logit} vs ${logit}`);
+  assert.equal(result.catalog.datasets!.length, 3);
+  assert.ok(result.tokens > 3000);
+  assert.equal(result.componentTokens, result.tokens * 64);
+});
+
+test('human labels survive re-labelling; auto labels are replaced', async () => {
+  const dir = writePlantedModel();
+  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
+  const d = decompose(lm, { method: 'neuron' });
+  const catDir = path.join(dir, 'components');
+  d.catalog.components[0].label = { text: 'my own words', source: 'human' };
+  d.catalog.components[1].label = { text: 'stale', source: 'auto' };
+  writeCatalog(catDir, d.catalog, d.tensors);
+  const tensors = openCatalogTensors(catDir);
+  const result = await labelCatalog(lm, tensors, taggedData(lm));
+  tensors.close();
+  writeCatalog(catDir, result.catalog);
+  const back = readCatalogMetadata(catDir);
+  assert.deepEqual(back.components[0].label, { text: 'my own words', source: 'human' });
+  assert.ok(back.components[0].autoLabel && back.components[0].autoLabel.source === 'auto');
+  assert.notEqual(back.components[1].label!.text, 'stale');
+  assert.deepEqual(back.components[1].label, back.components[1].autoLabel);
+  assert.ok(fs.existsSync(path.join(catDir, 'components.safetensors')));
+});
+
+test('label rules: single tag, group, unselective, inactive', () => {
+  const s = (m: Record<string, number>, rate = 0.5) => Object.fromEntries(Object.entries(m).map(([t, v]) => [t, { meanAbs: v, firingRate: v > 0 ? rate : 0 }]));
+  assert.equal(autoLabel(s({ de: 9.4, fr: 1, es: 1, it: 1, en: 1 }), 1000).text, 'German (9.4× vs fr/es/it/en)');
+  assert.equal(autoLabel(s({ de: 5, fr: 4.5, es: 4.8, it: 5.2, en: 1 }), 1000).text, 'non-English (it, de, es, fr)');
+  assert.match(autoLabel(s({ de: 1.2, fr: 1, es: 1, it: 1, en: 1 }), 1000).text, /^unselective \(max 1\.2× de\)$/);
+  assert.equal(autoLabel(s({ de: 0, fr: 0 }), 1000).text, 'inactive');
+  assert.equal(autoLabel(s({ xx: 8, yy: 1 }), 1000).text, 'xx (8.0× vs yy)');
+  const sel = selectivity({ de: 4, fr: 1, en: 3 });
+  assert.equal(sel.de, 2);
+  assert.equal(sel.fr, 0.2857142857142857);
+  // Confidence grows with the ratio and with the data.
+  assert.ok(autoLabel(s({ de: 20, fr: 1 }), 1000).confidence! > autoLabel(s({ de: 4, fr: 1 }), 1000).confidence!);
+  assert.ok(autoLabel(s({ de: 20, fr: 1 }), 1000).confidence! > autoLabel(s({ de: 20, fr: 1 }), 50).confidence!);
+});
+
+test('with CI functions in the catalog, statistics are of causal importance, computed as SPD defines it', async () => {
+  const dir = writePlantedModel();
+  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
+  const d = decompose(lm, { method: 'neuron', modules: ['h.0.mlp.c_fc'] });
+  const C = 32, h = 3;
+  const ci = { wIn: randomValues(C * h, 1).map((v) => v * 3), bIn: randomValues(C * h, 2), wOut: randomValues(C * h, 3).map((v) => v * 2), bOut: randomValues(C, 4).map((v) => v + 0.3) };
+  d.tensors[0].extra = [
+    { name: 'h.0.mlp.c_fc.ci.w_in', shape: [C, h], data: ci.wIn }, { name: 'h.0.mlp.c_fc.ci.b_in', shape: [C, h], data: ci.bIn },
+    { name: 'h.0.mlp.c_fc.ci.w_out', shape: [C, h], data: ci.wOut }, { name: 'h.0.mlp.c_fc.ci.b_out', shape: [C], data: ci.bOut },
+  ];
+  const catDir = path.join(dir, 'components');
+  writeCatalog(catDir, d.catalog, d.tensors);
+  const tensors = openCatalogTensors(catDir);
+  const data = taggedData(lm);
+  const result = await labelCatalog(lm, tensors, data);
+  tensors.close();
+  assert.equal(result.catalog.statsMeasure, 'ci');
+  assert.equal(result.catalog.firingThreshold, 0.5);
+  // Reference: the module input is wte[token], a = x · V[:, c] = x · W[:, c] for the neuron basis.
+  const wte = readFloatTensor(lm.onnx, 'wte.weight');
+  const w = readFloatTensor(lm.onnx, 'h.0.mlp.c_fc.weight');
+  const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+  let fractional = 0;
+  for (let c = 0; c < C; c++) {
+    for (const [ti, tag] of ['de', 'fr', 'en'].entries()) {
+      const ids = data[ti].data.ids;
+      let sum = 0, fired = 0;
+      for (let t = 0; t < ids.length - 1; t++) {
+        let a = 0;
+        for (let i = 0; i < 16; i++) a += wte[ids[t] * 16 + i] * w[i * C + c];
+        let pre = ci.bOut[c];
+        for (let k = 0; k < h; k++) pre += ci.wOut[c * h + k] * gelu(a * ci.wIn[c * h + k] + ci.bIn[c * h + k]);
+        const g = Math.min(1, Math.max(0, pre));
+        sum += g;
+        if (g > 0.5) fired++;
+      }
+      const stats = result.catalog.components[c].stats![tag];
+      if (stats.meanAbs > 0.01 && stats.meanAbs < 0.99) fractional++;
+      assert.ok(Math.abs(stats.meanAbs - sum / (ids.length - 1)) < 1e-3 * Math.max(1, stats.meanAbs), `${c} ${tag}: ${stats.meanAbs} vs ${sum / (ids.length - 1)}`);
+      assert.ok(Math.abs(stats.firingRate - fired / (ids.length - 1)) < 2e-3, `${c} ${tag}: ${stats.firingRate} vs ${fired / (ids.length - 1)}`);
+    }
+  }
+  assert.ok(fractional >= 10, `only ${fractional} (component, tag) pairs with CI strictly between 0 and 1`);
+});
+
+test('a component that barely fires is inactive, however lopsided its means', () => {
+  const stats = { de: { meanAbs: 1e-4, firingRate: 0.001 }, fr: { meanAbs: 0, firingRate: 0 } };
+  assert.equal(autoLabel(stats, 1000).text, 'inactive');
+  assert.match(autoLabel({ ...stats, de: { meanAbs: 1e-4, firingRate: 0.01 } }, 1000).text, /^German \(only vs fr\)$/);
+});
+
+test('lm_head components promote the tokens of their own largest write entries', async () => {
+  const dir = writePlantedModel();
+  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
+  const d = decompose(lm, { method: 'svd', modules: ['lm_head'], rank: 4 });
+  const catDir = path.join(dir, 'components');
+  writeCatalog(catDir, d.catalog, d.tensors);
+  const tensors = openCatalogTensors(catDir);
+  const result = await labelCatalog(lm, tensors, taggedData(lm), { outputTokens: 3 });
+  const { U } = tensors.factors('lm_head');
+  tensors.close();
+  for (let c = 0; c < 4; c++) {
+    const row = Array.from(U.subarray(c * 256, c * 256 + 256));
+    const order = row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
+    const info = result.catalog.components[c];
+    assert.equal(info.promotesVia, 'lm_head');
+    assert.deepEqual(info.promotes!.map((p) => p.token), order.slice(0, 3).map(([, i]) => lm.tokenizer.tokenText(i)));
+    assert.deepEqual(info.suppresses!.map((p) => p.token), order.slice(-3).reverse().map(([, i]) => lm.tokenizer.tokenText(i)));
+  }
+});

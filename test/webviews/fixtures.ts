@@ -1,0 +1,72 @@
+/** Fixture data for the webview tests: what the model worker would post, built deterministically. */
+import type { CatalogView, PreviewResult, ReviewResult } from '../../extension/protocol';
+
+const DATASETS = ['german', 'french', 'spanish', 'italian', 'english'];
+
+export function previewFixture(): PreviewResult {
+  const delta: Record<string, number> = { german: 1.2345, french: 0.0123, spanish: -0.0042, italian: 0.0311, english: 0.0087 };
+  const words = 'Alle Menschen sind frei und gleich an Würde und Rechten geboren .'.split(' ');
+  return {
+    spec: '/ws/remove-german.scalpel',
+    edit: 'no_german',
+    scale: -0.75,
+    components: [
+      { key: 'h.1.mlp.c_fc:41', label: 'German function words', module: 'h.1.mlp.c_fc' },
+      { key: 'h.2.mlp.c_proj:7', module: 'h.2.mlp.c_proj' },
+    ],
+    datasets: DATASETS.map((name) => ({
+      name,
+      tokens: 500,
+      base: 1.5,
+      edited: 1.5 + delta[name],
+      delta: delta[name],
+      role: name === 'german' ? 'target' : 'off-target',
+      thresholds: name === 'german' ? [] : [{ guard: 'others', nats: 0.05 }],
+    })),
+    checks: [
+      { kind: 'expect', edit: 'no_german', dataset: 'german', pass: true, value: 1.2345, bound: 1, unit: 'nats', message: 'expect no_german: loss(german) rises by >= 1.0000 nats: measured 1.2345 nats', line: 12 },
+      { kind: 'guard', edit: 'no_german', dataset: 'french', guard: 'others', pass: true, value: 0.0123, bound: 0.05, unit: 'nats', message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats', line: 7 },
+    ],
+    sweep: [-1, -0.5, 0, 0.5, 1].map((scale) => ({ scale, deltas: Object.fromEntries(DATASETS.map((n) => [n, delta[n] * (1 - scale) / 1.75])) })),
+    heatmap: Object.fromEntries(DATASETS.map((n, j) => [n, words.map((w, i) => ({ text: (i ? ' ' : '') + w, delta: (n === 'german' ? 1 : 0.02) * Math.sin(i + j) }))])),
+    seconds: 0.42,
+  };
+}
+
+/** `n` components over four modules; every seventh is German-specific with a labelled context. */
+export function catalogFixture(n = 2000): CatalogView {
+  const tags = ['de', 'fr', 'es', 'it', 'en'];
+  const modules = ['h.0.mlp.c_fc', 'h.1.mlp.c_fc', 'h.2.attn.c_proj', 'h.3.mlp.c_proj'];
+  return {
+    catalog: '/ws/models/polyglot/components',
+    tags,
+    components: Array.from({ length: n }, (_, i) => {
+      const module = modules[i % modules.length];
+      const german = i % 7 === 0;
+      const activation = Object.fromEntries(tags.map((t, j) => [t, Number((((i * 31 + j * 17) % 97) / 100 + (german && t === 'de' ? 1 : 0)).toFixed(3))]));
+      return {
+        key: `${module}:${i}`,
+        module,
+        label: german ? `German suffixes ${i}` : i % 3 === 0 ? `punctuation ${i}` : undefined,
+        norm: (i % 13) / 3,
+        activation,
+        selectivity: german ? { tag: 'de', value: 3 + (i % 5) } : { tag: 'en', value: 1 + (i % 3) / 10 },
+        contexts: german ? [{ tag: 'de', text: 'sind frei ⟦und⟧ gleich', activation: 2.5 }] : [],
+      };
+    }),
+  };
+}
+
+export function reviewFixture(): ReviewResult {
+  return {
+    spec: '/ws/remove-german.scalpel',
+    lock: '/ws/remove-german.scalpel.lock',
+    output: '/ws/remove-german.onnx',
+    edits: ['no_german'],
+    scales: { no_german: -0.75 },
+    components: [{ key: 'h.1.mlp.c_fc:41', label: 'German function words', edit: 'no_german', scale: -0.75 }],
+    metrics: DATASETS.map((name, i) => ({ name, tokens: 500, before: 1.5, after: 1.5 + (i ? 0.01 : 1.2345), delta: i ? 0.01 : 1.2345 })),
+    checks: [{ message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats', pass: true }],
+    weights: [{ initializer: 'h.1.mlp.c_fc.weight', shape: [128, 512], changed: 65536, relFrobenius: 0.0123, maxAbs: 0.031 }],
+  };
+}

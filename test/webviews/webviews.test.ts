@@ -1,0 +1,137 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser } from 'playwright-core';
+import { catalogFixture, previewFixture, reviewFixture } from './fixtures';
+import { Loaded, launch, load } from './harness';
+
+let browser: Browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** Every page must run under its CSP without a single violation or script error. */
+async function clean(l: Loaded): Promise<void> {
+  assert.deepEqual(await l.violations(), [], 'CSP violations');
+  assert.deepEqual(l.errors, [], 'page errors');
+  await l.page.close();
+}
+
+/** Whether a canvas has any painted pixel (Chart.js drew something). */
+const painted = (l: Loaded, id: string) =>
+  l.page.locator(`canvas#${id}`).evaluate((c: HTMLCanvasElement) => {
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return c.width > 0 && c.height > 0;
+    return false;
+  });
+
+test('Edit Preview renders the numbers, both charts, the heatmap and the checks; buttons post messages', async () => {
+  const l = await load(browser, 'preview');
+  const fx = previewFixture();
+  await l.send({ type: 'preview', data: fx });
+  const german = l.page.locator('#deltas tr[data-dataset="german"] td.delta');
+  await german.waitFor();
+  assert.equal(await german.textContent(), '+1.2345');
+  assert.equal(await l.page.locator('#deltas tr[data-dataset="spanish"] td.delta').textContent(), '-0.0042');
+  assert.equal(await l.page.locator('#deltas tbody tr').count(), 5);
+  assert.equal(await l.page.locator('#scale').textContent(), '-0.7500');
+  assert.ok(await painted(l, 'bars'), 'the Δloss bar chart is drawn');
+  assert.ok(await painted(l, 'sweep'), 'the sweep chart is drawn');
+  assert.match((await l.page.locator('#checks').textContent())!, /guard others on french/);
+  assert.match((await l.page.locator('#components').textContent())!, /German function words/);
+  // The heatmap starts on the target dataset, one span per token.
+  assert.equal(await l.page.locator('p.heat').getAttribute('data-dataset'), 'german');
+  assert.equal(await l.page.locator('p.heat span').count(), fx.heatmap.german.length);
+
+  await l.page.locator('#apply').click();
+  await l.page.locator('#refresh').click();
+  await l.page.locator('#debug-worst').click();
+  const posted = (await l.posted()).filter((m) => m.type !== 'ready');
+  assert.deepEqual(posted, [{ type: 'apply', edit: 'no_german' }, { type: 'refresh' }, { type: 'debug', dataset: 'german' }]);
+  // The last data message is kept for a restored panel.
+  assert.equal((await l.state())?.last?.type, 'preview');
+  await clean(l);
+});
+
+test('Edit Preview: picking another dataset redraws the heatmap and is remembered', async () => {
+  const l = await load(browser, 'preview');
+  await l.send({ type: 'preview', data: previewFixture() });
+  const select = l.page.locator('vscode-single-select#heat-dataset');
+  await select.waitFor();
+  await select.click();
+  await l.page.locator('vscode-single-select#heat-dataset >> li', { hasText: 'french' }).click();
+  await l.page.locator('p.heat[data-dataset="french"]').waitFor();
+  assert.equal((await l.state())?.ui?.heatDataset, 'french');
+  await clean(l);
+});
+
+test('a restored panel redraws from its saved state without asking the extension', async () => {
+  const l = await load(browser, 'preview', { last: { type: 'preview', data: previewFixture() } });
+  assert.equal(await l.page.locator('#deltas tr[data-dataset="german"] td.delta').textContent(), '+1.2345');
+  await clean(l);
+});
+
+test('Components: 2000 rows render only the visible window; search, sort, detail card and insert work', async () => {
+  const l = await load(browser, 'components');
+  await l.send({ type: 'catalog', data: catalogFixture(2000) });
+  await l.page.locator('#count').waitFor();
+  assert.equal(await l.page.locator('#count').textContent(), '2000 of 2000 components');
+  const rows = await l.page.locator('.tr[data-key]').count();
+  assert.ok(rows > 10 && rows < 80, `virtualised: ${rows} rows in the DOM`);
+
+  // Default sort: selectivity, highest first (German components have 3..7×).
+  assert.match((await l.page.locator('.tr[data-key]').first().textContent())!, /7\.0× de/);
+  await l.page.locator('span[data-sort="key"]').click();
+  assert.equal(await l.page.locator('.tr[data-key]').first().getAttribute('data-key'), 'h.0.mlp.c_fc:0');
+
+  // Search matches labels case-insensitively ("German suffixes 98", "… 980", "… 987") and keys.
+  await l.page.locator('#search input').fill('german SUFFIXES 98');
+  await l.page.locator('#count', { hasText: '3 of 2000' }).waitFor();
+  assert.deepEqual(await l.page.locator('.tr[data-key]').evaluateAll((es) => es.map((e) => e.getAttribute('data-key'))), ['h.0.mlp.c_fc:980', 'h.2.attn.c_proj:98', 'h.3.mlp.c_proj:987']);
+  await l.page.locator('#search input').fill('c_proj:1995');
+  await l.page.locator('#count', { hasText: '1 of 2000' }).waitFor();
+
+  await l.page.locator('.tr[data-key="h.3.mlp.c_proj:1995"]').click();
+  assert.equal(await l.page.locator('#detail mark').textContent(), 'und');
+  await l.page.locator('#insert').click();
+  assert.deepEqual((await l.posted()).at(-1), { type: 'insertSelector', key: 'h.3.mlp.c_proj:1995' });
+
+  // Scrolling far down renders rows from there: in key order, row 1500 is the first of module h.3.
+  await l.page.locator('#search input').fill('');
+  await l.page.locator('#count', { hasText: '2000 of 2000' }).waitFor();
+  await l.page.locator('.scroller').evaluate((s) => (s.scrollTop = 24 * 1500));
+  await l.page.locator('.tr[data-key="h.3.mlp.c_proj:3"]').waitFor();
+  assert.equal(await l.page.locator('.tr[data-key="h.0.mlp.c_fc:0"]').count(), 0);
+  await clean(l);
+});
+
+test('Review renders the lock metrics and the weight diff; the diff button posts', async () => {
+  const l = await load(browser, 'review');
+  await l.send({ type: 'review', data: reviewFixture() });
+  await l.page.locator('#metrics tr[data-dataset="german"] td.delta').waitFor();
+  assert.equal(await l.page.locator('#metrics tr[data-dataset="german"] td.delta').textContent(), '+1.2345');
+  assert.match((await l.page.locator('#weights').textContent())!, /h\.1\.mlp\.c_fc\.weight.*128×512.*65536.*1\.230e-2/s);
+  await l.page.locator('#diff').click();
+  assert.deepEqual((await l.posted()).at(-1), { type: 'diff' });
+  await clean(l);
+});
+
+test('the CSP is enforced and a violation is caught: inline script and inline style are blocked', async () => {
+  const l = await load(browser, 'preview');
+  await l.page.evaluate(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__ran = true';
+    document.body.append(s);
+    const d = document.createElement('div');
+    d.innerHTML = '<span style="color: red">x</span>';
+    document.body.append(d);
+  });
+  await l.page.waitForFunction(() => (window as unknown as { __violations: string[] }).__violations.length >= 2);
+  assert.equal(await l.page.evaluate(() => (window as unknown as { __ran?: boolean }).__ran), undefined, 'the inline script did not run');
+  const v = await l.violations();
+  assert.ok(v.some((x) => x.startsWith('script-src')), v.join('\n'));
+  assert.ok(v.some((x) => x.startsWith('style-src')), v.join('\n'));
+  await l.page.close();
+});

@@ -194,8 +194,13 @@ async function main(): Promise<void> {
   console.error(`most German-selective MLP neurons: ${neurons.slice(0, 5).map((n) => `${n.key} ${n.selectivity.toFixed(1)}×`).join(', ')}`);
   const neuronPlan = { ...plan, edits: [1, 16].map((k) => ({ ...plan.edits[0], name: `neurons_${k}`, components: neurons.slice(0, k).map((n) => n.key) })) };
   const neuronRunner = await PlanRunner.open(neuronPlan, { threads: 1, components: new NeuronComponents(new WeightEditor(lm.onnx)) });
+  let neuronCurve: Curve | undefined;
   for (const e of neuronPlan.edits) {
     const o = await neuronRunner.run([e.name]);
+    if (!neuronCurve) {
+      const s0 = o.scales[e.name];
+      neuronCurve = await curve(neuronRunner.session, sets, linspace(Math.min(1, s0), Math.max(1, s0), 25), (x) => neuronRunner.editor.weights(o.terms.map((t) => ({ ...t, scale: x }))));
+    }
     rows.push({ method: `neuron baseline: ${e.components.length === 1 ? `the most German-selective MLP neuron (${e.components[0]}, ${neurons[0].selectivity.toFixed(1)}×)` : `the ${e.components.length} most German-selective MLP neurons`}, scale ${o.scales[e.name].toFixed(3)}`, germanTokens: o.tuning?.tokens.reduce((a, t) => a + t.scored, 0) ?? 0, deltas: await measure(neuronRunner.session, sets, o.weights) });
   }
   await neuronRunner.close();
@@ -235,12 +240,11 @@ async function main(): Promise<void> {
   const singleDeltas = rows[0].deltas;
   const target = byName(singleDeltas, GERMAN).delta;
   const s0 = single.scales[single.edits[0]];
-  const compCurve = await curve(runner.session, sets, linspace(Math.min(1, s0), Math.max(1, s0), 21), (s) => runner.editor.weights(single.terms.map((t) => ({ ...t, scale: s }))));
-  console.log(`## At equal German removal (German Δloss = ${f(target)} nats, the single-component edit's)\n`);
-  console.log('| method | strength at that removal | off-target mean \\|Δ\\| | vs Scalpel |');
-  console.log('| --- | --- | --- | --- |');
-  const own = atGerman(compCurve, target);
-  console.log(`| Scalpel ${single.edits[0]} | scale ${s0.toFixed(3)} | ${(own?.off ?? offTarget(singleDeltas).mean).toFixed(4)} | 1.00× |`);
+  const compCurve = await curve(runner.session, sets, linspace(Math.min(1, s0), Math.max(1, s0), 25), (s) => runner.editor.weights(single.terms.map((t) => ({ ...t, scale: s }))));
+  // Off-target damage of every method where its German Δloss equals a target: the issue's +2 nats, and
+  // what the single-component edit reached.
+  const targets = [2, target];
+  const loraCurves: Curve[] = [];
   for (const l of loraRows) {
     const changed = [...runner.editor.modules.values()].map((m) => m.initializer);
     const loraModel = openLanguageModel(l.dir).onnx;
@@ -250,13 +254,23 @@ async function main(): Promise<void> {
       return [name, a.map((v, i) => v - b[i])] as const;
     }));
     const session = await PreviewSession.create(lm, runner.editor, changed, { threads: 1 });
-    const alphas = linspace(0, 3, 16);
-    const c = await curve(session, sets, alphas, (a) => new Map([...delta].map(([name, d]) => [name, runner.editor.baseWeight(name).map((v, i) => v + a * d[i])])));
+    loraCurves.push(await curve(session, sets, linspace(0, 3, 16), (a) => new Map([...delta].map(([name, d]) => [name, runner.editor.baseWeight(name).map((v, i) => v + a * d[i])]))));
     await session.release();
-    const at = atGerman(c, target);
-    const selfOff = offTarget(l.row.deltas).mean;
-    console.log(`| ${l.row.method} | ${at ? `α = ${at.strength.toFixed(2)}` : `not reached (α ≤ 3 gives German Δ ≤ ${f(Math.max(...c.german))})`} | ${at ? at.off.toFixed(4) : '—'} | ${at && own ? `${(at.off / own.off).toFixed(2)}×` : '—'} |`);
-    console.error(`  ${l.cfg.name}: at α = 1 German Δ ${f(byName(l.row.deltas, GERMAN).delta)}, off-target ${selfOff.toFixed(4)}`);
+  }
+  for (const t of targets) {
+    console.log(`## At equal German removal: German Δloss = ${f(t)} nats\n`);
+    console.log('| method | strength at that removal | off-target mean \\|Δ\\| | vs Scalpel |');
+    console.log('| --- | --- | --- | --- |');
+    const own = atGerman(compCurve, t);
+    console.log(`| Scalpel ${single.edits[0]} | ${own ? `scale ${own.strength.toFixed(2)}` : 'not reached'} | ${own ? own.off.toFixed(4) : '—'} | 1.00× |`);
+    const nAt = neuronCurve && atGerman(neuronCurve, t);
+    console.log(`| Scalpel, the most German-selective neuron | ${nAt ? `scale ${nAt.strength.toFixed(2)}` : `not reached (German Δ ≤ ${f(Math.max(...neuronCurve!.german))})`} | ${nAt ? nAt.off.toFixed(4) : '—'} | ${nAt && own ? `${(nAt.off / own.off).toFixed(2)}×` : '—'} |`);
+    loraRows.forEach((l, i) => {
+      const c = loraCurves[i];
+      const at = atGerman(c, t);
+      console.log(`| ${l.row.method} | ${at ? `α = ${at.strength.toFixed(2)}` : `not reached (α ≤ 3 gives German Δ ≤ ${f(Math.max(...c.german))})`} | ${at ? at.off.toFixed(4) : '—'} | ${at && own ? `${(at.off / own.off).toFixed(2)}×` : '—'} |`);
+    });
+    console.log('');
   }
   console.log(`\nScalpel curve (scale → German Δ, off-target mean |Δ|): ${compCurve.strength.map((s, i) => `${s.toFixed(2)}→${f(compCurve.german[i], 2)}/${compCurve.off[i].toFixed(3)}`).join(', ')}`);
   await runner.close();

@@ -21,6 +21,7 @@ import { writeCatalog } from '../engine/catalog/write';
 import { CatalogTensors, readCatalogMetadata } from '../engine/catalog/read';
 import { CATALOG_FORMAT, Catalog, ComponentInfo } from '../engine/catalog/types';
 import { LabelResult, TaggedData, labelCatalog, taggedDataset } from '../engine/label';
+import { mostSelective } from '../engine/label/stats';
 import { formatTable } from '../cli/table';
 import { randomValues } from '../test/helpers/tiny-lm';
 
@@ -63,8 +64,7 @@ async function main(): Promise<void> {
     if (values.write && method !== 'spd' && method !== 'spd activation') writeCatalog(dir, r.catalog);
     rows.push(throughputRow(`${method} (${r.catalog.statsMeasure})`, r, base));
     for (const d of data) {
-      // Among components that fire on at least 1% of the language's tokens: a ratio of near-zeros says nothing.
-      const best = r.catalog.components.filter((c) => (c.stats?.[d.tag]?.firingRate ?? 0) >= 0.01).sort((a, b) => sel(b, d.tag) - sel(a, d.tag));
+      const best = mostSelective(r.catalog.components, d.tag);
       specificity.push([`${method} (${r.catalog.statsMeasure})`, d.tag, best[0]?.key ?? '-', best[0] ? sel(best[0], d.tag).toFixed(1) : '-', best[0] ? pct(best[0], d.tag) : '-',
         best[1]?.key ?? '-', best[1] ? sel(best[1], d.tag).toFixed(1) : '-', best[0]?.label?.text ?? '']);
     }

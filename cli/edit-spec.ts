@@ -176,7 +176,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
   } else {
     for (const o of outcomes) {
       process.stdout.write(describeOutcome(o, runner) + '\n\n');
-      process.stdout.write(formatTable(['', 'check', 'at'], o.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message, c.check.origin?.line ? `line ${c.check.origin.line}` : ''])) + '\n\n');
+      if (o.checks.length) process.stdout.write(formatTable(['', 'check', 'at'], o.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message, c.check.origin?.line ? `line ${c.check.origin.line}` : ''])) + '\n\n');
     }
     const total = outcomes.reduce((a, o) => a + o.checks.length, 0);
     process.stdout.write(`${total - failed.length} of ${total} checks passed in ${seconds.toFixed(1)} s\n`);

@@ -159,9 +159,10 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
       `edit: ${subject.description}`,
     ];
     runtime.prepare();
-    // Computing these now also reads the unembedding and fills the caches the first stop needs.
     const losses = SIDES.map((side) => analysis.tokenLosses(side));
-    const predicted = SIDES.map((side) => analysis.topTokens(analysis.lens(trace.structure.finalNorm?.input ?? trace.structure.logits, side, position), 1)[0]);
+    const predicted = SIDES.map((side) => analysis.topTokens(analysis.logits(side, position), 1)[0]);
+    // The logit lens reads the final norm and unembedding weights on first use: done now rather than at the first step.
+    if (trace.structure.finalNorm && trace.structure.unembed) for (const side of SIDES) analysis.lens(trace.structure.finalNorm.input, side, position);
     const said = (i: number) => `${JSON.stringify(predicted[i].text)} (p ${fmt(predicted[i].prob)})`;
     const scored = losses[0].length ? `loss of the input: ${fmt(mean(losses[1]))}${trace.hasEdit ? ` (base ${fmt(mean(losses[0]))})` : ''} nats/token; ` : '';
     summary.push(`${scored}predicted next: ${said(1)}${trace.hasEdit ? `, base ${said(0)}` : ''}`);

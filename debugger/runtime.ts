@@ -122,11 +122,14 @@ export class DebugRuntime {
   }
 
   /**
-   * Reads every catalog module's factors and ranks its components now, so that no step pays for it
-   * (stepping needs each module's most active components to know the next stop).
+   * Reads every catalog module's factors, ranks its components and computes their contributions now,
+   * so that no step pays for it (stepping needs each module's most active components to know the next stop).
    */
   prepare(): void {
-    for (const m of this.analysis.trace.structure.modules) this.rankedComponents(m.module);
+    for (const m of this.analysis.trace.structure.modules) {
+      if (!this.rankedComponents(m.module).length) continue;
+      for (const side of SIDES) this.analysis.contributions(m.module, side, this.opts.position, this.opts.target);
+    }
   }
 
   get analysis(): TraceAnalysis {
@@ -499,7 +502,8 @@ export class DebugRuntime {
 
   private lensLogits(p: Point, side: Side): Float32Array {
     const a = this.analysis;
-    if (p.kind === 'output' || (p.kind !== 'model' && p.module === a.trace.structure.unembed?.module)) return a.logits(side, this.pos);
+    // The model's own logits at the model frame, the logits line and the unembedding (the lens of the final residual equals them).
+    if (p.kind === 'output' || p.kind === 'model' || p.module === a.trace.structure.unembed?.module) return a.logits(side, this.pos);
     return a.lens(this.residualAt(p).tensor, side, this.pos);
   }
 
@@ -514,7 +518,7 @@ export class DebugRuntime {
     }
     const [base, edited] = logits.map((l) => ({ top: a.topTokens(l, TOP_K) }));
     const probOf = (l: Float32Array, t: number) => a.prob(l, t);
-    const source = p.kind === 'output' ? 'logits' : this.residualAt(p).name;
+    const source = p.kind === 'output' || p.kind === 'model' || p.module === a.trace.structure.unembed?.module ? 'logits' : this.residualAt(p).name;
     const t = this.opts.target;
     return [
       { name: 'reads', value: source },
@@ -569,6 +573,25 @@ export class DebugRuntime {
     }));
   }
 
+  /** One paragraph about a stop, for the Debug Console: what the lens predicts, what moved, the most active components. */
+  summary(p: Point): string {
+    const a = this.analysis;
+    const lines = [`${p.key} @ ${this.tokenDescription(this.pos)}, target ${JSON.stringify(this.tokenText(this.opts.target))}`];
+    try {
+      const [b, e] = SIDES.map((s) => a.topTokens(this.lensLogits(p, s), 3).map((t) => `${JSON.stringify(t.text)} ${fmt(t.prob)}`).join(', '));
+      lines.push(`  predicts: ${e}${a.trace.hasEdit ? `  (base ${b})` : ''}`);
+    } catch (err) {
+      if (!(err instanceof ScalpelError)) throw err;
+    }
+    if (a.trace.hasEdit) {
+      const d = a.firstDivergence(this.pos, this.tolerance);
+      lines.push(`  edit: ${this.opts.editDescription}; first divergence: ${d ? `${d.capture.id} (relative ${fmt(d.relative)})` : 'none'}`);
+    }
+    const top = this.componentVars(p).filter((v) => v.children).slice(0, 3);
+    if (top.length) lines.push(`  most active: ${top.map((v) => `${v.name} ${v.value}`).join('; ')}`);
+    return lines.join('\n');
+  }
+
   // ---- expressions -----------------------------------------------------------------------------
 
   /** Evaluates an expression at the current point: edited value, with base and Δ when they differ. */
@@ -612,6 +635,9 @@ export class DebugRuntime {
           if (args.length !== n) throw exprError(`${name}() takes ${n} argument${n === 1 ? '' : 's'}`, start);
         };
         switch (name) {
+          case 'summary':
+            arity(0);
+            return this.summary(p);
           case 'abs':
             arity(1);
             if (typeof args[0] !== 'number') throw exprError('abs() takes a number', start);
@@ -646,7 +672,7 @@ export class DebugRuntime {
             return (await this.opts.datasets.loss(str(args[0], 'loss()', start)))[side];
           }
           default:
-            throw exprError(`unknown function ${name}() (known: loss, logit, prob, component, contribution, abs, base, edited)`, start);
+            throw exprError(`unknown function ${name}() (known: loss, logit, prob, component, contribution, summary, abs, base, edited)`, start);
         }
       },
     };
@@ -690,7 +716,13 @@ function buildListing(opts: RuntimeOptions): { listing: string; points: Point[] 
 function contributionText(c: Contributions[], index: number): string {
   const [b, e] = c;
   if (!e.values || !b.values) return 'n/a (no linear path to the logits)';
-  const how = e.kind === 'exact' ? 'exact' : e.kind === 'direct' ? 'approximate: direct path' : 'approximate: secant through the nonlinearity';
+  const how = {
+    exact: 'exact',
+    direct: 'approximate: direct path',
+    secant: 'approximate: secant through the nonlinearity',
+    value: "approximate: value path, this token's attention to itself",
+    none: '',
+  }[e.kind];
   return `${pair(e.values[index], b.values[index])}  ${how}`;
 }
 

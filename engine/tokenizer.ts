@@ -22,6 +22,7 @@ const BOS_CANDIDATES = ['<|endoftext|>', '<|begin_of_text|>', '<s>', '<bos>', '<
 
 interface TokenizerJson {
   model?: { type?: string; vocab?: Record<string, number> | [string, number][] };
+  pre_tokenizer?: unknown;
   added_tokens?: { id: number; content: string; special?: boolean }[];
 }
 
@@ -54,13 +55,26 @@ export function loadTokenizer(spec: string): TextTokenizer {
   const vocabSize = ids.reduce((a, b) => Math.max(a, b), -1) + 1;
   if (vocabSize <= 0) throw new ScalpelError('tokenizer has an empty vocabulary', spec);
   const bos = (json.added_tokens ?? []).find((t) => BOS_CANDIDATES.includes(t.content))?.id;
+  const isByteLevel = JSON.stringify(json.pre_tokenizer ?? {}).includes('"ByteLevel"');
   return {
     source: spec,
     vocabSize,
     bos,
-    encode: (s) => hf.encode(s, { add_special_tokens: false }).ids,
-    decode: (tokens) => hf.decode(tokens),
-    tokenText: (id) => hf.decode([id]),
+    encode: (s) => {
+      const { ids, tokens } = hf.encode(s, { add_special_tokens: false });
+      // Vocabularies without an unknown token give no id for text they cannot cover.
+      const missing = ids.findIndex((id: number | undefined) => typeof id !== 'number');
+      if (missing >= 0) throw new ScalpelError(`tokenizer has no token for ${JSON.stringify(tokens[missing])} (and no unknown token)`, spec);
+      return ids;
+    },
+    decode: (tokens) => (tokens.length ? hf.decode(tokens) : ''),
+    tokenText: (id) => {
+      const text = hf.decode([id]);
+      // A byte-level token that is part of a multi-byte character decodes to U+FFFD: show its bytes instead.
+      if (!text.includes('\ufffd') || !isByteLevel) return text;
+      const piece = hf.id_to_token(id);
+      return piece === undefined ? text : byteLevelText(piece);
+    },
   };
 }
 
@@ -75,4 +89,42 @@ export function byteTokenizer(): TextTokenizer {
     decode: (ids) => decoder.decode(Uint8Array.from(ids)),
     tokenText: (id) => (id >= 32 && id < 127 ? String.fromCharCode(id) : `<0x${id.toString(16).padStart(2, '0')}>`),
   };
+}
+
+/** GPT-2's byte-level alphabet: printable characters standing for bytes 0..255. */
+const BYTE_OF_CHAR = (() => {
+  const printable = [...range(33, 126), ...range(161, 172), ...range(174, 255)];
+  const map = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) map.set(String.fromCharCode(printable.includes(b) ? b : 256 + extra++), b);
+  return map;
+})();
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** A byte-level token's bytes as text: valid UTF-8 runs as characters, stray bytes as `\xNN`. */
+function byteLevelText(piece: string): string {
+  const bytes = Array.from(piece, (ch) => BYTE_OF_CHAR.get(ch) ?? 0x3f);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let out = '';
+  for (let i = 0; i < bytes.length; ) {
+    let j = bytes.length;
+    for (; j > i; j--) {
+      try {
+        out += decoder.decode(Uint8Array.from(bytes.slice(i, j)));
+        break;
+      } catch {
+        // shorter prefix
+      }
+    }
+    if (j === i) {
+      out += `\\x${bytes[i].toString(16).toUpperCase().padStart(2, '0')}`;
+      i++;
+    } else {
+      i = j;
+    }
+  }
+  return out;
 }

@@ -141,7 +141,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
 
   let lastPreview: PreviewResult | undefined;
   const previewJob = (spec: string, edit?: string) =>
-    ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 9, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, threads: threads() }) as const;
+    ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 7, sweepTokens: config().get<number>('preview.sweepTokens') ?? 256, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, threads: threads() }) as const;
 
   async function preview(arg?: vscode.Uri, edit?: string): Promise<PreviewResult | undefined> {
     const spec = await specOf(arg);
@@ -171,9 +171,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     const spec = await specOf(arg);
     if (!spec || !trusted()) return;
     const out = path.join(path.dirname(spec.fsPath), `${path.basename(spec.fsPath, '.scalpel')}.onnx`);
+    const text = (await vscode.workspace.openTextDocument(spec)).getText();
+    let edits = typeof edit === 'string' ? [edit] : [];
+    const names = outline(text).filter((i) => i.kind === 'edit').map((i) => i.label);
+    if (!edits.length && names.length > 1) {
+      // Edits of one spec may be alternatives: ask rather than apply them all together.
+      const all = 'All edits together';
+      const pick = await vscode.window.showQuickPick([...names, all], { title: 'Scalpel: apply which edit?' });
+      if (!pick) return;
+      edits = pick === all ? [] : [pick];
+    }
     try {
-      const text = (await vscode.workspace.openTextDocument(spec)).getText();
-      const r = await jobs.withProgress<ApplyResult>(`Scalpel: applying ${edit ?? 'all edits'}`, { kind: 'apply', spec: spec.fsPath, out, edits: typeof edit === 'string' ? [edit] : [], threads: threads() });
+      const r = await jobs.withProgress<ApplyResult>(`Scalpel: applying ${edits.join(', ') || 'all edits'}`, { kind: 'apply', spec: spec.fsPath, out, edits, threads: threads() });
       await context.workspaceState.update(`applied:${spec.fsPath}`, text);
       const failed = r.checks.filter((c) => !c.pass);
       const msg = `Scalpel: wrote ${path.basename(r.out)} and ${path.basename(r.lock)}; ${r.checks.length - failed.length} of ${r.checks.length} checks passed`;

@@ -4,7 +4,7 @@
  */
 
 export type Job =
-  | { kind: 'preview'; spec: string; edit?: string; sweepPoints: number; heatmapTokens: number; threads?: number }
+  | { kind: 'preview'; spec: string; edit?: string; sweepPoints: number; sweepTokens: number; heatmapTokens: number; threads?: number }
   | { kind: 'evaluate'; spec: string; threads?: number }
   | { kind: 'apply'; spec: string; out: string; edits: string[]; threads?: number }
   | { kind: 'review'; spec: string }
@@ -43,7 +43,9 @@ export interface PreviewResult {
   components: { key: string; label?: string; module: string }[];
   datasets: DatasetView[];
   checks: CheckView[];
+  /** Δloss per dataset at each scale, over the first `sweepTokens` tokens of each dataset. */
   sweep: { scale: number; deltas: Record<string, number> }[];
+  sweepTokens: number;
   /** Per-token Δloss over the start of each dataset (text of the token, edited − base nats). */
   heatmap: Record<string, { text: string; delta: number }[]>;
   seconds: number;

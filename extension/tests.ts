@@ -10,6 +10,9 @@ import type { CheckView, DatasetView, EvaluateResult } from './protocol';
 
 type Debug = (spec: vscode.Uri, edit?: string, dataset?: string) => Promise<boolean>;
 
+/** Spec files on disk (not, e.g., the applied version shown in a diff). */
+const isSpec = (u: vscode.Uri) => u.scheme === 'file' && u.fsPath.endsWith('.scalpel');
+
 export class SpecTests {
   readonly controller: vscode.TestController;
   /** Per child item: what it is in its spec. */
@@ -50,10 +53,10 @@ export class SpecTests {
       watcher.onDidCreate((u) => this.update(u)),
       watcher.onDidChange((u) => this.update(u)),
       watcher.onDidDelete((u) => c.items.delete(u.toString())),
-      vscode.workspace.onDidOpenTextDocument((d) => d.uri.fsPath.endsWith('.scalpel') && this.update(d.uri, d.getText())),
-      vscode.workspace.onDidChangeTextDocument((e) => e.document.uri.fsPath.endsWith('.scalpel') && this.update(e.document.uri, e.document.getText())),
+      vscode.workspace.onDidOpenTextDocument((d) => isSpec(d.uri) && this.update(d.uri, d.getText())),
+      vscode.workspace.onDidChangeTextDocument((e) => isSpec(e.document.uri) && this.update(e.document.uri, e.document.getText())),
     );
-    for (const d of vscode.workspace.textDocuments) if (d.uri.fsPath.endsWith('.scalpel')) this.update(d.uri, d.getText());
+    for (const d of vscode.workspace.textDocuments) if (isSpec(d.uri)) this.update(d.uri, d.getText());
   }
 
   private async discover(): Promise<void> {

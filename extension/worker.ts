@@ -13,6 +13,7 @@ import { readLock } from '../engine/edit/lock';
 import { EditPlan } from '../engine/edit/plan';
 import { linspace, sweep } from '../engine/edit/preview';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
+import { TokenizedDataset } from '../engine/evaluate';
 import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
@@ -58,6 +59,12 @@ function datasetViews(plan: EditPlan, o: EditOutcome): DatasetView[] {
   }));
 }
 
+/** The first `tokens` scored tokens of a tokenized dataset (its first `tokens + 1` ids). */
+function prefix(ds: TokenizedDataset, tokens: number): TokenizedDataset {
+  if (ds.ids.length <= tokens + 1) return ds;
+  return { ...ds, ids: ds.ids.subarray(0, tokens + 1), documentStarts: ds.documentStarts.filter((s) => s <= tokens) };
+}
+
 async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewResult> {
   const started = performance.now();
   const plan = planFromSpec(loadSpec(job.spec));
@@ -66,7 +73,8 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
     const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];
     const o = await runner.run([edit.name], { locked: lockedFor(runner), onStatus: (message) => send({ type: 'status', message }) });
     const scale = o.scales[edit.name];
-    const datasets = plan.datasets.map((d) => runner.dataset(d.name));
+    // The sweep is a shape, not a measurement: each dataset's first sweepTokens tokens keep it to seconds.
+    const datasets = plan.datasets.map((d) => prefix(runner.dataset(d.name), job.sweepTokens));
     // From ablation (0) through the base model (1) to the edit's own scale, whichever side it lies.
     const scales = [...new Set([...linspace(Math.min(0, scale), Math.max(1, scale), job.sweepPoints), scale])].sort((a, b) => a - b);
     send({ type: 'status', message: `sweeping ${scales.length} scales` });
@@ -87,6 +95,7 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
       datasets: datasetViews(plan, o),
       checks: checkViews(o),
       sweep: rows.map((r) => ({ scale: r.scale, deltas: Object.fromEntries(r.deltas.map((d) => [d.name, d.delta])) })),
+      sweepTokens: job.sweepTokens,
       heatmap,
       seconds: (performance.now() - started) / 1000,
     };
@@ -201,12 +210,17 @@ function review(spec: string): ReviewResult {
   };
 }
 
+function errorMessage(err: unknown): WorkerMessage {
+  if (err instanceof ScalpelError) return { type: 'error', message: err.message, file: err.file, line: err.position?.line, column: err.position?.column };
+  return { type: 'error', message: err instanceof Error ? `internal error: ${err.stack ?? err.message}` : String(err) };
+}
+
 process.once('message', (job: Job) => {
   run(job).then(
-    (result) => send({ type: 'result', result }),
-    (err: unknown) => {
-      if (err instanceof ScalpelError) send({ type: 'error', message: err.message, file: err.file, line: err.position?.line, column: err.position?.column });
-      else send({ type: 'error', message: err instanceof Error ? `internal error: ${err.stack ?? err.message}` : String(err) });
-    },
-  ).finally(() => process.disconnect());
+    (result): WorkerMessage => ({ type: 'result', result }),
+    errorMessage,
+  ).then((m) => {
+    // Disconnect only once the answer is written: a large one (a whole catalog) is still in flight after send returns.
+    process.send!(m, () => process.disconnect());
+  });
 });

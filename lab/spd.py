@@ -1,7 +1,8 @@
 """Stochastic Parameter Decomposition (SPD) of the polyglot demo model, written as a Scalpel catalog.
 
-    /usr/bin/python3 lab/spd.py --minutes 20       # writes models/polyglot/components/
-    /usr/bin/python3 lab/spd.py --tiny --minutes 0.5   # smoke run on a tiny random GPT; writes nothing
+    TORCH_THREADS=1 /usr/bin/python3 lab/spd.py --minutes 18     # writes models/polyglot/components/
+    TORCH_THREADS=1 /usr/bin/python3 lab/spd.py --evaluate models/polyglot/components   # re-measure it
+    /usr/bin/python3 lab/spd.py --tiny --minutes 0.5                  # smoke run on a tiny random GPT; writes nothing
 
 The method is that of Bushnaq et al., "Stochastic Parameter Decomposition" (arXiv 2506.20790; public
 code goodfire-ai/spd), implemented here from its description:
@@ -14,7 +15,8 @@ code goodfire-ai/spd), implemented here from its description:
   m = g + (1 - g) * u, u ~ U(0, 1)), the same with one matrix replaced at a time (layerwise), and
   importance minimality (sum over components of g^p, p annealed from 2 down to below 1).
 Because this machine gives SPD minutes, not hours, V and U are first fitted to W alone (faithfulness
-warm-up, no data; the public code has the same option) before the stochastic losses start.
+warm-up, no data; the public code's `faithfulness_warmup_steps`) before the stochastic losses start.
+Figures and how they were obtained: lab/README.md.
 
 Training text is the model's own training split (lab/corpus.py, the same seed as lab/train_polyglot.py);
 every figure is measured on the held-out split of that corpus. The UDHR evaluation text is not used.
@@ -82,6 +84,10 @@ def read_safetensors(path):
     return out
 
 
+def sig4(x):
+    return float(f"{x:.4g}")
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -115,13 +121,19 @@ def module_entry(path, d_in, d_out, initializers, kept):
     return {"path": path, "initializer": name, "layout": layout, "dIn": d_in, "dOut": d_out, "components": kept}
 
 
+def write_json(path, obj):
+    """Atomically, compact: the demo catalog's metadata is ~1 MB this way, 1.8 MB indented."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
 def write_catalog(out, catalog, tensors, metadata=None):
+    """Tensors first, catalog.json last (docs/components.md), each atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_safetensors(out / catalog["tensors"], tensors, metadata)
-    tmp = out / "catalog.json.tmp"
-    tmp.write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, out / "catalog.json")
+    write_json(out / "catalog.json", catalog)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,7 +283,7 @@ def load_streams(args):
     return train, heldout
 
 
-def tiny_setup(args):
+def tiny_setup():
     """A tiny random GPT and random 'languages' (each favours its own fifth of the vocabulary)."""
     vocab, ctx = 256, 32
     model = GPT(vocab, d=32, n_layer=2, n_head=2, d_mlp=64, ctx=ctx)
@@ -299,10 +311,9 @@ def evaluate(model, switches, heldout, ctx, max_windows, thresholds):
     """Per language: CE of the original model, of the sum of all components, of components masked by CI
     (mask = g, and mask = [g > 0]), and of CI-masked components plus the residual; CI statistics."""
     report = {"ce": {}, "l0": {}, "ci_mean": {}, "ci_fire": {}, "tokens": {}}
-    modes = ["original", "all_components", "ci_masked", "ci_binary", "ci_masked_plus_residual"]
     for lang, stream in heldout.items():
         w = windows(stream, ctx, max_windows)
-        sums = {m: 0.0 for m in modes}
+        sums = {}
         l0 = {p: {t: 0.0 for t in thresholds} for p in switches}
         ci_sum = {p: torch.zeros(sw.comps.V.shape[1]) for p, sw in switches.items()}
         fire = {p: torch.zeros(sw.comps.V.shape[1]) for p, sw in switches.items()}
@@ -317,7 +328,7 @@ def evaluate(model, switches, heldout, ctx, max_windows, thresholds):
                                           ("ci_binary", binary, False), ("ci_masked_plus_residual", ci, True)]:
                 set_masks(switches, masks, residual)
                 logits = model(x)
-                sums[mode] += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+                sums[mode] = sums.get(mode, 0.0) + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
             set_masks(switches)
             count += y.numel()
             for p, c in ci.items():
@@ -355,6 +366,32 @@ def language_check(report, switches, kept):
     return out
 
 
+def summarize(model, switches, heldout, ctx, max_windows, columns):
+    """Evaluation plus the figures reported in lab/README.md; columns[p][c] = trained index of catalog column c."""
+    report = evaluate(model, switches, heldout, ctx, max_windows, [0.0, 0.1, 0.5])
+    summary = {
+        "ce": report["ce"],
+        "ci_l0": {p: {t: round(sum(report["l0"][l][p][t] for l in LANGS) / len(LANGS), 2) for t in ("0.0", "0.1", "0.5")}
+                  for p in switches},
+        "kept": {p: len(columns[p]) for p in switches},
+        "faithfulness_mse": float(f"{faithfulness(switches).item():.3e}"),
+        "faithfulness_relative": {p: float(f"{(((sw.orig.weight - sw.comps.V @ sw.comps.U) ** 2).sum() / (sw.orig.weight ** 2).sum()).item():.3e}")
+                                  for p, sw in switches.items()},
+        "language_selective": language_check(report, switches, columns),
+        "heldout_tokens": report["tokens"],
+    }
+    return report, summary
+
+
+def load_components(switches, folder, catalog):
+    """Loads the tensors of a catalog written by this script into installed Switches (for --evaluate)."""
+    tensors = read_safetensors(Path(folder) / catalog["tensors"])
+    with torch.no_grad():
+        for p, sw in switches.items():
+            for name in ("V", "U", "ci.w_in", "ci.b_in", "ci.w_out", "ci.b_out"):
+                getattr(sw.comps, name.split(".")[-1]).copy_(torch.from_numpy(tensors[f"{p}.{name}"].copy()))
+
+
 # ----------------------------------------------------------------------------------------------
 
 def main():
@@ -381,6 +418,9 @@ def main():
     ap.add_argument("--chars", type=int, default=1_500_000, help="training characters per language")
     ap.add_argument("--eval-windows", type=int, default=40, help="held-out windows of --ctx tokens per language")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--drop-mean-ci", type=float, default=1e-4,
+                    help="drop components whose mean CI on held-out text is below this in every language")
+    ap.add_argument("--evaluate", metavar="DIR", help="only re-measure the catalog in DIR (written by this script) and record the figures in it")
     ap.add_argument("--tiny", action="store_true", help="smoke run on a tiny random GPT; writes nothing")
     args = ap.parse_args()
     if args.batch % len(LANGS):
@@ -391,16 +431,28 @@ def main():
     t_start = time.time()
 
     if args.tiny:
-        model, train, heldout, ctx = tiny_setup(args)
+        model, train, heldout, ctx = tiny_setup()
     else:
         ctx = args.ctx
         config = json.loads((Path(args.model_dir) / "training.json").read_text())["config"]
         model = GPT(**config)
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
+        if args.evaluate:
+            args.chars = 0  # held-out text only
         train, heldout = load_streams(args)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    if args.evaluate:
+        catalog = json.loads((Path(args.evaluate) / "catalog.json").read_text("utf-8"))
+        C = {m["path"]: m["components"] for m in catalog["modules"]}
+        switches = install(model, list(C), C, catalog["method"]["params"]["ci_hidden"])
+        load_components(switches, args.evaluate, catalog)
+        _, summary = summarize(model, switches, heldout, ctx, args.eval_windows, {p: list(range(c)) for p, c in C.items()})
+        catalog["method"]["params"]["results"].update(summary)
+        write_json(Path(args.evaluate) / "catalog.json", catalog)
+        print(json.dumps(summary, indent=1), flush=True)
+        return
     paths = target_paths(model, args.modules.split(","))
     C = {p: args.C for p in paths}
     switches = install(model, paths, C, args.ci_hidden)
@@ -425,7 +477,6 @@ def main():
     opt = torch.optim.Adam(params, lr=args.lr)
     budget = args.minutes * 60
     start, step, tokens = time.time(), 0, 0
-    ever_active = {p: torch.zeros(args.C, dtype=torch.bool) for p in paths}
     log = []
     while True:
         frac = (time.time() - start) / budget
@@ -458,9 +509,6 @@ def main():
         opt.step()
         step += 1
         tokens += x.numel()
-        if frac > 0.8:  # components that still open late in training are the ones kept
-            for p, c in ci.items():
-                ever_active[p] |= (c.detach().reshape(-1, c.shape[-1]) > 0).any(0)
         if step % 50 == 0:
             l0 = sum((c > 0).float().sum(-1).mean().item() for c in ci.values()) / len(ci)
             row = {"step": step, "minutes": round((time.time() - start) / 60, 2), "kl": round(recon.item(), 4),
@@ -471,34 +519,20 @@ def main():
     train_seconds = time.time() - start
     print(f"trained {step} steps, {tokens} tokens, {train_seconds:.0f}s ({tokens / train_seconds:.0f} tokens/s)", flush=True)
 
-    # Drop components whose CI never opened late in training or on held-out text (sourceIndices keeps their index).
+    # Drop components that (almost) never open on held-out text; sourceIndices keeps their trained index.
+    # CI depends only on the unedited model's activations, so dropping others leaves every CI unchanged.
     report = evaluate(model, switches, heldout, ctx, args.eval_windows, [0.0])
+    kept, dropped = {}, {}
     for p in paths:
-        seen = torch.zeros(args.C, dtype=torch.bool)
-        for lang in LANGS:
-            seen |= torch.tensor(report["ci_mean"][lang][p]) > 0
-        ever_active[p] |= seen
-    kept = {p: torch.nonzero(ever_active[p]).flatten().tolist() for p in paths}
-    dropped = {p: sorted(set(range(args.C)) - set(kept[p])) for p in paths}
+        peak = torch.stack([torch.tensor(report["ci_mean"][l][p]) for l in LANGS]).max(0).values
+        kept[p] = torch.nonzero(peak >= args.drop_mean_ci).flatten().tolist()
+        dropped[p] = torch.nonzero(peak < args.drop_mean_ci).flatten().tolist()
     with torch.no_grad():
         for p, sw in switches.items():
             sw.comps.V[:, dropped[p]] = 0
             sw.comps.U[dropped[p]] = 0
-    report = evaluate(model, switches, heldout, ctx, args.eval_windows, [0.0, 0.1, 0.5])
-    summary = {
-        "ce": report["ce"],
-        "ci_l0": {p: {t: round(sum(report["l0"][l][p][t] for l in LANGS) / len(LANGS), 2) for t in ("0.0", "0.1", "0.5")} for p in paths},
-        "kept": {p: len(kept[p]) for p in paths},
-        "faithfulness_mse": float(f"{faithfulness(switches).item():.3e}"),
-        "faithfulness_relative": {p: float(f"{(((sw.orig.weight - sw.comps.V @ sw.comps.U) ** 2).sum() / (sw.orig.weight ** 2).sum()).item():.3e}")
-                                  for p, sw in switches.items()},
-        "language_selective": language_check(report, switches, kept),
-        "train_seconds": round(train_seconds),
-        "warmup_seconds": round(warm_seconds),
-        "steps": step,
-        "train_tokens": tokens,
-        "heldout_tokens": report["tokens"],
-    }
+    report, summary = summarize(model, switches, heldout, ctx, args.eval_windows, kept)
+    summary.update({"train_seconds": round(train_seconds), "warmup_seconds": round(warm_seconds), "steps": step, "train_tokens": tokens})
     print(json.dumps(summary, indent=1), flush=True)
     if args.tiny:
         return
@@ -527,10 +561,10 @@ def main():
             means = {l: report["ci_mean"][l][p][c] for l in LANGS}
             components.append({
                 "key": f"{p}:{col}", "module": p, "index": col,
-                "norm": round(float(V[:, c].norm() * U[c].norm()), 6),
+                "norm": sig4(float(V[:, c].norm() * U[c].norm())),
                 # CI statistics on held-out text; `stats`/`selectivity` are left to `scalpel label`.
-                "ciStats": {l: {"meanCI": round(means[l], 6), "firingRate": round(report["ci_fire"][l][p][c], 6)} for l in LANGS},
-                "ciSelectivity": {l: round(selectivity(means, l), 4) for l in LANGS},
+                "ciStats": {l: {"meanCI": sig4(means[l]), "firingRate": sig4(report["ci_fire"][l][p][c])} for l in LANGS},
+                "ciSelectivity": {l: sig4(selectivity(means, l)) for l in LANGS},
             })
 
     def data_ref(streams, lang, n):
@@ -550,7 +584,7 @@ def main():
                        "trainData": [dict(data_ref(train, l, len(train[l])), source="lab/corpus.py train split, seed 0") for l in LANGS],
                        "evalData": [dict(data_ref(heldout, l, report["tokens"][l] + 1), source="lab/corpus.py held-out split, seed 0")
                                     for l in LANGS],
-                       "ciFiringThreshold": 0.5, "results": summary},
+                       "ciFiringThreshold": 0.5, "drop_mean_ci": args.drop_mean_ci, "results": summary},
             "provenance": "lab/spd.py (Scalpel's own SPD implementation, after arXiv 2506.20790)",
         },
         "tensors": "components.safetensors",

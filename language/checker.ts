@@ -605,14 +605,17 @@ class Checker {
    * spec with large label and module selections within the typing budget).
    */
   private overlaps(edits: A.EditDecl[]): void {
-    const owners = new Map<CatalogIndex, { byOrdinal: Int32Array; byArray: Map<string[], number> }>();
+    const owners = new Map<CatalogIndex, { byOrdinal: Int32Array; seenBy: Int32Array; byArray: Map<string[], number> }>();
     edits.forEach((e, ordinal) => {
       const catalog = this.a.editCatalogs.get(e);
       if (!catalog || !e.name) return;
-      if (!owners.has(catalog)) owners.set(catalog, { byOrdinal: new Int32Array(catalog.componentCount).fill(-1), byArray: new Map() });
-      const { byOrdinal, byArray } = owners.get(catalog)!;
-      // Allocated on the first clash only: most edits have none.
-      let clashes: Map<number, Set<string>> | undefined;
+      if (!owners.has(catalog)) {
+        const n = catalog.componentCount;
+        owners.set(catalog, { byOrdinal: new Int32Array(n).fill(-1), seenBy: new Int32Array(n).fill(-1), byArray: new Map() });
+      }
+      const { byOrdinal, seenBy, byArray } = owners.get(catalog)!;
+      // Allocated on the first clash only: most edits have none. Counts, not key sets: `seenBy` already makes keys distinct.
+      let clashes: Map<number, { n: number; example: string }> | undefined;
       let repeats: Map<number, number> | undefined;
       for (const s of e.body) {
         const keys = s.kind === 'select' && s.selector ? this.a.selections.get(s.selector) : undefined;
@@ -626,13 +629,16 @@ class Checker {
         byArray.set(keys, ordinal);
         const ids = selectionOrdinals(catalog, keys);
         for (let i = 0; i < ids.length; i++) {
-          const prev = byOrdinal[ids[i]];
-          if (prev < 0) byOrdinal[ids[i]] = ordinal;
+          const id = ids[i];
+          if (seenBy[id] === ordinal) continue;
+          seenBy[id] = ordinal;
+          const prev = byOrdinal[id];
+          if (prev < 0) byOrdinal[id] = ordinal;
           else if (prev !== ordinal) {
             clashes ??= new Map();
-            const set = clashes.get(prev);
-            if (set) set.add(keys[i]);
-            else clashes.set(prev, new Set([keys[i]]));
+            const c = clashes.get(prev);
+            if (c) c.n++;
+            else clashes.set(prev, { n: 1, example: keys[i] });
           }
         }
       }
@@ -641,8 +647,8 @@ class Checker {
       for (const [prev, n] of repeats ?? []) {
         this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" repeats a selector of ${where(prev)}: both scale the same ${n} component${n > 1 ? 's' : ''}`));
       }
-      for (const [prev, ks] of clashes ?? []) {
-        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" scales ${ks.size} component${ks.size > 1 ? 's' : ''} that ${where(prev)} also scales, e.g. ${ks.values().next().value}`));
+      for (const [prev, { n, example }] of clashes ?? []) {
+        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" scales ${n} component${n > 1 ? 's' : ''} that ${where(prev)} also scales, e.g. ${example}`));
       }
     });
   }

@@ -80,11 +80,10 @@ export function completions(a: Analysis, offset: number): CompletionList {
   const toks = a.parse.tokens;
   const decl = declAt(a, offset);
   // Inside a string: what the string stands for depends on the token before it.
-  if (token && token.kind === 'string' && offset < token.end + (token.text.length > 1 && token.text.endsWith('"') ? 0 : 1) && offset > token.start) {
+  const closed = token?.kind === 'string' && token.text.length > 1 && token.text.endsWith('"');
+  const contentEnd = token ? (closed ? token.end - 1 : token.end) : 0;
+  if (token?.kind === 'string' && offset > token.start && offset <= contentEnd) {
     const before = toks[index - 1];
-    const closed = token.text.length > 1 && token.text.endsWith('"');
-    const contentEnd = closed ? token.end - 1 : token.end;
-    if (offset > contentEnd) return empty;
     const prefix = a.parse.text.slice(token.start + 1, offset);
     const replace = range(a, { start: token.start + 1, end: contentEnd });
     const prev = before?.text;

@@ -28,7 +28,8 @@ export class ComponentsView extends LitElement {
   constructor() {
     super();
     this.query = savedUi('query', '');
-    this.sort = savedUi<SortKey>('sort', 'selectivity');
+    // By size: selectivity alone ranks components that barely fire anywhere first.
+    this.sort = savedUi<SortKey>('sort', 'norm');
     this.descending = savedUi('descending', true);
     this.selected = savedUi<string | undefined>('selected', undefined);
     this.scrollTop = 0;
@@ -97,8 +98,9 @@ export class ComponentsView extends LitElement {
       { k: 'module', name: 'module' },
       ...d.tags.map((t) => ({ k: `tag:${t}` as SortKey, name: t, num: true })),
       { k: 'selectivity', name: 'selectivity', num: true },
+      { k: 'norm', name: 'norm', num: true },
     ];
-    const grid = stylePropertyMap({ gridTemplateColumns: ['minmax(9em, 1.2fr)', 'minmax(8em, 2fr)', 'minmax(7em, 1fr)', ...d.tags.map(() => '4em'), '6.5em'].join(' ') });
+    const grid = stylePropertyMap({ gridTemplateColumns: ['minmax(9em, 1.2fr)', 'minmax(8em, 2fr)', 'minmax(7em, 1fr)', ...d.tags.map(() => '4em'), '6.5em', '4em'].join(' ') });
     const first = Math.max(0, Math.floor(this.scrollTop / ROW) - OVERSCAN);
     const last = Math.min(rows.length, Math.ceil((this.scrollTop + this.viewport) / ROW) + OVERSCAN);
     const sel = d.components.find((c) => c.key === this.selected);
@@ -120,6 +122,7 @@ export class ComponentsView extends LitElement {
                   <span>${c.key}</span><span>${c.label ?? ''}</span><span>${c.module}</span>
                   ${d.tags.map((t) => html`<span class="num">${c.activation[t]?.toFixed(3) ?? ''}</span>`)}
                   <span class="num">${c.selectivity ? `${c.selectivity.value.toFixed(1)}× ${c.selectivity.tag}` : ''}</span>
+                  <span class="num">${c.norm?.toFixed(2) ?? ''}</span>
                 </div>`)}
               </div>
             </div>

@@ -124,7 +124,7 @@ export class PreviewView extends LitElement {
       </table>
       <div class="charts">
         <div><h2>Δloss per dataset</h2><div class="chart"><canvas id="bars"></canvas></div></div>
-        <div><h2>Scale sweep</h2><div class="chart"><canvas id="sweep"></canvas></div></div>
+        <div><h2>Scale sweep <span class="muted">(first ${d.sweepTokens} tokens of each dataset)</span></h2><div class="chart"><canvas id="sweep"></canvas></div></div>
       </div>
       <h2>Checks</h2>
       <table id="checks">${d.checks.map((c) => html`<tr><td class=${c.pass ? 'pass' : 'fail'}>${c.pass ? 'pass' : 'FAIL'}</td><td>${c.message}</td><td>${c.line ? `line ${c.line}` : ''}</td></tr>`)}</table>

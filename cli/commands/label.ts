@@ -8,7 +8,8 @@ import { CatalogTensors, defaultCatalogDir, readCatalogMetadata } from '../../en
 import { writeCatalog } from '../../engine/catalog/write';
 import { modelHash } from '../../engine/decompose';
 import { labelCatalog, taggedDataset } from '../../engine/label';
-import { tagName } from '../../engine/label/stats';
+import { mostSelective, tagName } from '../../engine/label/stats';
+import { ComponentInfo } from '../../engine/catalog/types';
 import { positiveInt } from './eval';
 
 const usage = `scalpel label --model DIR|FILE [--components DIR] --data [TAG=]SOURCE --data … [options]
@@ -103,14 +104,14 @@ export const labelCommand: Command = {
       bar.done();
       writeCatalog(catalog.dir, result.catalog);
       const seconds = result.activationSeconds + result.outputSeconds;
-      const rows = data.map((d) => {
-        const best = result.catalog.components
-          .filter((c) => c.selectivity?.[d.tag] !== undefined)
-          .sort((a, b) => b.selectivity![d.tag] - a.selectivity![d.tag]);
-        return [`${d.tag} (${tagName(d.tag)})`, d.data.ids.length, best[0]?.key ?? '-', best[0]?.selectivity![d.tag].toFixed(1) ?? '-', best[1]?.selectivity![d.tag].toFixed(1) ?? '-'];
+      const rows = data.map((d, i) => {
+        const [best, next] = mostSelective(result.catalog.components, d.tag);
+        const sel = (c?: ComponentInfo) => (c ? `${c.selectivity![d.tag].toFixed(1)}×` : '-');
+        const fires = best ? `${(best.stats![d.tag].firingRate * 100).toFixed(0)}%` : '-';
+        return [`${d.tag} (${tagName(d.tag)})`, result.catalog.datasets![i].tokens, best?.key ?? '-', sel(best), fires, sel(next)];
       });
       process.stdout.write(
-        formatTable(['tag', 'tokens', 'most selective', 'sel', 'next sel'], rows) +
+        formatTable(['tag', 'tokens', 'most selective (firing ≥ 1%)', 'selectivity', 'fires', 'next best'], rows) +
           `\n\n${result.catalog.components.length} components labelled in ${dir}: ${result.tokens} tokens, ` +
           `${(result.componentTokens / result.activationSeconds / 1e6).toFixed(1)}M component·tokens/s (${seconds.toFixed(2)} s)\n`,
       );

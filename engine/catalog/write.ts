@@ -29,7 +29,7 @@ export function writeCatalog(dir: string, catalog: Catalog, tensors?: ModuleTens
     throw fileError(err, dir, 'create catalog folder');
   }
   const { dir: _ignored, ...plain } = catalog as Catalog & { dir?: string };
-  const out: Catalog = { ...plain, format: CATALOG_FORMAT, tensors: catalog.tensors || 'components.safetensors' };
+  const out: Catalog = { ...plain, format: CATALOG_FORMAT, tensors: catalog.tensors || 'components.safetensors', modules: plain.modules.map((m) => ({ ...m })) };
   if (tensors) {
     if (path.basename(out.tensors) !== out.tensors) throw new Error(`catalog "tensors" must be a file name in the catalog folder, not ${out.tensors}`);
     const named: NamedTensor[] = [];
@@ -44,5 +44,17 @@ export function writeCatalog(dir: string, catalog: Catalog, tensors?: ModuleTens
     }
     writeSafetensors(path.join(dir, out.tensors), named, { format: CATALOG_FORMAT });
   }
-  writeFileAtomic(path.join(dir, 'catalog.json'), [JSON.stringify(out, null, 1) + '\n']);
+  writeFileAtomic(path.join(dir, 'catalog.json'), [catalogJson(out)]);
+}
+
+/**
+ * catalog.json text: the header fields indented, then one component per line, so that a 40,000-component
+ * catalog stays compact and a diff of a re-labelled catalog shows one line per changed component.
+ */
+export function catalogJson(catalog: Catalog): string {
+  const { components, ...head } = catalog;
+  const lines = JSON.stringify({ ...head, components: [] }, null, 1).split('\n');
+  const close = lines.length - 1; // the closing brace; the line before it is ` "components": []`
+  lines[close - 1] = components.length ? ` "components": [\n${components.map((c) => `  ${JSON.stringify(c)}`).join(',\n')}\n ]` : ' "components": []';
+  return lines.join('\n') + '\n';
 }

@@ -2,7 +2,7 @@
  * Per-component statistics and automatic labels from per-tag activation sums.
  * Pure arithmetic: no model, no I/O, so the label rules are testable on their own.
  */
-import { ComponentLabel, TagStats } from '../catalog/types';
+import { ComponentInfo, ComponentLabel, TagStats } from '../catalog/types';
 
 const LANGUAGE_NAMES: Record<string, string> = {
   de: 'German', fr: 'French', es: 'Spanish', it: 'Italian', en: 'English', nl: 'Dutch', pt: 'Portuguese',
@@ -50,7 +50,9 @@ export function autoLabel(stats: Record<string, TagStats>, tokens: number): Comp
   const group = tags.slice(0, best.k);
   const rest = tags.slice(best.k);
   const shown = Number.isFinite(best.ratio) ? `${best.ratio.toFixed(1)}×` : 'only';
-  const confidence = round((1 - 1 / Math.max(1, best.ratio)) * Math.min(1, tokens / 500));
+  // Surer with a larger ratio, more data, and a group that clearly fires (20 tokens or more) rather than hums.
+  const firing = Math.min(...group.map((t) => stats[t].firingRate)) * tokens;
+  const confidence = round((1 - 1 / Math.max(1, best.ratio)) * Math.min(1, tokens / 500) * Math.min(1, firing / 20));
   if (best.k === 1 && best.ratio >= SINGLE_TAG_RATIO) {
     return { text: `${tagName(group[0])} (${shown} vs ${rest.join('/')})`, source: 'auto', confidence };
   }
@@ -65,4 +67,14 @@ export function autoLabel(stats: Record<string, TagStats>, tokens: number): Comp
 /** Four significant digits: statistics, not measurements to the last bit, and catalogs stay small. */
 export function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(4)) : x;
+}
+
+/**
+ * Components by selectivity for `tag`, most selective first, among those firing on at least
+ * `minFiring` of the tag's tokens (a ratio of near-zeros says nothing).
+ */
+export function mostSelective(components: ComponentInfo[], tag: string, minFiring = 0.01): ComponentInfo[] {
+  return components
+    .filter((c) => c.selectivity?.[tag] !== undefined && (c.stats?.[tag]?.firingRate ?? 0) >= minFiring)
+    .sort((a, b) => b.selectivity![tag] - a.selectivity![tag]);
 }

@@ -24,9 +24,11 @@ export interface LensEntry {
  *   (the final norm's gradient at this token, then the unembedding), ignoring later blocks (approximate);
  * `secant`: the module feeds an elementwise nonlinearity then a residual writer (an MLP's first
  *   layer): the nonlinearity replaced by its secant slope f(h)/h at this token, then as `direct`;
- * `none`: no linear path (e.g. through attention scores).
+ * `value`: an attention's fused q|k|v projection: through v only, weighed by this token's attention to
+ *   itself (probabilities frozen; effects through q, k and other positions left out), then as `direct`;
+ * `none`: no linear path found.
  */
-export type ContributionKind = 'exact' | 'direct' | 'secant' | 'none';
+export type ContributionKind = 'exact' | 'direct' | 'secant' | 'value' | 'none';
 
 export interface Contributions {
   kind: ContributionKind;
@@ -217,6 +219,7 @@ export class TraceAnalysis {
     } else {
       const g = this.directGradient(side, position, target);
       if (kind === 'direct') r = g;
+      else if (kind === 'value') r = this.valueGradient(module, side, position, g);
       else {
         const { writer, pre, post } = this.secantPath(module, side, position);
         const w2 = this.tracer.moduleMatrix(side, writer);
@@ -245,6 +248,7 @@ export class TraceAnalysis {
     const s = this.trace.structure;
     if (s.unembed?.module === module) return 'exact';
     if (!s.unembed || !s.finalNorm) return 'none';
+    if (s.valuePaths.has(module)) return 'value';
     const sub = s.blocks.flatMap((b) => b.sublayers).find((x) => x.modules.some((m) => m.module === module));
     if (!sub) return 'none';
     const i = sub.modules.findIndex((m) => m.module === module);
@@ -286,6 +290,28 @@ export class TraceAnalysis {
       for (let i = 0; i < n; i++) g[i] = (a[i] - aMean - ((x[i] - mu) / sigma) * (ay / n)) / sigma;
       return g;
     });
+  }
+
+  /**
+   * d logit / d (q|k|v output) along v at this token: v's slice of head h is weighed by A[h, p, p], then
+   * goes through the output projection (merged heads: index h·(width/H) + j) and the direct gradient g.
+   */
+  private valueGradient(module: string, side: Side, position: number, g: Float32Array): Float32Array {
+    const s = this.trace.structure;
+    const vp = s.valuePaths.get(module)!;
+    const writer = s.blocks.flatMap((b) => b.sublayers).find((x) => x.modules[0].module === module)!.modules[1];
+    const w2 = this.tracer.moduleMatrix(side, writer);
+    const probs = this.trace.recorded[side].get(vp.probs)!;
+    const [, heads, t] = probs.dims;
+    const headWidth = vp.width / heads;
+    const r = new Float32Array(this.mw(module).dOut);
+    for (let k = 0; k < vp.width; k++) {
+      let dot = 0;
+      for (let j = 0; j < writer.dOut; j++) dot += w2[k * writer.dOut + j] * g[j];
+      const h = Math.floor(k / headWidth);
+      r[vp.offset + k] = probs.data[(h * t + position) * t + position] * dot;
+    }
+    return r;
   }
 
   private secantPath(module: string, side: Side, position: number) {

@@ -1,7 +1,8 @@
 /**
  * Recorded forward passes: one onnxruntime run per model (base, and edited when there is an
- * edit) with every capture point of `analyzeModel` added as an extra graph output. Everything a
- * debugger shows afterwards is computed from these recordings, so stepping never runs the model.
+ * edit) with every capture point of `analyzeModel` (and the attention probabilities of its value
+ * paths) added as an extra graph output. Everything a debugger shows afterwards is computed from
+ * these recordings, so stepping never runs the model.
  */
 import * as ort from 'onnxruntime-node';
 import { ScalpelError } from '../errors';

@@ -64,6 +64,12 @@ test('catalog round trip keeps unknown fields and reads each module lazily, by o
   assert.deepEqual(fs.readdirSync(dir).sort(), ['catalog.json', 'components.safetensors']); // no temporary files left
   const meta = readCatalogMetadata(dir);
   assert.deepEqual((meta as unknown as Record<string, unknown>).futureField, { kept: true });
+  // One line per component, so that re-labelling diffs line by line.
+  const lines = fs.readFileSync(path.join(dir, 'catalog.json'), 'utf8').split('\n');
+  assert.deepEqual(lines.filter((l) => l.startsWith('  {"key":')).map((l) => JSON.parse(l.replace(/,$/, '')).key), ['a:0', 'a:1', 'a:2', 'b:0', 'b:1']);
+  writeCatalog(dir, { ...catalog, components: [] });
+  assert.deepEqual(readCatalogMetadata(dir).components, []);
+  writeCatalog(dir, catalog);
   assert.equal(meta.modules[1].hasResidual, true);
   assert.equal(meta.modules[0].hasResidual, false);
 

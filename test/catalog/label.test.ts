@@ -7,7 +7,8 @@ import { tokenizeDataset } from '../../engine/evaluate';
 import { decompose } from '../../engine/decompose';
 import { writeCatalog } from '../../engine/catalog/write';
 import { openCatalogTensors, readCatalogMetadata } from '../../engine/catalog/read';
-import { labelCatalog, TaggedData } from '../../engine/label';
+import { labelCatalog, TaggedData, taggedDataset } from '../../engine/label';
+import { splitDocuments, udhrDocuments } from '../../engine/data';
 import { autoLabel, selectivity } from '../../engine/label/stats';
 import { readFloatTensor } from '../../engine/onnx/model';
 import { randomValues } from '../helpers/tiny-lm';
@@ -172,4 +173,27 @@ test('lm_head components promote the tokens of their own largest write entries',
     assert.deepEqual(info.promotes!.map((p) => p.token), order.slice(0, 3).map(([, i]) => lm.tokenizer.tokenText(i)));
     assert.deepEqual(info.suppresses!.map((p) => p.token), order.slice(-3).reverse().map(([, i]) => lm.tokenizer.tokenText(i)));
   }
+});
+
+test('confidence is low for a selective component that never clearly fires', () => {
+  const hum = { de: { meanAbs: 0.2, firingRate: 0 }, fr: { meanAbs: 0.01, firingRate: 0.004 } };
+  const fires = { de: { meanAbs: 0.2, firingRate: 0.3 }, fr: { meanAbs: 0.01, firingRate: 0.004 } };
+  assert.match(autoLabel(hum, 1000).text, /^German/);
+  assert.equal(autoLabel(hum, 1000).confidence, 0);
+  assert.equal(autoLabel(fires, 1000).confidence, 0.95);
+});
+
+test('labelling datasets: UDHR sources are tagged by language; --split keeps only the non-held-out articles', () => {
+  const lm = openLanguageModel(writePlantedModel(), { tokenizer: 'bytes' });
+  const whole = taggedDataset('udhr:deu', lm);
+  const part = taggedDataset('udhr:deu', lm, { split: 0.5 });
+  assert.equal(whole.tag, 'de');
+  assert.equal(part.tag, 'de');
+  assert.equal(part.split, 'train part of splitDocuments(0.5, seed 0)');
+  const { train, heldout } = splitDocuments(udhrDocuments('deu'), 0.5);
+  assert.ok(train.length > 10 && heldout.length > 10);
+  assert.equal(part.data.documentStarts.length, train.length);
+  assert.notEqual(part.sha256, whole.sha256);
+  assert.equal(taggedDataset('german=udhr:deu', lm).tag, 'german');
+  assert.throws(() => taggedDataset('udhr:xyz', lm), /unknown UDHR code "xyz"/);
 });

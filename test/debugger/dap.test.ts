@@ -3,7 +3,7 @@
  * @vscode/debugadapter-testsupport's DebugClient. Each scenario records a transcript (stops, stack,
  * scopes, variables, evaluations) and compares it with test/debugger/golden/NAME.txt; ids in it are
  * deterministic by design (thread 1, frame = 1 + depth from the top, variables from 1000 per stop).
- * Rewrite the goldens with UPDATE_GOLDEN=1 and review the diff. The demo golden names the model (and catalog)
+ * Rewrite the goldens with UPDATE_GOLDEN=1 and review the diff. The demo golden names the model, catalog and spec
  * bytes it was recorded from, and is skipped, saying so, when they change.
  */
 import { test } from 'node:test';
@@ -136,6 +136,7 @@ test('DAP transcript: stepping, breakpoints, scopes, step back and reverse conti
     await t.evaluate('logit("der")');
     await t.evaluate('loss()');
     await t.evaluate('logit("nicht")');
+    await t.evaluate('summary()');
     await t.move('continue');
     await t.expand('Base vs edited', 'contributions to');
     await t.expand('Components', 'h.1.mlp.c_fc:');
@@ -203,32 +204,35 @@ test('DAP: a bad launch answers with one error message and ends the session', { 
   }
 });
 
-/** The demo model and its catalog change when they are retrained or re-decomposed: the golden names the bytes it was made from. */
+const SPEC = path.join(ROOT, 'examples', 'one-component.scalpel');
+
+/** The demo model, its catalog and the example spec change when retrained, re-decomposed or edited: the golden names the bytes it was made from. */
 function demoInputs(): string {
   const hash = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex').slice(0, 16);
-  const catalog = path.join(DEMO, 'components');
-  const parts = [`model.onnx ${hash(path.join(DEMO, 'model.onnx'))}`];
-  if (fs.existsSync(path.join(catalog, 'catalog.json'))) parts.push(`catalog ${hash(path.join(catalog, 'catalog.json'))}`);
-  return `# demo inputs: ${parts.join(', ')}`;
+  const files = [path.join(DEMO, 'model.onnx'), path.join(DEMO, 'components', 'catalog.json'), path.join(DEMO, 'components', 'components.safetensors'), SPEC];
+  return `# demo inputs: ${files.map((f) => `${path.relative(ROOT, f)} ${hash(f)}`).join(', ')}`;
 }
 
-test('DAP transcript on the demo model: the German example the edit hurts most, stop where base and edited diverge', { timeout: 120000, skip: DEMO_PRESENT ? false : 'models/polyglot/model.onnx is not there yet' }, async (ctx) => {
+const DEMO_READY = DEMO_PRESENT && fs.existsSync(path.join(DEMO, 'components', 'catalog.json')) && fs.existsSync(SPEC);
+
+test('DAP transcript on the demo model: a spec\'s edit, the German example it hurts most, stop where base and edited diverge', { timeout: 120000, skip: DEMO_READY ? false : 'needs models/polyglot with its components/ and examples/one-component.scalpel' }, async (ctx) => {
   const inputs = demoInputs();
   const golden = path.join(GOLDEN, 'demo.txt');
   if (!process.env.UPDATE_GOLDEN && fs.existsSync(golden) && !fs.readFileSync(golden, 'utf8').startsWith(`${inputs}\n`)) {
-    ctx.skip('the demo model or catalog changed since test/debugger/golden/demo.txt was recorded: re-record it with UPDATE_GOLDEN=1 and review');
+    ctx.skip('the demo model, its catalog or the example spec changed since test/debugger/golden/demo.txt was recorded: re-record it with UPDATE_GOLDEN=1 and review');
     return;
   }
-  const t = new Transcript(adapter(), path.resolve(DEMO));
+  const t = new Transcript(adapter(), ROOT);
   t.log(inputs);
   try {
-    await start(t, { model: DEMO, example: 'udhr:deu#worst', scales: { 'h.1.mlp.c_fc:n17': 0 }, stopOnDivergence: true });
+    await start(t, { spec: SPEC, example: 'german#worst', stopOnDivergence: true });
     await t.move('stepIn');
+    await t.expand('Components', 'h.2.mlp.c_fc:');
     await t.move('stepOut');
     await t.move('next');
     await t.evaluate('logit("der")');
-    await t.evaluate('prob("der")');
-    await t.evaluate('loss()');
+    await t.evaluate('component("h.2.mlp.c_fc:41")');
+    await t.evaluate('summary()');
     await t.move('stepBack');
     await t.move('continue');
     t.check('demo');

@@ -16,7 +16,7 @@ export const DEMO = path.join(__dirname, '..', '..', 'models', 'polyglot');
 export const DEMO_PRESENT = fs.existsSync(path.join(DEMO, 'model.onnx'));
 
 /** Modules of the tiny GPT that get catalog components. */
-export const CATALOG_MODULES = ['h.1.mlp.c_fc', 'h.1.mlp.c_proj', 'lm_head'];
+export const CATALOG_MODULES = ['h.1.attn.c_attn', 'h.1.attn.c_proj', 'h.1.mlp.c_fc', 'h.1.mlp.c_proj', 'lm_head'];
 
 /** A temporary copy of the tiny GPT (in a folder named tiny-gpt) with `components/` (neuron-by-input basis for CATALOG_MODULES). */
 export function tinyWithCatalog(): string {

@@ -26,7 +26,7 @@ function snapshot(rt: DebugRuntime): unknown {
 test('the listing has one line per block and module, in forward order, with shapes and component counts', async () => {
   const l = await launch();
   const lines = l.runtime.listing.trimEnd().split('\n');
-  assert.match(lines[0], /^model \S+ {2}2 blocks {2}d_model 16 {2}vocab 32 {2}9 modules {2}components 64$/);
+  assert.match(lines[0], /^model \S+ {2}2 blocks {2}d_model 16 {2}vocab 32 {2}9 modules {2}components 96$/);
   assert.deepEqual(lines.slice(1, 4), ['h.0', '  h.0.attn.c_attn  (16 → 48)  components 0', '  h.0.attn.c_proj  (16 → 16)  components 0']);
   assert.ok(lines.includes('  h.1.mlp.c_fc  (16 → 32)  components 16'));
   assert.deepEqual(lines.slice(-2), ['lm_head  (16 → 32)  components 16', 'logits']);
@@ -40,7 +40,7 @@ test('step in walks block → module → components; step over stays at depth; s
   assert.equal(where(await rt.stepIn()), 'step h.0');
   assert.equal(where(await rt.next()), 'step h.1', 'step over a block skips its modules');
   assert.equal(where(await rt.stepIn()), 'step h.1.attn.c_attn');
-  assert.equal(where(await rt.next()), 'step h.1.attn.c_proj', 'no components: next module');
+  assert.equal(where(await rt.next()), 'step h.1.attn.c_proj', 'step over skips a module\'s components');
   assert.equal(where(await rt.next()), 'step h.1.mlp.c_fc');
   const ranked = rt.rankedComponents('h.1.mlp.c_fc');
   assert.equal(where(await rt.stepIn()), `step h.1.mlp.c_fc:${ranked[0]}`, 'the most active component first');

@@ -90,8 +90,48 @@ test('direct-path contributions are the first-order effect through the final nor
     assert.ok(Math.abs(fd - c.values![k]) < 2e-3 * Math.max(1, Math.abs(fd)), `component ${k}: finite difference ${fd}, contribution ${c.values![k]}`);
   }
   assert.equal(analysis.contributionKind('h.1.mlp.c_fc'), 'secant');
-  assert.equal(analysis.contributionKind('h.1.attn.c_attn'), 'none');
+  assert.equal(analysis.contributionKind('h.1.attn.c_attn'), 'value');
   assert.equal(analysis.contributions('h.1.mlp.c_fc', 'base', p, target).values?.length, 16);
+  await tracer.release();
+});
+
+test('value-path contributions of the q|k|v projection: through v, weighed per head by the token\'s attention to itself', async () => {
+  const { tracer, trace, analysis } = await setup();
+  const vp = trace.structure.valuePaths.get('h.1.attn.c_attn')!;
+  assert.deepEqual([vp.offset, vp.width], [32, 16]);
+  assert.equal(trace.recorded.base.get(vp.probs)!.dims.join(','), `1,2,${trace.tokens.length},${trace.tokens.length}`);
+  // At position 0 the c_proj input o is v itself: the c_attn components (neuron basis) must add up to the
+  // output projection's components (neuron basis, contribution_j = o_j · r_j) minus v's bias (b_j · r_j).
+  const target = trace.tokens[1];
+  const viaV = analysis.contributions('h.1.attn.c_attn', 'base', 0, target).values!.reduce((a, b) => a + b, 0);
+  const proj = analysis.contributions('h.1.attn.c_proj', 'base', 0, target).values!;
+  const o = captured(trace, 'base', analysis.modules.get('h.1.attn.c_proj')!.inputTensor, 0);
+  const bias = tracer.weight('base', trace.structure.moduleBias.get('h.1.attn.c_attn')!).subarray(vp.offset, vp.offset + vp.width);
+  const expected = Array.from(proj).reduce((acc, c, j) => acc + c * (1 - bias[j] / o[j]), 0);
+  assert.ok(Math.abs(viaV - expected) < 1e-4 * Math.max(1, Math.abs(expected)), `${viaV} vs ${expected}`);
+  // Later tokens: v rebuilt here from the recorded inputs and weights; ORT's c_proj input must be the
+  // attention-weighted sum of v with head h owning v[h·8 .. h·8+7] (the layout the value path assumes).
+  const p = 5;
+  const qkv = analysis.modules.get('h.1.attn.c_attn')!;
+  const w = tracer.moduleMatrix('base', qkv);
+  const v = (pos: number) => {
+    const x = captured(trace, 'base', qkv.inputTensor, pos);
+    return Float32Array.from({ length: vp.width }, (_, k) => x.reduce((acc, xi, i) => acc + xi * w[i * qkv.dOut + vp.offset + k], 0) + bias[k]);
+  };
+  const probs = trace.recorded.base.get(vp.probs)!;
+  const T = trace.tokens.length;
+  const A = (h: number, q: number, k: number) => probs.data[(h * T + q) * T + k];
+  const op = captured(trace, 'base', analysis.modules.get('h.1.attn.c_proj')!.inputTensor, p);
+  for (let k = 0; k < vp.width; k++) {
+    let sum = 0;
+    for (let s = 0; s <= p; s++) sum += A(Math.floor(k / 8), p, s) * v(s)[k];
+    assert.ok(Math.abs(sum - op[k]) < 1e-4, `unit ${k}: ${sum} vs ${op[k]}`);
+  }
+  const projP = analysis.contributions('h.1.attn.c_proj', 'base', p, trace.tokens[p + 1]).values!;
+  const vp5 = v(p);
+  const expectedP = Array.from(projP).reduce((acc, c, k) => acc + A(Math.floor(k / 8), p, p) * (vp5[k] - bias[k]) * (c / op[k]), 0);
+  const viaVP = analysis.contributions('h.1.attn.c_attn', 'base', p, trace.tokens[p + 1]).values!.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(viaVP - expectedP) < 1e-4 * Math.max(1, Math.abs(expectedP)), `${viaVP} vs ${expectedP}`);
   await tracer.release();
 });
 

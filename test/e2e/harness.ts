@@ -135,7 +135,7 @@ export async function openFile(page: Page, name: string): Promise<void> {
   await input.waitFor();
   await input.fill(name);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().click();
-  await page.locator(`.tab.active[aria-label*="${name}"]`).waitFor();
+  await page.locator(`.tab.active[aria-label*="${name}"]`).first().waitFor();
 }
 
 /** The content frame of the webview whose tab has this title. */

@@ -8,9 +8,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Frame, Page } from 'playwright-core';
+import { outline } from '../../extension/outline';
 import * as h from './harness';
 
 const SPEC = 'remove-german.scalpel';
@@ -41,7 +43,9 @@ async function setTheme(page: Page, theme: 'light' | 'dark'): Promise<void> {
   await h.runCommand(page, 'Preferences: Color Theme');
   const input = page.locator('.quick-input-widget input');
   await input.fill(theme === 'light' ? 'Light Modern' : 'Dark Modern');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: theme === 'light' ? 'Light Modern' : 'Dark Modern' }).first().click();
+  // Enter accepts the focused (first matching) theme; a click or a lost focus may only preview it.
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: theme === 'light' ? 'Light Modern' : 'Dark Modern' }).waitFor();
+  await page.keyboard.press('Enter');
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
   await page.locator(theme === 'light' ? '.monaco-workbench.vs' : '.monaco-workbench.vs-dark').waitFor();
   await page.waitForTimeout(1000);
@@ -55,12 +59,7 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
   try {
     const page = await h.openWorkbench(browser, server, ws);
     // Activation is on workspaceContains:**/*.scalpel: the extension logs how long activate() took.
-    const deadline = Date.now() + 60_000;
-    while (!/Scalpel activated in ([\d.]+) ms/.test(h.scalpelLog(server))) {
-      assert.ok(Date.now() < deadline, `the extension did not activate:\n${server.log().slice(-3000)}`);
-      await page.waitForTimeout(250);
-    }
-    figures.activationMs = Number(/Scalpel activated in ([\d.]+) ms/.exec(h.scalpelLog(server))![1]);
+    figures.activationMs = Number((await waitForLog(server, /Scalpel activated in ([\d.]+) ms/, 60_000))[1]);
     await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor();
 
     // 1. A broken line gets a diagnostic (the language server runs in its own process).
@@ -71,7 +70,8 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
     await page.keyboard.press('Control+End');
     await page.keyboard.type('\nguard broken = [no_such_data] within 1 nats\n');
     await page.locator('.squiggly-error').first().waitFor({ timeout: 60_000 });
-    figures.editToFirstDiagnosticMs = Date.now() - t;
+    // From Quick Open of a spec, through typing the broken line, to the squiggle.
+    figures.openToFirstDiagnosticMs = Date.now() - t;
     await page.keyboard.press('Control+S');
     await page.locator('.statusbar-item[aria-label*="Error"], .statusbar-item:has(.codicon-error)').first().waitFor();
     await h.screenshot(page, 'diagnostic');
@@ -101,8 +101,17 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
       await page.waitForTimeout(200);
     }
 
-    // 3. Preview: run the command on the intact spec and read the numbers from the webview.
+    // 3. Preview. First cancelled: cancelling the progress notification kills the model worker.
     await h.openFile(page, SPEC);
+    await h.runCommand(page, 'Scalpel: Preview Edit');
+    const toast = page.locator('.notification-toast', { hasText: 'Scalpel: previewing' });
+    await toast.locator('.monaco-button', { hasText: 'Cancel' }).click({ timeout: 30_000 });
+    const killed = await waitForLog(server, /\[preview\] cancelled after (\d+) ms: worker (\d+) killed/);
+    await page.waitForTimeout(500);
+    assert.throws(() => process.kill(Number(killed[2]), 0), /ESRCH/, 'the worker process is gone');
+    figures.previewCancelledAfterMs = Number(killed[1]);
+
+    // Then run to the end, and read the numbers from the webview.
     t = Date.now();
     await h.runCommand(page, 'Scalpel: Preview Edit');
     const frame = await previewFrame(page);
@@ -117,42 +126,81 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
     await page.waitForTimeout(500);
     await h.screenshot(page, 'preview-dark');
     // The last measured Δloss is shown after the edit line (CSS content, so read it from the hover).
-    await page.locator('.view-line span', { hasText: EDIT }).first().hover();
+    await page.locator('.view-line', { hasText: `edit ${EDIT} on` }).locator('span', { hasText: EDIT }).last().hover();
     await page.locator('.monaco-hover', { hasText: `Last measured Δloss of ${EDIT}` }).first().waitFor({ timeout: 15_000 });
     await page.mouse.move(0, 0);
-    await setTheme(page, 'light');
-    await h.screenshot(page, 'preview-light');
-    await setTheme(page, 'dark');
 
-    // 4. Test Explorer: run the spec's item; its guard and expectation items pass.
+    // 4. Test Explorer: run the spec's item. Each guard and expectation item shows the verdict the CLI
+    // (`scalpel eval SPEC --json`, the same engine in another process) gives for its line.
+    const cli = spawnSync(process.execPath, ['dist/cli.js', 'eval', path.join(ws, 'examples', SPEC), '--json'], { encoding: 'utf8' });
+    const cliChecks: { line: number; pass: boolean }[] = JSON.parse(cli.stdout).edits.flatMap((e: { checks: unknown[] }) => e.checks);
+    const items = outline(source).filter((i) => i.kind === 'guard' || i.kind === 'expect');
     await h.runCommand(page, 'Testing: Focus on Test Explorer View');
     const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
     await specRow.waitFor({ timeout: 30_000 });
     await specRow.hover();
     await specRow.locator('.action-label[aria-label="Run Test"]').click();
-    await specRow.locator('.codicon-testing-passed-icon').waitFor({ timeout: 300_000 });
+    await specRow.locator('.codicon-testing-passed-icon, .codicon-testing-failed-icon').first().waitFor({ timeout: 300_000 });
     await specRow.click();
     await page.keyboard.press('ArrowRight');
-    const passed = page.locator('.test-explorer .monaco-list-row:has(.codicon-testing-passed-icon)');
     await page.waitForTimeout(500);
-    figures.testExplorerPassedRows = await passed.count();
-    assert.ok(figures.testExplorerPassedRows >= 3, `passed rows: ${figures.testExplorerPassedRows}`);
-    assert.equal(await page.locator('.test-explorer .monaco-list-row:has(.codicon-testing-failed-icon)').count(), 0);
+    const verdicts: string[] = [];
+    for (const item of items) {
+      const mine = cliChecks.filter((c) => c.line === item.line);
+      assert.ok(mine.length, `the CLI measured ${item.kind} ${item.label}`);
+      const pass = mine.every((c) => c.pass);
+      const row = page.locator('.test-explorer .monaco-list-row', { hasText: `${item.kind} ${item.label}` }).first();
+      await row.locator(pass ? '.codicon-testing-passed-icon' : '.codicon-testing-failed-icon').waitFor({ timeout: 10_000 });
+      verdicts.push(`${item.kind} ${item.label}: ${pass ? 'passed' : 'failed'}`);
+    }
+    figures.testExplorer = verdicts.join('; ');
     await h.screenshot(page, 'test-explorer');
 
-    // 5. Components panel.
+    // 5. Apply, then Review: the lock's numbers are the ones Preview showed.
+    await h.runCommand(page, 'Scalpel: Apply Edit');
+    if (outline(source).filter((i) => i.kind === 'edit').length > 1) await page.getByRole('option', { name: EDIT, exact: true }).click();
+    const applied = page.locator('.notification-toast', { hasText: 'Scalpel: wrote' });
+    await applied.locator('.monaco-button', { hasText: 'Review' }).click({ timeout: 300_000 });
+    const review = await h.webviewFrame(page, async (f) => (await f.locator(`scalpel-review #metrics tr[data-dataset="${TARGET}"] td.delta`).count()) > 0, 120_000);
+    const reviewed = Number(await review.locator(`scalpel-review #metrics tr[data-dataset="${TARGET}"] td.delta`).textContent());
+    assert.ok(Math.abs(reviewed - delta) < 1e-3, `review ${reviewed} vs preview ${delta}`);
+    assert.ok((await review.locator('scalpel-review #weights tr').count()) >= 2, 'a weight-diff row per edited initializer');
+    assert.ok(fs.existsSync(path.join(ws, 'examples', SPEC.replace(/\.scalpel$/, '.onnx'))), 'the edited model was written');
+    await page.waitForTimeout(300);
+    await h.screenshot(page, 'review-dark');
+    await review.locator('scalpel-review #diff').click();
+    await page.locator('.monaco-diff-editor').first().waitFor({ timeout: 30_000 });
+    await h.screenshot(page, 'review-diff');
+
+    // 6. Components panel.
     await h.runCommand(page, 'Scalpel: Show Components');
     const comp = await h.webviewFrame(page, async (f) => (await f.locator('scalpel-components .tr[data-key]').count()) > 0, 60_000);
     assert.match((await comp.locator('scalpel-components #count').textContent()) ?? '', /\d+ of \d+ components/);
     await page.waitForTimeout(300);
     await h.screenshot(page, 'components-dark');
+    // The same panels in the light theme (charts take the new theme's colours).
     await setTheme(page, 'light');
     await h.screenshot(page, 'components-light');
+    for (const [tab, name] of [['Scalpel: Review', 'review-light'], ['Scalpel: Edit Preview', 'preview-light']]) {
+      await page.locator(`.tab[aria-label*="${tab}"]`).first().click();
+      await page.waitForTimeout(1500);
+      await h.screenshot(page, name);
+    }
   } finally {
     await server.stop();
     fs.rmSync(ws, { recursive: true, force: true });
   }
 });
+
+async function waitForLog(server: h.CodeServer, re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = re.exec(h.scalpelLog(server));
+    if (m) return m;
+    assert.ok(Date.now() < deadline, `no ${re} in the Scalpel log:\n${h.scalpelLog(server).slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 /** Hovering the broken name shows the diagnostic's message (a check that the problem is the name). */
 async function runHover(page: Page, word: string): Promise<void> {

@@ -17,7 +17,7 @@ function spec(threshold: number, scale = 'scale -5'): string {
   return `# a test spec
 model tiny from "." { components "components" }
 data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
-data all = inline "Alle Menschen sind frei und gleich an Würde und Rechten geboren . Sie sind mit Vernunft und Gewissen begabt ."
+data all = inline "Alle Menschen sind frei und gleich an Wuerde und Rechten geboren . Sie sind mit Vernunft und Gewissen begabt ."
 data other = inline "The quick brown fox jumps over the lazy dog . The dog ."
 guard tight = [other] within ${threshold} nats
 

@@ -20,7 +20,7 @@ import { diffModels, modelSummary, topSingularValues } from '../../engine/edit/d
 import { CatalogComponents, WeightEditor, neuronComponent } from '../../engine/edit/weights';
 import { C, Fixture, rankOne, transpose, writeFixture } from './fixture';
 
-const TEXT = 'Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit Vernunft und Gewissen begabt.';
+const TEXT = 'Alle Menschen sind frei und gleich an Wuerde und Rechten geboren. Sie sind mit Vernunft und Gewissen begabt.';
 
 function open(fx: Fixture) {
   const lm = openLanguageModel(fx.model, { tokenizer: 'bytes' });

@@ -98,7 +98,7 @@ export function writeFixture(): Fixture {
   return { dir, model, catalog, factors };
 }
 
-export const WORDS = 'Alle Menschen sind frei und gleich an Würde Rechten geboren . Sie mit Vernunft Gewissen begabt The quick brown fox jumps over the lazy dog'.split(' ');
+export const WORDS = 'Alle Menschen sind frei und gleich an Wuerde Rechten geboren . Sie mit Vernunft Gewissen begabt The quick brown fox jumps over the lazy dog'.split(' ');
 
 /** A whitespace word-level tokenizer.json with exactly VOCAB entries (the words above, then fillers). */
 function wordTokenizer() {

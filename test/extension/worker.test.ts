@@ -25,7 +25,7 @@ function runJob(job: Job): Promise<{ result?: JobResult; error?: Extract<WorkerM
 
 const SPEC = (scale: string) => `model tiny from "." { components "components" }
 data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
-data all = inline "Alle Menschen sind frei und gleich an Würde und Rechten geboren ."
+data all = inline "Alle Menschen sind frei und gleich an Wuerde und Rechten geboren ."
 data other = inline "The quick brown fox jumps over the lazy dog . The dog ."
 guard tight = [other] within 100 nats
 
@@ -41,7 +41,7 @@ test('worker preview: Δloss per dataset, a sweep through the base model, and th
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'e.scalpel');
   fs.writeFileSync(spec, SPEC('scale -2'));
-  const { result, error, status } = await runJob({ kind: 'preview', spec, sweepPoints: 4, heatmapTokens: 5 });
+  const { result, error, status } = await runJob({ kind: 'preview', spec, sweepPoints: 4, sweepTokens: 1000, heatmapTokens: 5 });
   assert.equal(error, undefined);
   const r = result as PreviewResult;
   assert.equal(r.edit, 'e');
@@ -80,7 +80,7 @@ test('worker errors are one line with the spec location; review without an apply
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'bad.scalpel');
   fs.writeFileSync(spec, SPEC('scale 1').replace('keep tight', 'keep nothing_here'));
-  const { error } = await runJob({ kind: 'preview', spec, sweepPoints: 3, heatmapTokens: 5 });
+  const { error } = await runJob({ kind: 'preview', spec, sweepPoints: 3, sweepTokens: 8, heatmapTokens: 5 });
   assert.ok(error);
   assert.equal(error.file, spec);
   assert.equal(error.line, 10);

@@ -79,3 +79,35 @@ test('scalpel lsp --stdio: diagnostics, completion with labels, hover, formattin
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('scalpel lsp --stdio: completion of a demo-model key lists the labels of models/polyglot/components', async () => {
+  const spec = path.join(ROOT, 'examples', 'one-component.scalpel');
+  const text = fs.readFileSync(spec, 'utf8');
+  const catalog = JSON.parse(fs.readFileSync(path.join(ROOT, 'models', 'polyglot', 'components', 'catalog.json'), 'utf8'));
+  const uri = pathToFileURL(spec).href;
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'scalpel.js'), 'lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const rpc = new RpcClient(child.stdout, child.stdin);
+    await rpc.request('initialize', { processId: process.pid, rootUri: pathToFileURL(ROOT).href, capabilities: {} });
+    rpc.notify('initialized', {});
+    const diags = rpc.waitFor('textDocument/publishDiagnostics', (p) => p.uri === uri);
+    rpc.notify('textDocument/didOpen', { textDocument: { uri, languageId: 'scalpel', version: 1, text } });
+    assert.deepEqual((await diags).diagnostics.filter((d: any) => d.severity === 1), [], 'the example checks without errors');
+    const lines = text.split('\n');
+    const line = lines.findIndex((l) => l.includes('select "'));
+    const list = await rpc.request('textDocument/completion', { textDocument: { uri }, position: { line, character: lines[line].indexOf(':') + 1 } });
+    const module = lines[line].slice(lines[line].indexOf('"') + 1, lines[line].indexOf(':'));
+    const expected = catalog.components.filter((c: any) => c.module === module && c.label).slice(0, 20);
+    assert.ok(expected.length > 0, `the demo catalog labels components of ${module}`);
+    for (const c of expected) {
+      const item = list.items.find((i: any) => i.label === c.key);
+      assert.ok(item?.detail.startsWith(c.label.text), `${c.key} is offered with its label "${c.label.text}" (got ${item?.detail})`);
+    }
+    await rpc.request('shutdown', null);
+    rpc.notify('exit', null);
+    assert.equal(await exited, 0);
+  } finally {
+    child.kill();
+  }
+});

@@ -29,6 +29,7 @@ export function previewFixture(): PreviewResult {
     ],
     sweep: [-1, -0.5, 0, 0.5, 1].map((scale) => ({ scale, deltas: Object.fromEntries(DATASETS.map((n) => [n, delta[n] * (1 - scale) / 1.75])) })),
     heatmap: Object.fromEntries(DATASETS.map((n, j) => [n, words.map((w, i) => ({ text: (i ? ' ' : '') + w, delta: (n === 'german' ? 1 : 0.02) * Math.sin(i + j) }))])),
+    sweepTokens: 256,
     seconds: 0.42,
   };
 }

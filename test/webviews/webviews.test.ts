@@ -81,7 +81,10 @@ test('Components: 2000 rows render only the visible window; search, sort, detail
   const rows = await l.page.locator('.tr[data-key]').count();
   assert.ok(rows > 10 && rows < 80, `virtualised: ${rows} rows in the DOM`);
 
-  // Default sort: selectivity, highest first (German components have 3..7×).
+  // Default sort: norm, largest first (12/3 = 4.00 is the fixture's largest).
+  assert.match((await l.page.locator('.tr[data-key]').first().textContent())!, /4\.00\s*$/);
+  // Selectivity, highest first (German components have 3..7×).
+  await l.page.locator('span[data-sort="selectivity"]').click();
   assert.match((await l.page.locator('.tr[data-key]').first().textContent())!, /7\.0× de/);
   await l.page.locator('span[data-sort="key"]').click();
   assert.equal(await l.page.locator('.tr[data-key]').first().getAttribute('data-key'), 'h.0.mlp.c_fc:0');

@@ -32,7 +32,7 @@ import { loadDataset, splitDocuments } from '../engine/data';
 import { Evaluator, TokenizedDataset, tokenizeDataset } from '../engine/evaluate';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
 import { loadSpec } from '../language/semantic';
-import { planFromSpec } from '../cli/edit-spec';
+import { planFromSpec } from '../language/plan';
 
 const argValue = (flag: string) => {
   const i = process.argv.indexOf(flag);

@@ -16,7 +16,7 @@ import { LanguageModel, openLanguageModel } from '../engine/lm';
 import { TraceAnalysis } from '../engine/trace/analysis';
 import { SIDES, Side, Tracer, patchedBytes } from '../engine/trace/trace';
 import { WorstToken, largestLossIncrease } from '../engine/trace/worst';
-import { planFromSpec } from '../cli/edit-spec';
+import { planFromSpec } from '../language/plan';
 import { loadSpec } from '../language/semantic';
 import { DebugRuntime, fmt, singleToken } from './runtime';
 
@@ -205,7 +205,7 @@ function fromModel(args: ScalpelLaunchArgs): Subject {
 }
 
 /**
- * A spec's edit, through the same edit plan `scalpel apply` uses (cli/edit-spec.ts): its components
+ * A spec's edit, through the same edit plan `scalpel apply` uses (language/plan.ts): its components
  * (selectors resolved against the catalog) and its scale, literal or tuned. A tuned scale comes from
  * "scale", else from the spec's lock file (`scalpel apply` writes it), valid only for this very spec
  * text, model and catalog; tuning inside a launch would take longer than a launch may.

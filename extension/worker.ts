@@ -18,7 +18,7 @@ import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
 import { loadSpec } from '../language/semantic';
-import { lockedFor, planFromSpec } from '../cli/edit-spec';
+import { lockedFor, planFromSpec } from '../language/plan';
 import type { CatalogView, CheckView, DatasetView, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
 const send = (m: WorkerMessage) => process.send!(m);

@@ -6,7 +6,8 @@ import { ScalpelError } from '../../engine/errors';
 import { applyPlan } from '../../engine/edit/apply';
 import { PlanRunner } from '../../engine/edit/run';
 import { loadSpec } from '../../language/semantic';
-import { describeOutcome, planFromSpec } from '../edit-spec';
+import { describeOutcome } from '../edit-spec';
+import { planFromSpec } from '../../language/plan';
 import { positiveInt } from './eval';
 
 const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]

@@ -1,0 +1,60 @@
+/**
+ * A checked spec (semantic.ts) turned into the edit engine's plan (engine/edit/plan.ts): the one bridge
+ * from the language to the engine, shared by `scalpel eval/apply`, the debugger and the extension.
+ */
+import * as fs from 'node:fs';
+import { readCatalogMetadata } from '../engine/catalog/read';
+import { ScalpelError, fileError } from '../engine/errors';
+import { Check } from '../engine/edit/checks';
+import { lockFileFor } from '../engine/edit/apply';
+import { catalogHash, lockedScales, readLock, sha256File } from '../engine/edit/lock';
+import { EditPlan } from '../engine/edit/plan';
+import { PlanRunner } from '../engine/edit/run';
+import { Spec, editComponents, targetDatasets } from './semantic';
+
+export function planFromSpec(spec: Spec): EditPlan {
+  const origin = (at: { line: number; column: number }) => ({ file: spec.file, ...at });
+  const used = [...new Set(spec.edits.map((e) => e.model))];
+  if (used.length > 1) {
+    const second = spec.edits.find((e) => e.model === used[1])!;
+    throw new ScalpelError(`all edits of a spec must edit one model (${used[0]} and ${used[1]} here)`, spec.file, second.at);
+  }
+  const model = spec.models.find((m) => m.name === used[0]) ?? spec.models[0];
+  if (!model) throw new ScalpelError('the spec declares no model', spec.file);
+  const catalog = model.components ? readCatalogMetadata(model.components) : undefined;
+  const edits = spec.edits.map((e) => {
+    if (!catalog) throw new ScalpelError(`edit ${e.name} selects components but model ${model.name} declares no components`, spec.file, e.at);
+    const components = editComponents(spec, e, catalog);
+    if (!components.length) throw new ScalpelError(`edit ${e.name} selects no components in ${model.components}`, spec.file, e.at);
+    const scale = e.scale.kind === 'literal'
+      ? { value: e.scale.value }
+      : { tune: { low: e.scale.range[0], high: e.scale.range[1], objective: e.scale.objective, datasets: e.scale.data, origin: origin(e.at) } };
+    return { name: e.name, components, scale, keep: e.keep, origin: origin(e.at) };
+  });
+  const expectations: Check[] = spec.expectations.flatMap((x) =>
+    targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, origin: origin(x.at) })),
+  );
+  let specText: string;
+  try {
+    specText = fs.readFileSync(spec.file, 'utf8');
+  } catch (err) {
+    throw fileError(err, spec.file, 'read spec');
+  }
+  return {
+    specFile: spec.file,
+    specText,
+    model: { path: model.file, tokenizer: model.tokenizer, components: model.components, origin: origin(model.at) },
+    datasets: spec.datasets.map((d) => ({ name: d.name, source: d.source, limit: d.maxTokens, origin: origin(d.at) })),
+    guards: spec.guards.map((g) => ({ name: g.name, datasets: g.datasets, threshold: g.threshold, unit: g.unit, origin: origin(g.at) })),
+    edits,
+    expectations,
+  };
+}
+
+/** Tuned scales from the spec's lock file, when it was written for this spec, model and catalog. */
+export function lockedFor(runner: PlanRunner, lockFile?: string): Record<string, number> | undefined {
+  const plan = runner.plan;
+  if (!plan.specFile || plan.specText === undefined || !runner.catalog) return undefined;
+  const c = runner.catalog.catalog;
+  return lockedScales(readLock(lockFile ?? lockFileFor(plan.specFile)), plan.specText, sha256File(runner.lm.file), catalogHash(c.dir, c.tensors ?? 'components.safetensors'));
+}

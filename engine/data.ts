@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { ScalpelError, fileError } from './errors';
+import { ScalpelError, readTextFile } from './errors';
 
 export interface Document {
   text: string;
@@ -79,17 +79,9 @@ export function loadDataset(name: string, source: DataSource, baseDir = process.
   return { name, source: describeSource(source), documents };
 }
 
-function readText(file: string, shown: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw fileError(err, shown, 'read dataset');
-  }
-}
-
 /** Plain text: documents are separated by blank lines. */
 function textDocuments(file: string, shown: string): Document[] {
-  return readText(file, shown)
+  return readTextFile(file, 'read dataset', shown)
     .split(/\r?\n\s*\r?\n/)
     .map((t) => t.trim())
     .filter((t) => t.length > 0)
@@ -98,7 +90,7 @@ function textDocuments(file: string, shown: string): Document[] {
 
 function jsonlDocuments(file: string, s: Extract<DataSource, { kind: 'jsonl' }>): Document[] {
   const out: Document[] = [];
-  readText(file, s.file).split('\n').forEach((line, i) => {
+  readTextFile(file, 'read dataset', s.file).split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let row: unknown;
     try {

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+
 /**
  * A user-facing error: one line, with the file (and position) it is about.
  * The CLI prints `message` alone; anything that is not a ScalpelError is a bug and keeps its stack.
@@ -32,4 +34,13 @@ export function fileError(err: unknown, file: string, doing: string): ScalpelErr
     code === 'ENOTDIR' ? 'a parent is not a directory' :
     (err as Error)?.message ?? String(err);
   return new ScalpelError(`cannot ${doing}: ${why}`, file);
+}
+
+/** A UTF-8 text file, or one ScalpelError naming it (`shown`: the path as the user wrote it). */
+export function readTextFile(file: string, doing: string, shown = file): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw fileError(err, shown, doing);
+  }
 }

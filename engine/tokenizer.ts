@@ -1,9 +1,8 @@
 /**
  * Tokenizers: Hugging Face `tokenizer.json` (through tokenizers.js) and a plain byte-level one.
  */
-import * as fs from 'node:fs';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { ScalpelError, fileError } from './errors';
+import { ScalpelError, readTextFile } from './errors';
 
 export interface TextTokenizer {
   /** Where it came from: a file path, or `bytes`. */
@@ -28,12 +27,7 @@ interface TokenizerJson {
 
 export function loadTokenizer(spec: string): TextTokenizer {
   if (spec === 'bytes') return byteTokenizer();
-  let text: string;
-  try {
-    text = fs.readFileSync(spec, 'utf8');
-  } catch (err) {
-    throw fileError(err, spec, 'read tokenizer');
-  }
+  const text = readTextFile(spec, 'read tokenizer');
   let json: TokenizerJson;
   try {
     json = JSON.parse(text);

@@ -2,9 +2,8 @@
  * A checked spec (semantic.ts) turned into the edit engine's plan (engine/edit/plan.ts): the one bridge
  * from the language to the engine, shared by `scalpel eval/apply`, the debugger and the extension.
  */
-import * as fs from 'node:fs';
 import { readCatalogMetadata } from '../engine/catalog/read';
-import { ScalpelError, fileError } from '../engine/errors';
+import { ScalpelError, readTextFile } from '../engine/errors';
 import { Check } from '../engine/edit/checks';
 import { lockFileFor } from '../engine/edit/apply';
 import { catalogHash, lockedScales, readLock, sha256File } from '../engine/edit/lock';
@@ -34,12 +33,7 @@ export function planFromSpec(spec: Spec): EditPlan {
   const expectations: Check[] = spec.expectations.flatMap((x) =>
     targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, origin: origin(x.at) })),
   );
-  let specText: string;
-  try {
-    specText = fs.readFileSync(spec.file, 'utf8');
-  } catch (err) {
-    throw fileError(err, spec.file, 'read spec');
-  }
+  const specText = readTextFile(spec.file, 'read spec');
   return {
     specFile: spec.file,
     specText,

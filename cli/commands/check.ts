@@ -1,8 +1,7 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
-import { fileError, ScalpelError } from '../../engine/errors';
+import { ScalpelError, readTextFile } from '../../engine/errors';
 import { analyze, defaultEnv } from '../../language/checker';
 import { formatDiagnostic } from '../../language/diagnostics';
 
@@ -23,12 +22,7 @@ export const checkCommand: Command = {
     if (positionals.length === 0) throw new ScalpelError('check needs at least one FILE.scalpel');
     const counts = { error: 0, warning: 0, info: 0 };
     for (const file of positionals) {
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch (err) {
-        throw fileError(err, file, 'read spec');
-      }
+      const text = readTextFile(file, 'read spec');
       const a = analyze(text, defaultEnv(path.dirname(path.resolve(file))));
       for (const d of a.diagnostics) {
         counts[d.severity]++;

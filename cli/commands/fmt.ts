@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
-import { fileError, ScalpelError } from '../../engine/errors';
+import { ScalpelError, fileError, readTextFile } from '../../engine/errors';
 import { formatDiagnostic, LineIndex } from '../../language/diagnostics';
 import { format } from '../../language/format';
 import { parse } from '../../language/parser';
@@ -29,12 +29,7 @@ export const fmtCommand: Command = {
     if (values.check && values.stdout) throw new ScalpelError('fmt takes --check or --stdout, not both');
     let failed = false;
     for (const file of positionals) {
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch (err) {
-        throw fileError(err, file, 'read spec');
-      }
+      const text = readTextFile(file, 'read spec');
       const parsed = parse(text);
       const out = format(text, parsed);
       if (out === undefined) {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
-import { ScalpelError, fileError } from '../../engine/errors';
+import { ScalpelError, fileError, readTextFile } from '../../engine/errors';
 import { lockFileFor } from '../../engine/edit/apply';
 import { LOCK_FORMAT, LockFile, readLock } from '../../engine/edit/lock';
 
@@ -126,12 +126,7 @@ export const reviewCommand: Command = {
     if (positionals.length !== 1) throw new ScalpelError('review takes one spec file');
     if (!values.out) throw new ScalpelError('review needs -o review.html');
     const spec = path.resolve(positionals[0]);
-    let specAfter: string;
-    try {
-      specAfter = fs.readFileSync(spec, 'utf8');
-    } catch (err) {
-      throw fileError(err, positionals[0], 'read spec');
-    }
+    const specAfter = readTextFile(spec, 'read spec', positionals[0]);
     const lockFile = path.resolve(values.lock ?? lockFileFor(spec));
     const lock = readLock(lockFile);
     if (!lock) throw new ScalpelError(`no lock file ${path.relative(process.cwd(), lockFile)}: run scalpel apply first`);

@@ -5,19 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError, fileError } from '../errors';
+import { ScalpelError, readTextFile } from '../errors';
 import { SafetensorsFile } from '../safetensors';
 import { CATALOG_FORMAT, Catalog, CatalogModule } from './types';
 
 /** `location` is a catalog folder or its catalog.json. */
 export function readCatalogMetadata(location: string): Catalog & { dir: string } {
   const file = location.endsWith('.json') ? location : path.join(location, 'catalog.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw fileError(err, file, 'read component catalog');
-  }
+  const text = readTextFile(file, 'read component catalog');
   let json: Catalog;
   try {
     json = JSON.parse(text);

@@ -63,6 +63,10 @@ async function evalThroughput(): Promise<void> {
   await bare.release();
 }
 
+function flushDisk(): void {
+  execFileSync('sync');
+}
+
 function writeVsCopy(label: string, source: string, tensor: string, reps: number): void {
   // Copy and write both go to the same temporary folder, so they share a file system.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-'));
@@ -77,14 +81,19 @@ function writeVsCopy(label: string, source: string, tensor: string, reps: number
     const a = path.join(dir, `copy${r}.onnx`);
     const c = path.join(dir, `durable${r}.onnx`);
     const b = path.join(dir, `edit${r}.onnx`);
+    // Each operation starts with no dirty pages pending: on ext4 (data=ordered) an fsync also writes out
+    // other files' unsynced data, so without this the writer would pay for the copies made before it.
+    flushDisk();
     copyTimes.push(ms(() => fs.copyFileSync(source, a)));
     // The writer's durability (data on disk before the rename) costs a flush that copyFile alone skips.
+    flushDisk();
     durableCopyTimes.push(ms(() => {
       fs.copyFileSync(source, c);
       const fd = fs.openSync(c, 'r+');
       fs.fdatasyncSync(fd);
       fs.closeSync(fd);
     }));
+    flushDisk();
     writeTimes.push(ms(() => writeEditedModel(source, b, new Map([[tensor, values]]))));
     for (const f of [a, b, c]) fs.rmSync(f);
   }

@@ -67,12 +67,19 @@ export class JobRunner {
     });
   }
 
-  /** `run` under a cancellable progress notification titled `title`. */
-  withProgress<T extends JobResult>(title: string, job: Job): Promise<T> {
+  /** `run` under a cancellable progress notification titled `title`; `cancel` also stops it (e.g. a newer job supersedes it). */
+  withProgress<T extends JobResult>(title: string, job: Job, cancel?: vscode.CancellationToken): Promise<T> {
     return Promise.resolve(
-      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) =>
-        this.run<T>(job, token, (message) => progress.report({ message })),
-      ),
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+        const either = new vscode.CancellationTokenSource();
+        const subs = [token, cancel].map((t) => t?.onCancellationRequested(() => either.cancel()));
+        try {
+          return await this.run<T>(job, either.token, (message) => progress.report({ message }));
+        } finally {
+          subs.forEach((s) => s?.dispose());
+          either.dispose();
+        }
+      }),
     );
   }
 }

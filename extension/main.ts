@@ -59,20 +59,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     void vscode.window.showErrorMessage(`Scalpel: ${msg}`);
   };
 
-  /** The spec a command is about: the argument, else the active .scalpel editor (saved first: the worker reads the file). */
-  const specOf = async (arg?: vscode.Uri): Promise<vscode.Uri | undefined> => {
+  /** The spec a command is about: the argument, else the active .scalpel editor (saved first unless `save` is false: the worker reads the file). */
+  const specOf = async (arg?: vscode.Uri, save = true): Promise<vscode.Uri | undefined> => {
     const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
     if (!uri || !uri.fsPath.endsWith('.scalpel')) {
       void vscode.window.showErrorMessage('Scalpel: open a .scalpel spec first');
       return undefined;
     }
     const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
-    if (doc?.isDirty) await doc.save();
+    if (save && doc?.isDirty) await doc.save();
     return uri;
   };
 
-  // ---- last measured Δloss: inline after each edit's line, and in hovers ----
-  const measured = new Map<string, Map<string, { datasets: DatasetView[]; when: Date }>>();
+  // ---- last measured Δloss: inline after each edit's line, and in hovers; the scale for the debugger ----
+  const measured = new Map<string, Map<string, { datasets: DatasetView[]; scale: number; text: string; when: Date }>>();
   const inline = vscode.window.createTextEditorDecorationType({ after: { margin: '0 0 0 2em', color: new vscode.ThemeColor('editorCodeLens.foreground') } });
   const summary = (ds: DatasetView[]) => ds.map((d) => `${d.name} ${d.delta >= 0 ? '+' : ''}${d.delta.toFixed(3)}`).join(' · ');
   const decorate = (editor: vscode.TextEditor) => {
@@ -87,9 +87,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       });
     editor.setDecorations(inline, decos);
   };
-  const record = (spec: string, edit: string, datasets: DatasetView[]) => {
+  /** What a job measured for `edit`, with the spec `text` it ran on (a scale holds for that text only). */
+  const record = (spec: string, edit: string, datasets: DatasetView[], scale: number, text: string) => {
     if (!measured.has(spec)) measured.set(spec, new Map());
-    measured.get(spec)!.set(edit, { datasets, when: new Date() });
+    measured.get(spec)!.set(edit, { datasets, scale, text, when: new Date() });
     vscode.window.visibleTextEditors.forEach(decorate);
   };
   context.subscriptions.push(
@@ -143,27 +144,38 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
   const previewJob = (spec: string, edit?: string) =>
     ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 7, sweepTokens: config().get<number>('preview.sweepTokens') ?? 256, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, threads: threads() }) as const;
 
+  /** The preview in flight: a newer one cancels it (its worker is killed). */
+  let previewing: vscode.CancellationTokenSource | undefined;
   async function preview(arg?: vscode.Uri, edit?: string): Promise<PreviewResult | undefined> {
-    const spec = await specOf(arg);
-    if (!spec || !trusted()) return undefined;
-    previewState.spec = spec.fsPath;
+    // Not saved: the worker previews the editor's text, saved or not.
+    const uri = await specOf(arg, false);
+    if (!uri || !trusted()) return undefined;
+    const text = (await vscode.workspace.openTextDocument(uri)).getText();
+    previewState.spec = uri.fsPath;
     previewState.edit = typeof edit === 'string' ? edit : undefined;
+    previewing?.cancel();
+    const mine = (previewing = new vscode.CancellationTokenSource());
     const panel = Panel.show('preview', webviewRoot, wire);
     void panel.post({ type: 'busy', message: `previewing ${previewState.edit ?? 'the first edit'}…` });
     status.text = '$(sync~spin) Scalpel: previewing';
     try {
-      const r = await jobs.withProgress<PreviewResult>(`Scalpel: previewing ${previewState.edit ?? path.basename(spec.fsPath)}`, previewJob(spec.fsPath, previewState.edit));
+      const r = await jobs.withProgress<PreviewResult>(`Scalpel: previewing ${previewState.edit ?? path.basename(uri.fsPath)}`, { ...previewJob(uri.fsPath, previewState.edit), text }, mine.token);
       lastPreview = r;
       previewState.edit = r.edit;
-      record(spec.fsPath, r.edit, r.datasets);
+      record(uri.fsPath, r.edit, r.datasets, r.scale, text);
       await panel.post({ type: 'preview', data: r });
       return r;
     } catch (err) {
-      void panel.post({ type: 'error', message: err instanceof JobError ? err.format() : String(err) });
+      // A preview superseded by a newer one leaves the panel to that one; one cancelled by the user says so.
+      if (previewing === mine) void panel.post({ type: 'error', message: err instanceof JobError ? err.format() : err instanceof CancelledJob ? 'preview cancelled' : String(err) });
       report(err);
       return undefined;
     } finally {
-      idle();
+      if (previewing === mine) {
+        previewing = undefined;
+        idle();
+      }
+      mine.dispose();
     }
   }
 
@@ -253,8 +265,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     }
     const spec = await specOf(arg);
     if (!spec || !trusted()) return false;
-    const items = outline((await vscode.workspace.openTextDocument(spec)).getText());
+    const text = (await vscode.workspace.openTextDocument(spec)).getText();
+    const items = outline(text);
     const name = typeof edit === 'string' ? edit : items.find((i) => i.kind === 'edit')?.label;
+    // The debugger takes the scale measured for this very text: a tuned scale has no value in the spec, and
+    // without a lock (written by an apply) the launch could not find one. Not measured yet: evaluate first.
+    const scaleOf = () => (name && measured.get(spec.fsPath)?.get(name)?.text === text ? measured.get(spec.fsPath)!.get(name)!.scale : undefined);
+    if (name && scaleOf() === undefined) await tests.runSpecs([spec], undefined);
+    const scale = scaleOf();
     // Which dataset: the one asked for, else what the last preview of this edit saw fail or aimed at, else the first.
     const p = lastPreview?.spec === spec.fsPath && lastPreview.edit === name ? lastPreview : undefined;
     const ds = dataset ?? p?.checks.find((c) => !c.pass)?.dataset ?? p?.datasets.find((d) => d.role === 'target')?.name ?? items.find((i) => i.kind === 'data')?.label;
@@ -269,7 +287,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       name: `Scalpel: ${name ?? 'edit'} on ${ds}`,
       spec: spec.fsPath,
       ...(name ? { edit: name } : {}),
+      ...(scale !== undefined ? { scale } : {}),
       example: `${ds}#worst`,
+      // Stop where the edit first changes the forward pass; with no divergence, at the first point.
+      stopOnDivergence: true,
+      stopOnEntry: true,
     });
   }
 
@@ -297,11 +319,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     ),
   );
 
-  // Live preview: a saved spec that the Preview panel shows is measured again (debounced).
+  // Live preview: as the spec that the Preview panel shows is typed in, it is measured again (debounced, unsaved
+  // text included); a newer preview cancels the one in flight. Silent in Restricted Mode: no model runs there.
   let timer: NodeJS.Timeout | undefined;
   context.subscriptions.push(
-    vscode.workspace.onDidSaveTextDocument((doc) => {
-      if (doc.uri.fsPath !== previewState.spec || !Panel.get('preview') || !config().get<boolean>('preview.liveUpdate', true)) return;
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      const doc = e.document;
+      if (!e.contentChanges.length || doc.uri.fsPath !== previewState.spec || !Panel.get('preview') || !vscode.workspace.isTrusted || !config().get<boolean>('preview.liveUpdate', true)) return;
       clearTimeout(timer);
       timer = setTimeout(() => void preview(doc.uri, previewState.edit), config().get<number>('preview.debounceMs') ?? 400);
     }),

@@ -4,7 +4,8 @@
  */
 
 export type Job =
-  | { kind: 'preview'; spec: string; edit?: string; sweepPoints: number; sweepTokens: number; heatmapTokens: number; threads?: number }
+  /** `text`: the editor's text of the spec, saved or not (else the worker reads the file). */
+  | { kind: 'preview'; spec: string; text?: string; edit?: string; sweepPoints: number; sweepTokens: number; heatmapTokens: number; threads?: number }
   | { kind: 'evaluate'; spec: string; threads?: number }
   | { kind: 'apply'; spec: string; out: string; edits: string[]; threads?: number }
   | { kind: 'review'; spec: string }

@@ -25,7 +25,7 @@ export class SpecTests {
     private readonly jobs: JobRunner,
     private readonly threads: () => number | undefined,
     private readonly trusted: () => boolean,
-    private readonly record: (spec: string, edit: string, datasets: DatasetView[]) => void,
+    private readonly record: (spec: string, edit: string, datasets: DatasetView[], scale: number, text: string) => void,
     debug: Debug | undefined,
   ) {
     const c = (this.controller = vscode.tests.createTestController('scalpel', 'Scalpel specs'));
@@ -109,6 +109,8 @@ export class SpecTests {
         const wanted = req?.include?.some((t) => t === file) || !req?.include ? [...this.iter(file.children)] : req.include.filter((t) => t.parent === file);
         wanted.forEach((t) => run.started(t));
         const started = Date.now();
+        // The worker evaluates the file on disk: what it measures holds for this text.
+        const text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
         let r: EvaluateResult;
         try {
           r = await (token ? this.jobs.run<EvaluateResult>({ kind: 'evaluate', spec: uri.fsPath, threads: this.threads() }, token, (m) => run.appendOutput(`${m}\r\n`)) : this.jobs.withProgress<EvaluateResult>('Scalpel: evaluating the spec', { kind: 'evaluate', spec: uri.fsPath, threads: this.threads() }));
@@ -122,7 +124,7 @@ export class SpecTests {
           wanted.forEach((t) => run.errored(t, msg));
           continue;
         }
-        for (const e of r.edits) this.record(uri.fsPath, e.edit, e.datasets);
+        for (const e of r.edits) this.record(uri.fsPath, e.edit, e.datasets, e.scale, text);
         const ms = Date.now() - started;
         for (const t of wanted) this.report(run, t, r.checks, ms);
         run.appendOutput(`${uri.fsPath}: ${r.checks.filter((c) => c.pass).length} of ${r.checks.length} checks passed in ${r.seconds.toFixed(2)} s\r\n`);

@@ -17,7 +17,7 @@ import { TokenizedDataset } from '../engine/evaluate';
 import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
-import { loadSpec } from '../language/semantic';
+import { loadSpec, loadSpecText } from '../language/semantic';
 import { lockedFor, planFromSpec } from '../language/plan';
 import type { CatalogView, CheckView, DatasetView, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
@@ -67,7 +67,8 @@ function prefix(ds: TokenizedDataset, tokens: number): TokenizedDataset {
 
 async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewResult> {
   const started = performance.now();
-  const plan = planFromSpec(loadSpec(job.spec));
+  // An unsaved text is its own spec: the lock matches (or not) against it, not against the file on disk.
+  const plan = job.text === undefined ? planFromSpec(loadSpec(job.spec)) : { ...planFromSpec(loadSpecText(job.text, job.spec)), specText: job.text };
   const runner = await PlanRunner.open(plan, { threads: job.threads });
   try {
     const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];

@@ -138,6 +138,12 @@ export function loadSpec(file: string, env?: CheckEnv): Spec {
   } catch (err) {
     throw fileError(err, file, 'read spec');
   }
+  return loadSpecText(text, file, env);
+}
+
+/** `loadSpec` of a spec's text as an editor holds it (perhaps unsaved); `file` locates it and its relative paths. */
+export function loadSpecText(text: string, file: string, env?: CheckEnv): Spec {
+  const abs = path.resolve(file);
   const analysis = analyze(text, env ?? defaultEnv(path.dirname(abs)));
   const first = analysis.diagnostics.find((d) => d.severity === 'error');
   if (first) {

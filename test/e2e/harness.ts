@@ -71,7 +71,8 @@ export async function startCodeServer(opts: { trusted: boolean }): Promise<CodeS
     ? { 'security.workspace.trust.enabled': false }
     // Untrusted: trust is on and the folder opens in Restricted Mode without a prompt.
     : { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' };
-  fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify({ ...settings, 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'chat.disableAIFeatures': true, 'workbench.colorTheme': process.env.SCALPEL_E2E_THEME ?? 'Default Dark Modern' }, null, 2));
+  // Auto save is off, as in desktop VS Code (the web build saves after a delay): unsaved edits stay unsaved.
+  fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify({ ...settings, 'files.autoSave': 'off', 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'chat.disableAIFeatures': true, 'workbench.colorTheme': process.env.SCALPEL_E2E_THEME ?? 'Default Dark Modern' }, null, 2));
   const base = ['--user-data-dir', userData, '--extensions-dir', extensions];
   execFileSync(NODE, [ENTRY, ...base, '--install-extension', vsixPath()], { stdio: 'pipe' });
   const port = await freePort();

@@ -1,8 +1,10 @@
 /**
  * End to end in a real VS Code (code-server) with the packaged VSIX: diagnostics, completion of a
- * component key, Preview numbers read from the webview, expectations run in Test Explorer, and an
- * untrusted workspace that refuses to run the model. Screenshots go to test-output/, and the figures
- * (activation, open-to-diagnostics, Preview open-to-numbers) to test-output/e2e-figures.json.
+ * component key, Preview numbers read from the webview, expectations run in Test Explorer, the model
+ * debugger started from Test Explorer's Debug profile and the Debug code lens (Variables, a step), the
+ * live preview of an unsaved spec, and an untrusted workspace that refuses to run the model. Screenshots
+ * go to test-output/, and the figures (activation, open-to-diagnostics, Preview open-to-numbers,
+ * Debug-to-Variables, live change-to-numbers) to test-output/e2e-figures.json.
  *
  *   npm run test:e2e      (provisions code-server into ~/.cache/scalpel-e2e and packages the VSIX first)
  */
@@ -192,6 +194,137 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
   }
 });
 
+test('debugger: Debug from Test Explorer stops with the Variables view populated, and steps; the Debug code lens', { timeout: 600_000 }, async () => {
+  // A fresh workspace: no lock file, so the tuned scale of no_german is known only from a measurement.
+  const ws = h.makeWorkspace();
+  assert.ok(!fs.existsSync(path.join(ws, 'examples', `${SPEC}.lock`)));
+  const server = await h.startCodeServer({ trusted: true });
+  try {
+    const page = await h.openWorkbench(browser, server, ws);
+    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor({ timeout: 60_000 });
+    await h.openFile(page, SPEC);
+    await h.runCommand(page, 'Testing: Focus on Test Explorer View');
+    const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
+    await specRow.waitFor({ timeout: 30_000 });
+    await specRow.click();
+    await page.keyboard.press('ArrowRight');
+    const guardRow = page.locator('.test-explorer .monaco-list-row', { hasText: 'guard others' }).first();
+    await guardRow.waitFor({ timeout: 10_000 });
+    await guardRow.hover();
+    let t = Date.now();
+    await guardRow.locator('.action-label[aria-label="Debug Test"]').click();
+
+    // Stopped: the four scopes (Test Explorer stays in front: open Run and Debug), each with values.
+    await page.locator('.debug-toolbar').waitFor({ timeout: 150_000 });
+    await page.keyboard.press('Control+Shift+D');
+    const variables = page.locator('.debug-variables .monaco-list-row');
+    const values = variables.filter({ has: page.locator('.value') });
+    await variables.filter({ hasText: 'Activations' }).first().waitFor({ timeout: 150_000 });
+    // One scope open at a time (the view is short): each one's variables have values. VS Code may or may not have
+    // expanded the first scope by itself, so a row is clicked only when it is not in the state wanted.
+    const expand = async (scope: string, open: boolean) => {
+      const row = variables.filter({ hasText: scope }).first();
+      if ((await row.getAttribute('aria-expanded')) !== String(open)) await row.click();
+      await (open ? values.first().waitFor({ timeout: 10_000 }) : values.first().waitFor({ state: 'detached', timeout: 10_000 }));
+    };
+    for (const scope of ['Activations', 'Components', 'Logit lens', 'Base vs edited']) {
+      await expand(scope, true);
+      figures.debugFromTestExplorerToVariablesMs ??= Date.now() - t;
+      if (scope !== 'Base vs edited') await expand(scope, false);
+    }
+    // The edit runs at the scale the extension measured: no lock exists.
+    const edit = variables.filter({ hasText: 'from the launch configuration' }).first();
+    await edit.waitFor({ timeout: 10_000 });
+    assert.match((await edit.textContent()) ?? '', new RegExp(`${EDIT}: .*×.*\\(from the launch configuration\\)`));
+    const evaluations = () => h.scalpelLog(server).match(/\[evaluate\] \//g)?.length ?? 0;
+    const measuredOnce = evaluations();
+    assert.equal(measuredOnce, 1, 'the scale was measured before the launch');
+    await page.waitForTimeout(500);
+    await h.screenshot(page, 'debug-variables-dark');
+
+    // Step Over (F10) moves the stop: the top stack frame changes.
+    const top = page.locator('.debug-call-stack .monaco-list-row .stack-frame').first();
+    const before = (await top.innerText()).replace(/\s+/g, ' ');
+    assert.ok(before, 'a stack frame at the stop');
+    await page.keyboard.press('F10');
+    const moved = Date.now();
+    while ((await top.innerText()).replace(/\s+/g, ' ') === before) {
+      assert.ok(Date.now() - moved < 30_000, `F10 left the stop at ${before}`);
+      await page.waitForTimeout(200);
+    }
+    await variables.filter({ has: page.locator('.value') }).first().waitFor({ timeout: 30_000 });
+    figures.debugStep = `${before} → ${(await top.innerText()).replace(/\s+/g, ' ')}`;
+    await h.screenshot(page, 'debug-step');
+    await page.keyboard.press('Shift+F5');
+    await page.locator('.debug-toolbar').waitFor({ state: 'hidden', timeout: 30_000 });
+
+    // The Debug code lens over the edit: the scale is already measured for this text, so it launches at once.
+    await h.openFile(page, SPEC);
+    const lens = page.locator('.codelens-decoration a', { hasText: 'Debug' }).first();
+    await lens.waitFor({ timeout: 30_000 });
+    t = Date.now();
+    await lens.click();
+    await variables.filter({ has: page.locator('.value') }).first().waitFor({ timeout: 120_000 });
+    figures.debugCodeLensToVariablesMs = Date.now() - t;
+    assert.equal(evaluations(), measuredOnce, 'no second evaluation');
+    await page.keyboard.press('Shift+F5');
+  } finally {
+    await server.stop();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+});
+
+test('live preview: an unsaved change of a literal scale updates the Preview numbers', { timeout: 300_000 }, async () => {
+  const source = fs.readFileSync(path.join(h.SOURCE, 'examples', SPEC), 'utf8');
+  // The first edit with a literal scale in place of its tuned one.
+  const live = source.replace(/^(\s*)scale tune .*$/m, '$1scale -2');
+  assert.notEqual(live, source);
+  const ws = h.makeWorkspace({ 'examples/live.scalpel': live });
+  const server = await h.startCodeServer({ trusted: true });
+  try {
+    const page = await h.openWorkbench(browser, server, ws);
+    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor({ timeout: 60_000 });
+    await h.openFile(page, 'live.scalpel');
+    await h.runCommand(page, 'Scalpel: Preview Edit');
+    const at = async (f: Frame, scale: number) => Number(await f.locator('scalpel-preview #scale').textContent()) === scale;
+    const frame = await h.webviewFrame(page, (f) => at(f, -2), 300_000);
+    const first = Number(await frame.locator(`scalpel-preview #deltas tr[data-dataset="${TARGET}"] td.delta`).textContent());
+    const previews = () => h.scalpelLog(server).match(/\[preview\] \//g)?.length ?? 0;
+    const started = previews();
+
+    // Type a new scale without saving; once its preview starts, type another: the first is cancelled.
+    const retype = async (from: string, scale: string) => {
+      await page.locator('.view-line', { hasText: `scale ${from}` }).first().click();
+      await page.keyboard.press('End');
+      await page.keyboard.press('Shift+Home');
+      await page.keyboard.type(`scale ${scale}`);
+    };
+    await retype('-2', '0.5');
+    const deadline = Date.now() + 30_000;
+    while (previews() === started) {
+      assert.ok(Date.now() < deadline, 'no preview started after the change');
+      await page.waitForTimeout(50);
+    }
+    const t = Date.now();
+    await retype('0.5', '0.25');
+    const updated = await h.webviewFrame(page, (f) => at(f, 0.25), 120_000);
+    figures.livePreviewChangeToNumbersMs = Date.now() - t;
+    const second = Number(await updated.locator(`scalpel-preview #deltas tr[data-dataset="${TARGET}"] td.delta`).textContent());
+    assert.ok(Number.isFinite(second) && second !== first, `Δloss(${TARGET}) ${first} at scale -2, ${second} at 0.25`);
+    figures.livePreviewTargetDelta = `${first} at scale -2 → ${second} at 0.25`;
+    assert.match(h.scalpelLog(server), /\[preview\] cancelled after \d+ ms: worker \d+ killed/, 'the superseded preview was cancelled');
+    // Nothing was saved: the preview ran on the editor's text.
+    const onDisk = fs.readFileSync(path.join(ws, 'examples', 'live.scalpel'), 'utf8').split('\n').filter((l) => /^\s*scale /.test(l));
+    assert.equal(onDisk[0].trim(), 'scale -2', `on disk: ${onDisk.join(' | ')}`);
+    await page.locator('.tab.active.dirty[aria-label*="live.scalpel"]').waitFor({ timeout: 5000 });
+    await page.keyboard.press('Home');
+    await h.screenshot(page, 'preview-live');
+  } finally {
+    await server.stop();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+});
+
 async function waitForLog(server: h.CodeServer, re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -204,8 +337,17 @@ async function waitForLog(server: h.CodeServer, re: RegExp, timeoutMs = 30_000):
 
 /** Hovering the broken name shows the diagnostic's message (a check that the problem is the name). */
 async function runHover(page: Page, word: string): Promise<void> {
-  await page.locator('.view-line span', { hasText: word }).last().hover();
-  await page.locator('.monaco-hover', { hasText: word }).first().waitFor({ timeout: 15_000 });
+  // A hover that arrives while the machine is busy can miss its first mouse-over: move away and hover again.
+  for (let attempt = 1; ; attempt++) {
+    await page.locator('.view-line span', { hasText: word }).last().hover();
+    try {
+      await page.locator('.monaco-hover', { hasText: word }).first().waitFor({ timeout: 10_000 });
+      break;
+    } catch (err) {
+      if (attempt === 3) throw err;
+      await page.mouse.move(0, 0);
+    }
+  }
   await page.mouse.move(0, 0);
 }
 

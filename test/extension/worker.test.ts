@@ -62,6 +62,19 @@ test('worker preview: Δloss per dataset, a sweep through the base model, and th
   assert.ok(status.some((s) => s.startsWith('sweeping')));
 });
 
+test('worker preview of the unsaved text of an editor: measured as typed, errors located in it', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale -2'));
+  const job = { kind: 'preview', spec, sweepPoints: 3, sweepTokens: 8, heatmapTokens: 1 } as const;
+  const r = (await runJob({ ...job, text: SPEC('scale 0.5') })).result as PreviewResult;
+  assert.equal(r.scale, 0.5, 'the text, not the file on disk');
+  const { error } = await runJob({ ...job, text: SPEC('scale 0.5').replace('keep tight', 'keep nothing_here') });
+  assert.equal(error?.file, spec);
+  assert.equal(error?.line, 10);
+  assert.match(error!.message, /nothing_here/);
+});
+
 test('worker evaluate reports every check with its line; catalog lists the components', async () => {
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'e.scalpel');

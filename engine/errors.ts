@@ -44,3 +44,12 @@ export function readTextFile(file: string, doing: string, shown = file): string 
     throw fileError(err, shown, doing);
   }
 }
+
+/** A read-only descriptor, or one ScalpelError naming the file. Close it when done. */
+export function openReadOnly(file: string, doing: string, shown = file): number {
+  try {
+    return fs.openSync(file, 'r');
+  } catch (err) {
+    throw fileError(err, shown, doing);
+  }
+}

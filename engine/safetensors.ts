@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { ScalpelError, fileError } from './errors';
+import { ScalpelError, fileError, openReadOnly } from './errors';
 
 export interface SafetensorEntry {
   dtype: string;
@@ -36,12 +36,7 @@ export class SafetensorsFile {
   private constructor(readonly file: string, private fd: number, readonly size: number) {}
 
   static open(file: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch (err) {
-      throw fileError(err, file, 'open tensors');
-    }
+    const fd = openReadOnly(file, 'open tensors');
     const st = new SafetensorsFile(file, fd, fs.fstatSync(fd).size);
     try {
       st.readHeader();

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError, fileError } from '../errors';
+import { ScalpelError, openReadOnly } from '../errors';
 import { writeFileAtomic } from '../safetensors';
 import { EditOutcome } from './run';
 
@@ -37,12 +37,7 @@ export interface LockFile {
 
 export function sha256File(file: string): string {
   const h = createHash('sha256');
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw fileError(err, file, 'read');
-  }
+  const fd = openReadOnly(file, 'read');
   try {
     const buf = Buffer.alloc(1 << 22);
     for (;;) {

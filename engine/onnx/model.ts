@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError, fileError } from '../errors';
+import { ScalpelError, openReadOnly } from '../errors';
 import { BufferSource, ByteSource, Field, FileSource, WireError, WireType, fieldInts, fieldString, fields } from './wire';
 
 /** ONNX TensorProto.DataType values Scalpel reads. */
@@ -262,12 +262,7 @@ export interface OpenedModel extends OnnxModel {
 
 export function openModel(file: string): OpenedModel {
   const abs = path.resolve(file);
-  let fd: number;
-  try {
-    fd = fs.openSync(abs, 'r');
-  } catch (err) {
-    throw fileError(err, file, 'open model');
-  }
+  const fd = openReadOnly(abs, 'open model', file);
   try {
     const size = fs.fstatSync(fd).size;
     if (size === 0) throw new ScalpelError('not a valid ONNX model: the file is empty', file);
@@ -322,12 +317,7 @@ export function externalPath(model: OnnxModel, location: string): string {
 
 function readExternal(model: OnnxModel, location: string, offset: number, into: Uint8Array): void {
   const file = externalPath(model, location);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw fileError(err, file, 'open external data');
-  }
+  const fd = openReadOnly(file, 'open external data');
   try {
     const got = fs.readSync(fd, into, 0, into.length, offset);
     if (got !== into.length) throw new ScalpelError(`external data ends early: wanted ${into.length} bytes at ${offset}, got ${got}`, file);

@@ -24,6 +24,11 @@ export interface GraphEdit {
   addInputs?: ValueInfoSpec[];
   addOutputs?: ValueInfoSpec[];
   /**
+   * Byte ranges of the graph message replaced by other bytes of any length (a tensor payload, a
+   * rebuilt TensorProto field); they must not overlap each other or the edits above.
+   */
+  spliceBytes?: { start: number; end: number; bytes: Buffer }[];
+  /**
    * Copy external tensors' bytes into the model (for a session built from memory, which has no
    * folder to resolve side files against).
    */
@@ -51,13 +56,8 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
   for (const i of edit.addInputs ?? []) appended.messageField(11, encodeValueInfo(i));
   for (const o of edit.addOutputs ?? []) appended.messageField(12, encodeValueInfo(o));
 
-  const graphChunks: Chunk[] = [];
-  let cursor = model.graph.valueStart;
-  let graphLength = 0;
-  const push = (c: Chunk) => {
-    graphChunks.push(c);
-    graphLength += Buffer.isBuffer(c) ? c.length : c.end - c.start;
-  };
+  // Every change inside the graph message, as [start, end) of the source replaced by new bytes.
+  const cuts = [...(edit.spliceBytes ?? [])];
   const removeNodes = new Set(edit.removeNodes ?? []);
   if (replacements.size || removeNodes.size) {
     let nodeIndex = -1;
@@ -65,11 +65,22 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
       const isNode = f.number === 1 && f.wireType === WireType.Bytes;
       if (isNode) nodeIndex++;
       const replacement = isNode ? (removeNodes.has(nodeIndex) ? Buffer.alloc(0) : undefined) : f.number === 5 ? replacements.get(f.start) : undefined;
-      if (replacement === undefined) continue;
-      if (f.start > cursor) push({ start: cursor, end: f.start });
-      if (replacement.length) push(replacement);
-      cursor = f.end;
+      if (replacement !== undefined) cuts.push({ start: f.start, end: f.end, bytes: replacement });
     }
+  }
+  cuts.sort((a, b) => a.start - b.start);
+  const graphChunks: Chunk[] = [];
+  let cursor = model.graph.valueStart;
+  let graphLength = 0;
+  const push = (c: Chunk) => {
+    graphChunks.push(c);
+    graphLength += Buffer.isBuffer(c) ? c.length : c.end - c.start;
+  };
+  for (const cut of cuts) {
+    if (cut.start < cursor || cut.end > model.graph.end) throw new Error(`overlapping or out-of-graph splice at byte ${cut.start}`);
+    if (cut.start > cursor) push({ start: cursor, end: cut.start });
+    if (cut.bytes.length) push(cut.bytes);
+    cursor = cut.end;
   }
   if (model.graph.end > cursor) push({ start: cursor, end: model.graph.end });
   const tail = appended.finish();

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ScalpelError, fileError } from '../errors';
 import { writeExternalData } from './build';
 import { DataType, OnnxModel, TensorInfo, externalPath, numel, openModel } from './model';
-import { Chunk, planRewrite, writePlan } from './rewrite';
+import { planRewrite, writePlan } from './rewrite';
 import { Writer, fieldHeader, fields } from './wire';
 
 export interface WriteResult {
@@ -64,15 +64,17 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
     if (externals.length === 0) {
       copyThenPatch(model.file, tempModel, targets, patches);
     } else {
-      const replaceInitializers = new Map(
-        [...model.initializers.values()]
-          .filter((t) => t.storage.kind === 'external')
-          .map((t) => [t.name, relocated(model, t, renames.get((t.storage as { file: string }).file)!)] as const),
-      );
-      // Inline tensors are patched in the byte plan; external ones only change their location.
+      // Inline tensors get their new payload; external ones keep theirs and only change their location.
+      const spliceBytes = [...model.initializers.values()].flatMap((t) => {
+        if (t.storage.kind === 'external') {
+          return [{ start: t.messageStart, end: t.messageEnd, bytes: relocated(model, t, renames.get(t.storage.file)!) }];
+        }
+        const v = patches.get(t.name);
+        return v ? [{ start: t.byteOffset, end: t.byteOffset + t.byteLength, bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength) }] : [];
+      });
       const fd = openForWrite(tempModel);
       try {
-        writePlan(model, patchInlinePlan(model, planRewrite(model, {}), targets.filter((t) => t.storage.kind !== 'external'), patches, replaceInitializers), fd);
+        writePlan(model, planRewrite(model, { spliceBytes }), fd);
         fs.fdatasyncSync(fd);
       } finally {
         fs.closeSync(fd);
@@ -114,49 +116,6 @@ function relocated(model: OnnxModel, t: TensorInfo, newLocation: string): Buffer
   }
   const payload = writeExternalData(w, { location: newLocation, offset: t.byteOffset, length: t.byteLength }).finish();
   return Buffer.concat([fieldHeader(5, payload.length), payload]);
-}
-
-function patchInlinePlan(
-  model: OnnxModel,
-  plan: Chunk[],
-  targets: TensorInfo[],
-  patches: Map<string, Float32Array>,
-  replaceMessages: Map<string, Buffer>,
-): Chunk[] {
-  // Cuts: [start, end) of the source replaced by bytes of the same or other length.
-  const cuts: { start: number; end: number; bytes: Buffer }[] = [];
-  for (const t of targets) {
-    const v = patches.get(t.name)!;
-    cuts.push({ start: t.byteOffset, end: t.byteOffset + t.byteLength, bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength) });
-  }
-  for (const [name, bytes] of replaceMessages) {
-    const t = model.initializers.get(name)!;
-    cuts.push({ start: t.messageStart, end: t.messageEnd, bytes });
-  }
-  cuts.sort((a, b) => a.start - b.start);
-  const out: Chunk[] = [];
-  let delta = 0;
-  for (const c of plan) {
-    if (Buffer.isBuffer(c)) {
-      out.push(c);
-      continue;
-    }
-    let pos = c.start;
-    for (const cut of cuts) {
-      if (cut.start < c.start || cut.end > c.end) continue;
-      if (cut.start > pos) out.push({ start: pos, end: cut.start });
-      out.push(cut.bytes);
-      delta += cut.bytes.length - (cut.end - cut.start);
-      pos = cut.end;
-    }
-    if (pos < c.end) out.push({ start: pos, end: c.end });
-  }
-  if (delta !== 0) {
-    // The graph header (the plan's second chunk) must account for the changed lengths.
-    const graphPayload = model.graph.end - model.graph.valueStart + delta;
-    out[1] = fieldHeader(7, graphPayload);
-  }
-  return out;
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -18,6 +18,7 @@ import { openLanguageModel, LanguageModel } from '../engine/lm';
 import { Evaluator, evaluateAll } from '../engine/evaluate';
 import { decompose } from '../engine/decompose';
 import { writeCatalog } from '../engine/catalog/write';
+import { componentKey } from '../engine/catalog/key';
 import { CatalogTensors, readCatalogMetadata } from '../engine/catalog/read';
 import { CATALOG_FORMAT, Catalog, ComponentInfo } from '../engine/catalog/types';
 import { LabelResult, TaggedData, labelCatalog, taggedDataset } from '../engine/label';
@@ -118,7 +119,7 @@ function syntheticCatalog(lm: LanguageModel, dir: string, total: number): string
   const base = decompose(lm, { method: 'svd', rank: 1 }).catalog;
   const per = Math.floor(total / base.modules.length);
   const modules = base.modules.map((m, i) => ({ ...m, components: per + (i < total % base.modules.length ? 1 : 0), hasResidual: false }));
-  const components: ComponentInfo[] = modules.flatMap((m) => Array.from({ length: m.components }, (_, c) => ({ key: `${m.path}:${c}`, module: m.path, index: c })));
+  const components: ComponentInfo[] = modules.flatMap((m) => Array.from({ length: m.components }, (_, c) => ({ key: componentKey(m.path, c), module: m.path, index: c })));
   const catalog: Catalog = { format: CATALOG_FORMAT, model: base.model, method: { name: 'synthetic-random' }, tensors: 'components.safetensors', modules, components };
   writeCatalog(dir, catalog, modules.map((m, i) => ({
     module: m.path,

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isNeuronKey, parseNeuronKey } from '../engine/catalog/key';
 import { CatalogTensors, openCatalogTensors } from '../engine/catalog/read';
 import { DataSource, loadDataset, parseDataArg } from '../engine/data';
 import { lockFileFor } from '../engine/edit/apply';
@@ -269,14 +270,14 @@ function editFromScales(lm: LanguageModel, catalog: CatalogTensors | undefined, 
   const fromCatalog = catalog ? new CatalogComponents(catalog) : undefined;
   const terms = entries.map(([key, scale]) => {
     if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new ScalpelError(`"scales": the factor for ${key} must be a number`);
-    const neuron = /^(.+):([ni])(\d+)$/.exec(key);
+    const neuron = parseNeuronKey(key);
     let component: Component;
-    if (neuron) component = neuronComponent(lm.onnx, editor.module(neuron[1]), neuron[2] === 'n' ? 'out' : 'in', Number(neuron[3]));
+    if (neuron) component = neuronComponent(lm.onnx, editor.module(neuron.module), neuron.side, neuron.index);
     else if (fromCatalog) component = fromCatalog.get(key);
     else throw new ScalpelError(`"scales": ${key} needs a component catalog (or name a neuron, e.g. h.1.mlp.c_fc:n41)`);
     return { component, scale };
   });
-  const editScales = new Map(terms.filter((t) => !/:[ni]\d+$/.test(t.component.key)).map((t) => [t.component.key, t.scale]));
+  const editScales = new Map(terms.filter((t) => !isNeuronKey(t.component.key)).map((t) => [t.component.key, t.scale]));
   return { patches: editor.weights(terms), editScales, description: entries.map(([k, s]) => `${k} × ${s}`).join(', ') };
 }
 

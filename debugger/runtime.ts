@@ -8,6 +8,7 @@
  * next point, step over to the next at the same depth or shallower, step out to the next shallower.
  * Every stop is pushed on a history, so step back restores the previous stop exactly.
  */
+import { componentKey, parseComponentKey } from '../engine/catalog/key';
 import { ScalpelError } from '../engine/errors';
 import { Contributions, TraceAnalysis, norm, topIndices } from '../engine/trace/analysis';
 import { Capture } from '../engine/trace/graph';
@@ -147,10 +148,11 @@ export class DebugRuntime {
     for (const p of this.baseline) {
       out.push(p);
       if (p.kind !== 'module') continue;
-      const ranked = this.rankedComponents(p.module!);
+      const module = p.module!;
+      const ranked = this.rankedComponents(module);
       const shown = ranked.slice(0, this.opts.componentsPerModule ?? 5);
-      for (const c of ranked) if (!shown.includes(c) && wanted.has(`${p.module}:${c}`)) shown.push(c);
-      for (const c of shown) out.push({ key: `${p.module}:${c}`, kind: 'component', depth: 3, line: p.line, block: p.block, module: p.module, component: c });
+      for (const c of ranked) if (!shown.includes(c) && wanted.has(componentKey(module, c))) shown.push(c);
+      for (const c of shown) out.push({ key: componentKey(module, c), kind: 'component', depth: 3, line: p.line, block: p.block, module: p.module, component: c });
     }
     return out;
   }
@@ -256,7 +258,7 @@ export class DebugRuntime {
     const p = this.points().find((x) => x.key === key) ?? this.baseline.find((x) => x.key === key);
     // A component point from before its function breakpoint was removed: rebuild it.
     if (p) return p;
-    const [module, index] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))];
+    const { module, index } = parseComponentKey(key)!;
     const m = this.baseline.find((x) => x.key === module)!;
     return { key, kind: 'component', depth: 3, line: m.line, block: m.block, module, component: index };
   }
@@ -433,7 +435,7 @@ export class DebugRuntime {
       { name: 'read norm ‖V[:, c]‖', value: fmt(Math.sqrt(readNorm)) },
       { name: 'write norm ‖U[c]‖', value: fmt(norm(f.U.subarray(c * f.module.dOut, (c + 1) * f.module.dOut))) },
     ];
-    const info = a.info(`${module}:${c}`);
+    const info = a.info(componentKey(module, c));
     if (info?.label) vars.unshift({ name: 'label', value: `${info.label.text} (${info.label.source})` });
     if (info?.promotes?.length) vars.push({ name: 'promotes (catalog)', value: info.promotes.slice(0, 5).map((t) => `${JSON.stringify(t.token)} ${fmt(t.logit)}`).join(', ') });
     const selectivity = Object.entries(info?.selectivity ?? {}).sort((x, y) => y[1] - x[1]);
@@ -477,8 +479,8 @@ export class DebugRuntime {
     rows.sort((x, y) => y.score - x.score || (x.module < y.module ? -1 : x.module > y.module ? 1 : x.c - y.c));
     return rows.slice(0, TOP_K).map(({ module, c }) => {
       const acts = SIDES.map((s) => a.activations(module, s, this.pos)!);
-      const label = a.label(`${module}:${c}`);
-      return { name: `${module}:${c}`, value: `${pair(acts[1][c], acts[0][c])}${label ? `  ${label}` : ''}`, children: () => this.componentDetail(module, c) };
+      const label = a.label(componentKey(module, c));
+      return { name: componentKey(module, c), value: `${pair(acts[1][c], acts[0][c])}${label ? `  ${label}` : ''}`, children: () => this.componentDetail(module, c) };
     });
   }
 
@@ -567,7 +569,7 @@ export class DebugRuntime {
     }
     rows.sort((x, y) => Math.abs(y.edited - y.base) - Math.abs(x.edited - x.base));
     return rows.slice(0, TOP_K).map((r) => ({
-      name: `${r.module}:${r.c}`,
+      name: componentKey(r.module, r.c),
       value: `Δ ${fmt(r.edited - r.base)}  (${pair(r.edited, r.base)}, ${a.contributionKind(r.module)})`,
       children: () => this.componentDetail(r.module, r.c),
     }));

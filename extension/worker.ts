@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { keyModule } from '../engine/catalog/key';
 import { readCatalogMetadata } from '../engine/catalog/read';
 import { ScalpelError, fileError } from '../engine/errors';
 import { applyPlan } from '../engine/edit/apply';
@@ -87,12 +88,11 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
       // perToken[i] scores ids[i + 1].
       heatmap[d.name] = Array.from(d.perToken.subarray(0, job.heatmapTokens), (delta, i) => ({ text: tokenizer.tokenText(ids[i + 1]), delta }));
     }
-    const labels = new Map(runner.catalog?.catalog.components.map((c) => [c.key, c.label?.text]) ?? []);
     return {
       spec: job.spec,
       edit: edit.name,
       scale,
-      components: o.terms.map((t) => ({ key: t.component.key, label: labels.get(t.component.key), module: t.component.key.split(':')[0] })),
+      components: o.terms.map((t) => ({ key: t.component.key, label: t.component.label, module: t.component.module })),
       datasets: datasetViews(plan, o),
       checks: checkViews(o),
       sweep: rows.map((r) => ({ scale: r.scale, deltas: Object.fromEntries(r.deltas.map((d) => [d.name, d.delta])) })),
@@ -182,7 +182,7 @@ function review(spec: string): ReviewResult {
   const dir = path.dirname(lockFile);
   const base = openModel(path.resolve(dir, lock.model.file));
   const out = openModel(path.resolve(dir, lock.output.file));
-  const modules = new Set(lock.components.map((c) => c.key.split(':')[0]));
+  const modules = new Set(lock.components.map((c) => keyModule(c.key)));
   const weights: ReviewResult['weights'] = [];
   for (const name of base.initializers.keys()) {
     if (![...modules].some((m) => name === `${m}.weight` || name.startsWith(`${m}.`))) continue;

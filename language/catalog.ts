@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCatalogMetadata } from '../engine/catalog/read';
+import { componentKey, componentsByKey, parseComponentKey } from '../engine/catalog/key';
 import { Catalog, CatalogModule, ComponentInfo } from '../engine/catalog/types';
 import { moduleGlob } from '../engine/onnx/modules';
 import type { SelectorSpec, StatisticSpec } from './semantic';
@@ -31,12 +32,9 @@ export interface CatalogIndex {
 
 export function indexCatalog(catalog: Catalog & { dir: string }): CatalogIndex {
   const modules = new Map(catalog.modules.map((m) => [m.path, m]));
-  const byKey = new Map<string, ComponentInfo>();
+  const byKey = componentsByKey(catalog);
   const tags = new Set<string>();
-  for (const c of catalog.components) {
-    byKey.set(c.key, c);
-    if (c.stats) for (const t of Object.keys(c.stats)) tags.add(t);
-  }
+  for (const c of catalog.components) if (c.stats) for (const t of Object.keys(c.stats)) tags.add(t);
   const moduleOffsets = new Map<string, number>();
   let componentCount = 0;
   for (const m of catalog.modules) {
@@ -51,7 +49,7 @@ export function selectionOrdinals(index: CatalogIndex, keys: string[]): Int32Arr
   let ids = index.ordinals.get(keys);
   if (!ids) {
     ids = Int32Array.from(keys, (k) => {
-      const p = parseKey(k)!;
+      const p = parseComponentKey(k)!;
       return index.moduleOffsets.get(p.module)! + p.index;
     });
     index.ordinals.set(keys, ids);
@@ -59,29 +57,16 @@ export function selectionOrdinals(index: CatalogIndex, keys: string[]): Int32Arr
   return ids;
 }
 
-/** `module:index` → its parts, or undefined when malformed. */
-export function parseKey(key: string): { module: string; index: number } | undefined {
-  const colon = key.lastIndexOf(':');
-  if (colon <= 0 || colon === key.length - 1) return undefined;
-  for (let i = colon + 1; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c < 48 || c > 57) return undefined;
-  }
-  const module = key.slice(0, colon);
-  if (/[\s:]/.test(module)) return undefined;
-  return { module, index: Number(key.slice(colon + 1)) };
-}
-
 export function keyExists(index: CatalogIndex, key: string): boolean {
   if (index.byKey.has(key)) return true;
-  const k = parseKey(key);
+  const k = parseComponentKey(key);
   const m = k && index.modules.get(k.module);
   return !!m && k!.index < m.components;
 }
 
 /** Every component key of a module, in index order. */
 export function moduleKeys(m: CatalogModule): string[] {
-  return Array.from({ length: m.components }, (_, i) => `${m.path}:${i}`);
+  return Array.from({ length: m.components }, (_, i) => componentKey(m.path, i));
 }
 
 /**
@@ -178,8 +163,8 @@ function compute(index: CatalogIndex, sel: SelectorSpec, tagOf: (data: string) =
 function keyOrder(index: CatalogIndex): (a: string, b: string) => number {
   const modOrder = new Map([...index.modules.keys()].map((m, i) => [m, i]));
   return (a, b) => {
-    const ka = parseKey(a)!;
-    const kb = parseKey(b)!;
+    const ka = parseComponentKey(a)!;
+    const kb = parseComponentKey(b)!;
     return (modOrder.get(ka.module) ?? 0) - (modOrder.get(kb.module) ?? 0) || ka.index - kb.index;
   };
 }

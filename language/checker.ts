@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource, udhrDocuments } from '../engine/data';
+import { componentKey, parseComponentKey } from '../engine/catalog/key';
 import { moduleGlob } from '../engine/onnx/modules';
 import * as A from './ast';
-import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, parseKey, selectComponents, selectionOrdinals } from './catalog';
+import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
 import type { MetricSpec, ScaleSpec, SelectorSpec, StatisticSpec } from './semantic';
@@ -465,7 +466,7 @@ class Checker {
     switch (s.kind) {
       case 'key': {
         const key = s.key.value;
-        if (!parseKey(key)) this.report(diag('S302', s.key.start, s.key.end, `"${key}" is not a component key (keys look like "h.2.mlp.c_fc:41")`));
+        if (!parseComponentKey(key)) this.report(diag('S302', s.key.start, s.key.end, `"${key}" is not a component key (keys look like "h.2.mlp.c_fc:41")`));
         else if (catalog && !keyExists(catalog, key)) this.unknownKey(s.key, catalog);
         spec = { kind: 'key', key };
         break;
@@ -520,14 +521,14 @@ class Checker {
   }
 
   private unknownKey(key: A.Str, catalog: CatalogIndex): void {
-    const k = parseKey(key.value)!;
+    const k = parseComponentKey(key.value)!;
     const m = catalog.modules.get(k.module);
     if (m) {
       this.report(diag('S301', key.start, key.end, `module ${k.module} has ${m.components} components (0 to ${m.components - 1}); there is no ${k.index}`));
       return;
     }
     const near = closest(k.module, [...catalog.modules.keys()]);
-    const replacement = near ? `${near}:${k.index}` : undefined;
+    const replacement = near ? componentKey(near, k.index) : undefined;
     this.report(diag('S301', key.start, key.end, `unknown component "${key.value}": the catalog has no module ${k.module}${replacement ? ` (did you mean "${replacement}"?)` : ''}`, replacement ? { replacement: JSON.stringify(replacement) } : undefined));
   }
 

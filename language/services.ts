@@ -7,9 +7,10 @@
 import {
   CodeAction, CompletionItem, CompletionItemKind, CompletionList, DiagnosticSeverity, DocumentSymbol, FoldingRange, Hover, Range, SymbolKind as LspSymbolKind, TextEdit,
 } from 'vscode-languageserver';
+import { parseComponentKey } from '../engine/catalog/key';
 import { ComponentInfo } from '../engine/catalog/types';
 import * as A from './ast';
-import { CatalogIndex, componentSummary, keyExists, labelIndex, moduleKeys, parseKey } from './catalog';
+import { CatalogIndex, componentSummary, keyExists, labelIndex, moduleKeys } from './catalog';
 import { Analysis, SymbolInfo, SymbolKind } from './checker';
 import { Diagnostic } from './diagnostics';
 import { format } from './format';
@@ -298,7 +299,7 @@ function findSelector(a: Analysis, token: Token): A.Selector | undefined {
 /** Markdown card of one component: label, module, size and per-tag activation summary. */
 export function componentCard(catalog: CatalogIndex, key: string): string {
   const c = catalog.byKey.get(key);
-  const k = parseKey(key)!;
+  const k = parseComponentKey(key)!;
   const m = catalog.modules.get(k.module);
   const lines = [`**${key}**${c?.label ? ` — ${c.label.text} *(${c.label.source}${c.label.confidence !== undefined ? `, ${c.label.confidence.toFixed(2)}` : ''})*` : ''}`, ''];
   if (m) lines.push(`module \`${m.path}\` (${m.dIn}→${m.dOut}) · component ${k.index} of ${m.components}${c?.norm !== undefined ? ` · norm ${c.norm.toFixed(3)}` : ''}`);

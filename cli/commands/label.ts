@@ -4,6 +4,7 @@ import { ProgressBar } from '../progress';
 import { formatTable } from '../table';
 import { ScalpelError } from '../../engine/errors';
 import { openLanguageModel } from '../../engine/lm';
+import { componentsByKey } from '../../engine/catalog/key';
 import { CatalogTensors, defaultCatalogDir, readCatalogMetadata } from '../../engine/catalog/read';
 import { writeCatalog } from '../../engine/catalog/write';
 import { modelHash } from '../../engine/decompose';
@@ -60,7 +61,7 @@ export const labelCommand: Command = {
     const catalog = readCatalogMetadata(dir);
     if (values.set?.length) {
       if (values.data?.length) throw new ScalpelError('--set changes labels only; run it without --data');
-      const byKey = new Map(catalog.components.map((c) => [c.key, c]));
+      const byKey = componentsByKey(catalog);
       for (const s of values.set) {
         const eq = s.indexOf('=');
         if (eq <= 0) throw new ScalpelError(`--set takes KEY=TEXT, not "${s}"`);

@@ -10,6 +10,7 @@ import { ScalpelError } from '../errors';
 import { LanguageModel } from '../lm';
 import { readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleGlob, moduleWeights } from '../onnx/modules';
+import { componentKey } from '../catalog/key';
 import { ModuleTensors } from '../catalog/write';
 import { CATALOG_FORMAT, Catalog, CatalogModule, ComponentInfo } from '../catalog/types';
 import { svd } from './svd';
@@ -50,7 +51,7 @@ export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposit
   modules.forEach((m, mi) => {
     const { V, U } = tensors[mi];
     for (let c = 0; c < m.components; c++) {
-      components.push({ key: `${m.path}:${c}`, module: m.path, index: c, norm: round(columnNorm(V, m.dIn, m.components, c) * rowNorm(U, m.dOut, c)) });
+      components.push({ key: componentKey(m.path, c), module: m.path, index: c, norm: round(columnNorm(V, m.dIn, m.components, c) * rowNorm(U, m.dOut, c)) });
     }
   });
   const catalog: Catalog = {

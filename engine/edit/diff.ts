@@ -3,6 +3,7 @@
  * change, and which catalog components explain it (least squares over the module's rank-one pieces).
  */
 import { createHash } from 'node:crypto';
+import { componentKey } from '../catalog/key';
 import { CatalogTensors } from '../catalog/read';
 import { DataType, OnnxModel, readTensorBytes } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
@@ -143,7 +144,7 @@ export function explainDelta(delta: Float32Array, mw: ModuleWeight, catalog: Cat
   const at = (i: number, j: number) => (mw.layout === 'in_out' ? delta[i * mw.dOut + j] : delta[j * mw.dIn + i]);
   let norm2 = 0;
   for (const v of delta) norm2 += v * v;
-  const comps = Array.from({ length: mod.components }, (_, c) => catalog.get(`${mw.module}:${c}`));
+  const comps = Array.from({ length: mod.components }, (_, c) => catalog.get(componentKey(mw.module, c)));
   // ⟨Δ, v uᵀ⟩ = vᵀ Δ u, and ‖v uᵀ‖² = ‖v‖²‖u‖².
   const dot = (x: Float32Array, y: Float32Array) => x.reduce((a, xi, i) => a + xi * y[i], 0);
   const proj = comps.map((c) => {

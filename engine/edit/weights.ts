@@ -8,6 +8,8 @@
  */
 import { ScalpelError } from '../errors';
 import { CatalogTensors } from '../catalog/read';
+import { componentKey, componentsByKey, neuronKey, requireComponentKey, requireNeuronKey } from '../catalog/key';
+import type { ComponentInfo } from '../catalog/types';
 import { OnnxModel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 
@@ -35,12 +37,6 @@ export interface ScaleTerm {
   origin?: Origin;
 }
 
-export function parseComponentKey(key: string, origin?: Origin): { module: string; index: number } {
-  const m = /^(.+):(\d+)$/.exec(key);
-  if (!m) throw new ScalpelError(`"${key}" is not a component key (expected MODULE:INDEX, e.g. h.1.mlp.c_fc:41)`, origin?.file, origin);
-  return { module: m[1], index: Number(m[2]) };
-}
-
 /** Where components come from, by key. */
 export interface ComponentSource {
   get(key: string, origin?: Origin): Component;
@@ -49,11 +45,14 @@ export interface ComponentSource {
 /** Components read from a catalog's tensors, one module's factors at a time (cached). */
 export class CatalogComponents implements ComponentSource {
   private readonly factors = new Map<string, ReturnType<CatalogTensors['factors']>>();
+  private readonly info: Map<string, ComponentInfo>;
 
-  constructor(readonly tensors: CatalogTensors) {}
+  constructor(readonly tensors: CatalogTensors) {
+    this.info = componentsByKey(tensors.catalog);
+  }
 
   get(key: string, origin?: Origin): Component {
-    const { module, index } = parseComponentKey(key, origin);
+    const { module, index } = requireComponentKey(key, origin);
     if (!this.tensors.catalog.modules.some((m) => m.path === module)) {
       throw new ScalpelError(`the catalog has no module "${module}" (component ${key})`, origin?.file, origin);
     }
@@ -64,8 +63,8 @@ export class CatalogComponents implements ComponentSource {
     const v = new Float32Array(dIn);
     for (let i = 0; i < dIn; i++) v[i] = f.V[i * C + index];
     const u = f.U.slice(index * dOut, (index + 1) * dOut);
-    const label = this.tensors.catalog.components.find((c) => c.key === `${module}:${index}`)?.label?.text;
-    return { key: `${module}:${index}`, module, index, v, u, label };
+    const canonical = componentKey(module, index);
+    return { key: canonical, module, index, v, u, label: this.info.get(canonical)?.label?.text };
   }
 }
 
@@ -87,7 +86,7 @@ export function neuronComponent(model: OnnxModel, mw: ModuleWeight, side: 'in' |
     v[index] = 1;
     for (let j = 0; j < mw.dOut; j++) u[j] = at(index, j);
   }
-  return { key: `${mw.module}:${side === 'out' ? 'n' : 'i'}${index}`, module: mw.module, index, v, u };
+  return { key: neuronKey(mw.module, side, index), module: mw.module, index, v, u };
 }
 
 /** The neuron basis as a component source: keys `MODULE:nJ` (output unit J) and `MODULE:iJ` (input unit J). */
@@ -95,9 +94,8 @@ export class NeuronComponents implements ComponentSource {
   constructor(private readonly editor: WeightEditor) {}
 
   get(key: string, origin?: Origin): Component {
-    const m = /^(.+):([ni])(\d+)$/.exec(key);
-    if (!m) throw new ScalpelError(`"${key}" is not a neuron key (expected MODULE:nJ or MODULE:iJ)`, origin?.file, origin);
-    return neuronComponent(this.editor.model, this.editor.module(m[1], origin), m[2] === 'n' ? 'out' : 'in', Number(m[3]));
+    const k = requireNeuronKey(key, origin);
+    return neuronComponent(this.editor.model, this.editor.module(k.module, origin), k.side, k.index);
   }
 }
 

@@ -8,6 +8,7 @@
  * second tiny graph (write vectors × unembedding → TopK).
  */
 import * as ort from 'onnxruntime-node';
+import { componentKey, componentsByKey } from '../catalog/key';
 import { CatalogTensors, CiFunction } from '../catalog/read';
 import { Catalog, CatalogDatasetRef, CatalogModule, ComponentContext, ComponentInfo, TagStats } from '../catalog/types';
 import { ScalpelError } from '../errors';
@@ -111,7 +112,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
     plans.push({ module: m, weight: w, offset: total, output: `scalpel_act_${plans.length}` });
     total += m.components;
   }
-  const byKey = new Map(catalog.components.map((c) => [c.key, c]));
+  const byKey = componentsByKey(catalog);
 
   const ciFunctions = opts.measure === 'activation' ? [] : plans.map((p) => tensors.ciFunction(p.module.path));
   const measure = opts.measure ?? (plans.length && ciFunctions.every(Boolean) ? 'ci' : 'activation');
@@ -258,7 +259,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   for (const p of plans) {
     for (let c = 0; c < p.module.components; c++) {
       const g = p.offset + c;
-      const key = `${p.module.path}:${c}`;
+      const key = componentKey(p.module.path, c);
       const old = byKey.get(key) ?? { key, module: p.module.path, index: c };
       const stats: Record<string, TagStats> = {};
       tags.forEach((tag, ti) => {

@@ -3,6 +3,7 @@
  * the weights (no model run): component activations, the logit lens, each component's
  * contribution to a target token's logit, per-token losses, and where base and edited diverge.
  */
+import { parseComponentKey } from '../catalog/key';
 import { CatalogTensors, ModuleFactors } from '../catalog/read';
 import { ComponentInfo } from '../catalog/types';
 import { ScalpelError } from '../errors';
@@ -118,8 +119,8 @@ export class TraceAnalysis {
       }
       if (side === 'edited' && this.trace.hasEdit) {
         for (const [key, scale] of this.editScales) {
-          const colon = key.lastIndexOf(':');
-          if (key.slice(0, colon) === module) out[Number(key.slice(colon + 1))] *= scale;
+          const k = parseComponentKey(key);
+          if (k?.module === module) out[k.index] *= scale;
         }
       }
       return out;

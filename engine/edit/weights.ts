@@ -7,11 +7,13 @@
  * components do not explain (SPD's residual) stays exactly as it was, and s = 1 is the identity.
  */
 import { ScalpelError } from '../errors';
-import { CatalogTensors } from '../catalog/read';
+import { CatalogTensors, CiFunction } from '../catalog/read';
 import { componentKey, componentsByKey, neuronKey, requireComponentKey, requireNeuronKey } from '../catalog/key';
 import type { ComponentInfo } from '../catalog/types';
+import { sliceCi } from '../catalog/ci';
 import { OnnxModel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
+import type { Gate, GatedPaths } from './gate';
 
 /** One rank-one component: read vector v (d_in) and write vector u (d_out). */
 export interface Component {
@@ -22,6 +24,8 @@ export interface Component {
   v: Float32Array;
   u: Float32Array;
   label?: string;
+  /** Its causal-importance function (k = 1), where the catalog has one: what a gated edit needs. */
+  ci?: CiFunction;
 }
 
 /** Where in a spec a scale was written, for error messages. */
@@ -35,6 +39,8 @@ export interface ScaleTerm {
   component: Component;
   scale: number;
   origin?: Origin;
+  /** Gated edits scale the component only where it is causally important (gate.ts); ungated ones change W. */
+  gate?: Gate;
 }
 
 /** Where components come from, by key. */
@@ -46,6 +52,7 @@ export interface ComponentSource {
 export class CatalogComponents implements ComponentSource {
   private readonly factors = new Map<string, ReturnType<CatalogTensors['factors']>>();
   private readonly info: Map<string, ComponentInfo>;
+  private readonly ci = new Map<string, CiFunction | undefined>();
 
   constructor(readonly tensors: CatalogTensors) {
     this.info = componentsByKey(tensors.catalog);
@@ -64,7 +71,9 @@ export class CatalogComponents implements ComponentSource {
     for (let i = 0; i < dIn; i++) v[i] = f.V[i * C + index];
     const u = f.U.slice(index * dOut, (index + 1) * dOut);
     const canonical = componentKey(module, index);
-    return { key: canonical, module, index, v, u, label: this.info.get(canonical)?.label?.text };
+    if (!this.ci.has(module)) this.ci.set(module, this.tensors.ciFunction(module));
+    const ci = this.ci.get(module);
+    return { key: canonical, module, index, v, u, label: this.info.get(canonical)?.label?.text, ...(ci ? { ci: sliceCi(ci, [index]) } : {}) };
   }
 }
 
@@ -137,13 +146,18 @@ export function checkDistinct(terms: ScaleTerm[]): void {
 
 /**
  * Computes edited initializers for sets of scale terms, keeping each touched base weight in
- * memory once (sweeps and tuning call `weights` hundreds of times).
+ * memory once (sweeps and tuning call `weights` hundreds of times). With gated paths, `model` is
+ * the graph that has them (`withGatedPaths`), and a gated term sets its slot of the path's scale
+ * vector instead of changing W.
  */
 export class WeightEditor {
   readonly modules: Map<string, ModuleWeight>;
   private readonly base = new Map<string, Float32Array>();
 
-  constructor(readonly model: OnnxModel) {
+  constructor(
+    readonly model: OnnxModel,
+    readonly gates?: GatedPaths,
+  ) {
     this.modules = new Map(moduleWeights(model).map((m) => [m.module, m]));
   }
 
@@ -167,11 +181,22 @@ export class WeightEditor {
     return [...new Set(components.map((c) => this.module(c.module).initializer))];
   }
 
-  /** The edited initializers (only those the terms touch); every term's s − 1 is added to a copy of W. */
+  /**
+   * The edited initializers (only those the terms touch): every ungated term's s − 1 is added to a
+   * copy of W; a gated term's s goes into its gated path's scale vector (ones elsewhere).
+   */
   weights(terms: ScaleTerm[]): Map<string, Float32Array> {
     checkDistinct(terms);
     const out = new Map<string, Float32Array>();
     for (const t of terms) {
+      if (t.gate) {
+        const slot = this.gates?.slot(t.component.key);
+        if (!slot) throw new ScalpelError(`component ${t.component.key} is gated, but this model was opened without its gated path`, t.origin?.file, t.origin);
+        let s = out.get(slot.tensor);
+        if (!s) out.set(slot.tensor, (s = new Float32Array(slot.size).fill(1)));
+        s[slot.index] = t.scale;
+        continue;
+      }
       const mw = this.module(t.component.module, t.origin);
       let w = out.get(mw.initializer);
       if (!w) out.set(mw.initializer, (w = this.baseWeight(mw.initializer).slice()));

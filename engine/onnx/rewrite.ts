@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { ScalpelError } from '../errors';
 import { NodeSpec, TensorSpec, ValueInfoSpec, encodeNode, encodeTensor, encodeValueInfo } from './build';
 import { DataType, OnnxModel, TensorInfo, readTensorBytes } from './model';
-import { WireType, Writer, fieldHeader, fields } from './wire';
+import { Field, WireType, Writer, fieldHeader, fields } from './wire';
 
 export type Chunk = Buffer | { start: number; end: number };
 
@@ -20,6 +20,12 @@ export interface GraphEdit {
   /** Initializers whose whole TensorProto is replaced. */
   replaceInitializers?: Map<string, TensorSpec>;
   addNodes?: NodeSpec[];
+  /**
+   * Nodes spliced in right after node `after` (an index in `model.nodes`), so the node list stays in
+   * topological order; `renameOutputs` renames outputs of that node (its other fields are copied as bytes),
+   * which lets the inserted nodes take over a tensor name its consumers already read.
+   */
+  insertAfter?: { after: number; renameOutputs?: Record<string, string>; nodes: NodeSpec[] }[];
   addInitializers?: TensorSpec[];
   addInputs?: ValueInfoSpec[];
   addOutputs?: ValueInfoSpec[];
@@ -59,12 +65,21 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
   // Every change inside the graph message, as [start, end) of the source replaced by new bytes.
   const cuts = [...(edit.spliceBytes ?? [])];
   const removeNodes = new Set(edit.removeNodes ?? []);
-  if (replacements.size || removeNodes.size) {
+  const inserts = new Map<number, NonNullable<GraphEdit['insertAfter']>[number]>();
+  for (const ins of edit.insertAfter ?? []) {
+    if (!model.nodes[ins.after]) throw new ScalpelError(`no node ${ins.after} to insert after`, model.file);
+    if (inserts.has(ins.after) || removeNodes.has(ins.after)) throw new ScalpelError(`node ${model.nodes[ins.after].name || ins.after} is edited twice`, model.file);
+    inserts.set(ins.after, ins);
+  }
+  if (replacements.size || removeNodes.size || inserts.size) {
     let nodeIndex = -1;
     for (const f of fields(model.source, model.graph.valueStart, model.graph.end)) {
       const isNode = f.number === 1 && f.wireType === WireType.Bytes;
       if (isNode) nodeIndex++;
-      const replacement = isNode ? (removeNodes.has(nodeIndex) ? Buffer.alloc(0) : undefined) : f.number === 5 ? replacements.get(f.start) : undefined;
+      const ins = isNode ? inserts.get(nodeIndex) : undefined;
+      const replacement = ins
+        ? Buffer.concat([renamedNode(model, f, ins.renameOutputs ?? {}), ...ins.nodes.map((n) => new Writer().messageField(1, encodeNode(n)).finish())])
+        : isNode ? (removeNodes.has(nodeIndex) ? Buffer.alloc(0) : undefined) : f.number === 5 ? replacements.get(f.start) : undefined;
       if (replacement !== undefined) cuts.push({ start: f.start, end: f.end, bytes: replacement });
     }
   }
@@ -91,6 +106,18 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
     ...graphChunks,
     ...(model.graph.end < model.size ? [{ start: model.graph.end, end: model.size }] : []),
   ];
+}
+
+/** A NodeProto field with some outputs (field 2) renamed; every other field copied as bytes. */
+function renamedNode(model: OnnxModel, node: Field, rename: Record<string, string>): Buffer {
+  const src = model.source;
+  const w = new Writer();
+  for (const f of fields(src, node.valueStart, node.end)) {
+    const name = f.number === 2 ? src.read(f.valueStart, f.end - f.valueStart).toString('utf8') : undefined;
+    if (name !== undefined && name in rename) w.stringField(2, rename[name]);
+    else w.raw(src.read(f.start, f.end - f.start));
+  }
+  return new Writer().messageField(1, w).finish();
 }
 
 function inlinedSpec(model: OnnxModel, t: TensorInfo): TensorSpec {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ScalpelError, fileError } from '../errors';
 import { writeExternalData } from './build';
 import { DataType, OnnxModel, TensorInfo, externalPath, numel, openModel } from './model';
-import { planRewrite, writePlan } from './rewrite';
+import { GraphEdit, planRewrite, writePlan } from './rewrite';
 import { Writer, fieldHeader, fields } from './wire';
 
 export interface WriteResult {
@@ -18,20 +18,24 @@ export interface WriteResult {
   patched: string[];
 }
 
+/** Graph changes a written model may carry besides patched tensors: nodes spliced in and their initializers (gated edits). */
+export type GraphAdditions = Pick<GraphEdit, 'insertAfter' | 'addInitializers'>;
+
 /**
- * Writes `source` to `outFile` with the float32 initializers in `patches` replaced.
- * Patched values must have the initializer's element count; layout is the initializer's own.
+ * Writes `source` to `outFile` with the float32 initializers in `patches` replaced, and `graph`'s
+ * nodes and initializers added. Patched values must have the initializer's element count; layout is
+ * the initializer's own. Untouched tensors are copied as bytes either way.
  */
-export function writeEditedModel(source: string, outFile: string, patches: Map<string, Float32Array>): WriteResult {
+export function writeEditedModel(source: string, outFile: string, patches: Map<string, Float32Array>, graph?: GraphAdditions): WriteResult {
   const model = openModel(source);
   try {
-    return writeEdited(model, path.resolve(outFile), patches);
+    return writeEdited(model, path.resolve(outFile), patches, graph);
   } finally {
     model.close();
   }
 }
 
-function writeEdited(model: OnnxModel & { file: string }, out: string, patches: Map<string, Float32Array>): WriteResult {
+function writeEdited(model: OnnxModel & { file: string }, out: string, patches: Map<string, Float32Array>, graph: GraphAdditions | undefined): WriteResult {
   if (sameFile(model.file, out)) throw new ScalpelError('refusing to overwrite the base checkpoint; choose another output file', out);
   const targets: TensorInfo[] = [];
   for (const [name, values] of patches) {
@@ -61,10 +65,11 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
     });
     const tempModel = tempName(out);
     temps.push(tempModel);
-    if (externals.length === 0) {
+    if (externals.length === 0 && !graph) {
       copyThenPatch(model.file, tempModel, targets, patches);
     } else {
-      // Inline tensors get their new payload; external ones keep theirs and only change their location.
+      // Inline tensors get their new payload; external ones keep theirs and only change their location;
+      // added initializers are inline.
       const spliceBytes = [...model.initializers.values()].flatMap((t) => {
         if (t.storage.kind === 'external') {
           return [{ start: t.messageStart, end: t.messageEnd, bytes: relocated(model, t, renames.get(t.storage.file)!) }];
@@ -74,7 +79,7 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
       });
       const fd = openForWrite(tempModel);
       try {
-        writePlan(model, planRewrite(model, { spliceBytes }), fd);
+        writePlan(model, planRewrite(model, { ...graph, spliceBytes }), fd);
         fs.fdatasyncSync(fd);
       } finally {
         fs.closeSync(fd);

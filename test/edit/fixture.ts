@@ -16,13 +16,15 @@ export const VOCAB = 256;
 export const D = 8;
 export const H = 16;
 export const C = 6;
+/** Hidden units of each component's causal-importance MLP. */
+export const CI_HIDDEN = 3;
 
 export interface Fixture {
   dir: string;
   model: string;
   catalog: string;
-  /** Catalog factors by module: V (dIn, C), U (C, dOut). */
-  factors: Record<string, { V: Float32Array; U: Float32Array; dIn: number; dOut: number }>;
+  /** Catalog factors by module: V (dIn, C), U (C, dOut), and CI MLPs (C, CI_HIDDEN) with output bias (C). */
+  factors: Record<string, { V: Float32Array; U: Float32Array; dIn: number; dOut: number; ci: { wIn: Float32Array; bIn: Float32Array; wOut: Float32Array; bOut: Float32Array } }>;
 }
 
 function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
@@ -80,7 +82,8 @@ export function writeFixture(): Fixture {
   ];
   const factors: Fixture['factors'] = {};
   modules.forEach((m, i) => {
-    factors[m.path] = { V: randomValues(m.dIn * C, 40 + i), U: randomValues(C * m.dOut, 50 + i), dIn: m.dIn, dOut: m.dOut };
+    const ci = { wIn: scaled(C * CI_HIDDEN, 60 + i, 3), bIn: randomValues(C * CI_HIDDEN, 70 + i), wOut: randomValues(C * CI_HIDDEN, 80 + i), bOut: randomValues(C, 90 + i).map((v) => v * 0.5 + 0.3) };
+    factors[m.path] = { V: randomValues(m.dIn * C, 40 + i), U: randomValues(C * m.dOut, 50 + i), dIn: m.dIn, dOut: m.dOut, ci };
   });
   const catalog = path.join(dir, 'components');
   writeCatalog(
@@ -93,7 +96,17 @@ export function writeFixture(): Fixture {
       modules: modules.map((m) => ({ ...m, components: C })),
       components: modules.flatMap((m) => Array.from({ length: C }, (_, c) => ({ key: `${m.path}:${c}`, module: m.path, index: c, label: { text: `component ${c} of ${m.path}`, source: 'human' as const } }))),
     },
-    modules.map((m) => ({ module: m.path, V: factors[m.path].V, U: factors[m.path].U })),
+    modules.map((m) => {
+      const { V, U, ci } = factors[m.path];
+      const shape = [C, CI_HIDDEN];
+      const extra = [
+        { name: `${m.path}.ci.w_in`, shape, data: ci.wIn },
+        { name: `${m.path}.ci.b_in`, shape, data: ci.bIn },
+        { name: `${m.path}.ci.w_out`, shape, data: ci.wOut },
+        { name: `${m.path}.ci.b_out`, shape: [C], data: ci.bOut },
+      ];
+      return { module: m.path, V, U, extra };
+    }),
   );
   return { dir, model, catalog, factors };
 }

@@ -31,8 +31,7 @@ import { EditPlan } from '../engine/edit/plan';
 import { loadDataset, splitDocuments } from '../engine/data';
 import { Evaluator, TokenizedDataset, tokenizeDataset } from '../engine/evaluate';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
-import { loadSpec } from '../language/semantic';
-import { planFromSpec } from '../language/plan';
+import { loadPlan } from '../language/plan';
 
 const argValue = (flag: string) => {
   const i = process.argv.indexOf(flag);
@@ -173,7 +172,7 @@ const LORAS = [
 async function main(): Promise<void> {
   const retrain = process.argv.includes('--retrain');
   const noTrain = process.argv.includes('--no-train');
-  const plan = planFromSpec(loadSpec(SPEC));
+  const plan = loadPlan(SPEC);
   const runner = await PlanRunner.open(plan, { threads: 1 });
   const lm = runner.lm;
   const uniform = Math.log(runner.session.vocabSize);

@@ -7,8 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
-import { lockedFor, planFromSpec } from '../language/plan';
-import { loadSpec } from '../language/semantic';
+import { loadPlan, lockedFor } from '../language/plan';
 import { formatTable } from './table';
 
 export function metricsTable(o: EditOutcome): string {
@@ -83,7 +82,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new ScalpelError('eval takes one spec file (or --model and --data)');
   const started = performance.now();
-  const plan = planFromSpec(loadSpec(positionals[0]));
+  const plan = loadPlan(positionals[0]);
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && (!Number.isInteger(threads) || threads <= 0)) throw new ScalpelError(`--threads takes a positive whole number, not "${values.threads}"`);
   const runner = await PlanRunner.open(plan, { threads });

@@ -17,8 +17,7 @@ import { LanguageModel, openLanguageModel } from '../engine/lm';
 import { TraceAnalysis } from '../engine/trace/analysis';
 import { SIDES, Side, Tracer, patchedBytes } from '../engine/trace/trace';
 import { WorstToken, largestLossIncrease } from '../engine/trace/worst';
-import { planFromSpec } from '../language/plan';
-import { loadSpec } from '../language/semantic';
+import { loadPlan } from '../language/plan';
 import { DebugRuntime, fmt, singleToken } from './runtime';
 
 export interface ScalpelLaunchArgs {
@@ -212,17 +211,17 @@ function fromModel(args: ScalpelLaunchArgs): Subject {
  * text, model and catalog; tuning inside a launch would take longer than a launch may.
  */
 function fromSpec(args: ScalpelLaunchArgs): Subject {
-  const spec = loadSpec(args.spec!);
   if (args.model || args.scales) throw new ScalpelError('with "spec", the model and the edit come from the spec: drop "model" and "scales"', args.spec);
   if (args.scale !== undefined && !Number.isFinite(args.scale)) throw new ScalpelError('"scale" must be a finite number', args.spec);
-  const plan = planFromSpec(spec);
+  const plan = loadPlan(args.spec!);
+  const specFile = plan.specFile!;
   const edit = args.edit !== undefined ? plan.edits.find((e) => e.name === args.edit) : plan.edits.length === 1 ? plan.edits[0] : undefined;
-  if (args.edit !== undefined && !edit) throw new ScalpelError(`the spec has no edit named "${args.edit}" (it has ${plan.edits.map((e) => e.name).join(', ') || 'none'})`, spec.file);
-  if (!edit && plan.edits.length > 1) throw new ScalpelError(`the spec has ${plan.edits.length} edits (${plan.edits.map((e) => e.name).join(', ')}): name one with "edit"`, spec.file);
+  if (args.edit !== undefined && !edit) throw new ScalpelError(`the spec has no edit named "${args.edit}" (it has ${plan.edits.map((e) => e.name).join(', ') || 'none'})`, specFile);
+  if (!edit && plan.edits.length > 1) throw new ScalpelError(`the spec has ${plan.edits.length} edits (${plan.edits.map((e) => e.name).join(', ')}): name one with "edit"`, specFile);
   const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
   const catalogDir = args.catalog ?? plan.model.components;
   const catalog = catalogDir ? openCatalogTensors(catalogDir) : undefined;
-  const datasets = new Map(plan.datasets.map((d) => [d.name, { source: d.source, maxTokens: d.limit, baseDir: path.dirname(spec.file) }]));
+  const datasets = new Map(plan.datasets.map((d) => [d.name, { source: d.source, maxTokens: d.limit, baseDir: path.dirname(specFile) }]));
   try {
     if (!edit) return { lm, catalog, patches: undefined, editScales: new Map(), description: 'none: the spec has no edit (edited = base)', datasets };
     let scale: number;
@@ -233,11 +232,11 @@ function fromSpec(args: ScalpelLaunchArgs): Subject {
     } else if ('value' in edit.scale) {
       scale = edit.scale.value;
     } else {
-      const lockFile = lockFileFor(spec.file);
+      const lockFile = lockFileFor(specFile);
       const c = catalog!.catalog;
       const locked = lockedScales(readLock(lockFile), plan.specText!, sha256File(lm.file), catalogHash(c.dir, c.tensors ?? 'components.safetensors'));
       if (locked?.[edit.name] === undefined) {
-        throw new ScalpelError(`edit ${edit.name} tunes its scale and ${path.basename(lockFile)} holds no tuned value for this spec, model and catalog: run \`scalpel apply\` first, or give "scale"`, spec.file, edit.origin);
+        throw new ScalpelError(`edit ${edit.name} tunes its scale and ${path.basename(lockFile)} holds no tuned value for this spec, model and catalog: run \`scalpel apply\` first, or give "scale"`, specFile, edit.origin);
       }
       scale = locked[edit.name];
       how = ` (tuned, from ${path.basename(lockFile)})`;

@@ -3,11 +3,10 @@
  * preview, evaluate, apply, review — with the edits engine and exits. Running models here keeps the
  * extension host's thread free, and cancelling a job is killing this process, which really stops it.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { keyModule } from '../engine/catalog/key';
 import { readCatalogMetadata } from '../engine/catalog/read';
-import { ScalpelError, fileError } from '../engine/errors';
+import { ScalpelError, readTextFile } from '../engine/errors';
 import { applyPlan } from '../engine/edit/apply';
 import { inUnit } from '../engine/edit/checks';
 import { readLock } from '../engine/edit/lock';
@@ -18,8 +17,7 @@ import { TokenizedDataset } from '../engine/evaluate';
 import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
-import { loadSpec, loadSpecText } from '../language/semantic';
-import { lockedFor, planFromSpec } from '../language/plan';
+import { loadPlan, lockedFor } from '../language/plan';
 import type { CatalogView, CheckView, DatasetView, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
 const send = (m: WorkerMessage) => process.send!(m);
@@ -69,7 +67,7 @@ function prefix(ds: TokenizedDataset, tokens: number): TokenizedDataset {
 async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewResult> {
   const started = performance.now();
   // An unsaved text is its own spec: the lock matches (or not) against it, not against the file on disk.
-  const plan = job.text === undefined ? planFromSpec(loadSpec(job.spec)) : { ...planFromSpec(loadSpecText(job.text, job.spec)), specText: job.text };
+  const plan = loadPlan(job.spec, job.text);
   const runner = await PlanRunner.open(plan, { threads: job.threads });
   try {
     const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];
@@ -111,7 +109,7 @@ async function run(job: Job): Promise<JobResult> {
       return preview(job);
     case 'evaluate': {
       const started = performance.now();
-      const plan = planFromSpec(loadSpec(job.spec));
+      const plan = loadPlan(job.spec);
       const runner = await PlanRunner.open(plan, { threads: job.threads });
       try {
         const locked = lockedFor(runner);
@@ -130,7 +128,7 @@ async function run(job: Job): Promise<JobResult> {
     }
     case 'apply': {
       const started = performance.now();
-      const plan = planFromSpec(loadSpec(job.spec));
+      const plan = loadPlan(job.spec);
       const runner = await PlanRunner.open(plan, { threads: job.threads });
       try {
         const r = await applyPlan(runner, { edits: job.edits, outFile: job.out, onStatus: (message) => send({ type: 'status', message }) });
@@ -148,16 +146,10 @@ async function run(job: Job): Promise<JobResult> {
 
 /** The catalog of the spec's (first) model that declares one, flattened for the Components panel. */
 function catalogView(spec: string): CatalogView {
-  let text: string;
-  try {
-    text = fs.readFileSync(spec, 'utf8');
-  } catch (err) {
-    throw fileError(err, spec, 'read spec');
-  }
-  const models = [...analyze(text, defaultEnv(path.dirname(spec))).models.values()];
-  const dir = models.find((m) => m.components)?.components;
-  if (!dir) throw new ScalpelError('the spec declares no model with a component catalog (model NAME from "…" { components "…" })', spec);
-  const catalog = readCatalogMetadata(dir);
+  const models = [...analyze(readTextFile(spec, 'read spec'), defaultEnv(path.dirname(spec))).models.values()];
+  const model = models.find((m) => m.components);
+  if (!model?.components) throw new ScalpelError('the spec declares no model with a component catalog (model NAME from "…" { components "…" })', spec);
+  const catalog = model.catalog?.catalog ?? readCatalogMetadata(model.components);
   const tags = [...new Set(catalog.components.flatMap((c) => Object.keys(c.stats ?? {})))];
   return {
     catalog: catalog.dir,

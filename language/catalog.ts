@@ -9,11 +9,11 @@ import { readCatalogMetadata } from '../engine/catalog/read';
 import { componentKey, componentsByKey, parseComponentKey } from '../engine/catalog/key';
 import { Catalog, CatalogModule, ComponentInfo } from '../engine/catalog/types';
 import { moduleGlob } from '../engine/onnx/modules';
-import type { SelectorSpec, StatisticSpec } from './semantic';
+import type { SelectorSpec, StatisticSpec } from './spec';
 
 export interface CatalogIndex {
   dir: string;
-  catalog: Catalog;
+  catalog: Catalog & { dir: string };
   modules: Map<string, CatalogModule>;
   /** Components with metadata, by key. A key without metadata is still valid if its index is in range. */
   byKey: Map<string, ComponentInfo>;

@@ -13,7 +13,7 @@ import * as A from './ast';
 import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
-import type { MetricSpec, ScaleSpec, SelectorSpec, StatisticSpec } from './semantic';
+import type { MetricSpec, ScaleSpec, SelectorSpec, StatisticSpec } from './spec';
 
 export type SymbolKind = 'model' | 'data' | 'guard' | 'edit';
 

@@ -1,17 +1,29 @@
 /**
- * A checked spec (semantic.ts) turned into the edit engine's plan (engine/edit/plan.ts): the one bridge
- * from the language to the engine, shared by `scalpel eval/apply`, the debugger and the extension.
+ * A checked spec turned into the edit engine's plan (engine/edit/plan.ts): the one path from a spec's
+ * text to the engine, shared by `scalpel eval/apply`, the debugger, the extension and the benches.
+ * The checker resolves selectors once; the plan reuses its keys and its catalog metadata.
+ *
+ *   const plan = loadPlan('examples/remove-german.scalpel');          // the file's text
+ *   const plan = loadPlan(file, editor.getText());                      // unsaved text: no disk read
  */
-import { readCatalogMetadata } from '../engine/catalog/read';
-import { ScalpelError, readTextFile } from '../engine/errors';
+import * as path from 'node:path';
+import { ScalpelError } from '../engine/errors';
 import { Check } from '../engine/edit/checks';
 import { lockFileFor } from '../engine/edit/apply';
 import { catalogHash, lockedScales, readLock, sha256File } from '../engine/edit/lock';
 import { EditPlan } from '../engine/edit/plan';
 import { PlanRunner } from '../engine/edit/run';
-import { Spec, editComponents, targetDatasets } from './semantic';
+import { Analysis, CheckEnv } from './checker';
+import { checkedAnalysis, specFromAnalysis, targetDatasets } from './semantic';
 
-export function planFromSpec(spec: Spec): EditPlan {
+/** Reads (unless `text` is given), checks and plans a spec; one ScalpelError at the first error. */
+export function loadPlan(file: string, text?: string, env?: CheckEnv): EditPlan {
+  return planFromAnalysis(checkedAnalysis(file, text, env), file);
+}
+
+/** The plan of an analysis without errors (`checkedAnalysis`); `file` is the spec's path. */
+export function planFromAnalysis(analysis: Analysis, file: string): EditPlan {
+  const spec = specFromAnalysis(analysis, path.resolve(file));
   const origin = (at: { line: number; column: number }) => ({ file: spec.file, ...at });
   const used = [...new Set(spec.edits.map((e) => e.model))];
   if (used.length > 1) {
@@ -20,24 +32,22 @@ export function planFromSpec(spec: Spec): EditPlan {
   }
   const model = spec.models.find((m) => m.name === used[0]) ?? spec.models[0];
   if (!model) throw new ScalpelError('the spec declares no model', spec.file);
-  const catalog = model.components ? readCatalogMetadata(model.components) : undefined;
+  const catalog = analysis.models.get(model.name)?.catalog?.catalog;
   const edits = spec.edits.map((e) => {
-    if (!catalog) throw new ScalpelError(`edit ${e.name} selects components but model ${model.name} declares no components`, spec.file, e.at);
-    const components = editComponents(spec, e, catalog);
-    if (!components.length) throw new ScalpelError(`edit ${e.name} selects no components in ${model.components}`, spec.file, e.at);
+    if (!model.components) throw new ScalpelError(`edit ${e.name} selects components but model ${model.name} declares no components`, spec.file, e.at);
+    if (!e.components.length) throw new ScalpelError(`edit ${e.name} selects no components in ${model.components}`, spec.file, e.at);
     const scale = e.scale.kind === 'literal'
       ? { value: e.scale.value }
       : { tune: { low: e.scale.range[0], high: e.scale.range[1], objective: e.scale.objective, datasets: e.scale.data, origin: origin(e.at) } };
-    return { name: e.name, components, scale, keep: e.keep, origin: origin(e.at) };
+    return { name: e.name, components: e.components, scale, keep: e.keep, origin: origin(e.at) };
   });
   const expectations: Check[] = spec.expectations.flatMap((x) =>
     targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, origin: origin(x.at) })),
   );
-  const specText = readTextFile(spec.file, 'read spec');
   return {
     specFile: spec.file,
-    specText,
-    model: { path: model.file, tokenizer: model.tokenizer, components: model.components, origin: origin(model.at) },
+    specText: analysis.parse.text,
+    model: { path: model.file, tokenizer: model.tokenizer, components: model.components, ...(catalog ? { catalog } : {}), origin: origin(model.at) },
     datasets: spec.datasets.map((d) => ({ name: d.name, source: d.source, limit: d.maxTokens, origin: origin(d.at) })),
     guards: spec.guards.map((g) => ({ name: g.name, datasets: g.datasets, threshold: g.threshold, unit: g.unit, origin: origin(g.at) })),
     edits,

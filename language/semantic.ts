@@ -1,156 +1,37 @@
 /**
- * The semantic model of a checked spec: what the edits engine consumes. It is plain data with
- * absolute paths and resolved names, independent of syntax trees, ranges and LSP.
+ * From a checker's analysis to the semantic model (spec.ts): what the edit plan (plan.ts) is made of.
  *
  *   const spec = loadSpec('examples/remove-german.scalpel');   // throws ScalpelError on the first error
- *   const edit = spec.edits[0];
- *   const keys = editComponents(spec, edit, readCatalogMetadata(spec.models[0].components!));
+ *   const keys = spec.edits[0].components;                       // resolved by the checker, in catalog order
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Catalog } from '../engine/catalog/types';
-import { DataSource } from '../engine/data';
-import { ScalpelError, fileError } from '../engine/errors';
-import type { Change, Comparison, Unit } from './ast';
-import { CatalogIndex, indexCatalog, selectComponents, sortKeys } from './catalog';
+import { ScalpelError, readTextFile } from '../engine/errors';
+import type { Unit } from './ast';
+import { sortKeys } from './catalog';
 import { Analysis, CheckEnv, analyze, defaultEnv } from './checker';
-
-export type { Change, Comparison, Unit } from './ast';
-
-/** 1-based line and column of a declaration, for error messages that point into the spec. */
-export interface SpecLocation {
-  line: number;
-  column: number;
-}
-
-export interface SpecModel {
-  name: string;
-  /** Absolute path of the .onnx file. */
-  file: string;
-  /** Absolute path of tokenizer.json (given, or the one beside the model). */
-  tokenizer: string;
-  /** Absolute path of the component catalog folder, when declared. */
-  components?: string;
-  /** The pinned SHA-256 (lower-case hex); the checker has verified that the file matches. */
-  sha256?: string;
-  at: SpecLocation;
-}
-
-export interface SpecDataset {
-  name: string;
-  /** Files are absolute. */
-  source: DataSource;
-  /** `limit N tokens`: score at most this many tokens. */
-  maxTokens?: number;
-  /** The catalog tag whose statistics describe this dataset (e.g. `de`), when known. */
-  tag?: string;
-  at: SpecLocation;
-}
-
-export interface SpecGuard {
-  name: string;
-  /** Dataset names; the guard holds when the loss of each one moves by at most the threshold. */
-  datasets: string[];
-  threshold: number;
-  /** `%` is relative to the dataset's loss before the edit. */
-  unit: Unit;
-  at: SpecLocation;
-}
-
-/** Component selectors; several `select` statements of one edit are a union. */
-export type SelectorSpec =
-  | { kind: 'key'; key: string }
-  /** fnmatch-style module glob (`moduleGlob` of engine/onnx/modules.ts). */
-  | { kind: 'module'; pattern: string }
-  /** Regular expression over label texts. */
-  | { kind: 'label'; pattern: string; flags: string }
-  /** The k components with the highest statistic, among `where` (default: all). */
-  | { kind: 'top'; k: number; by: StatisticSpec; where?: SelectorSpec }
-  | { kind: 'or' | 'minus'; left: SelectorSpec; right: SelectorSpec };
-
-/** Catalog statistics; `data` and `versus` are dataset names (guards already expanded). */
-export type StatisticSpec =
-  | { kind: 'norm' }
-  /** meanAbs on `data` over the mean of meanAbs on `versus`, or the catalog's selectivity when `versus` is absent. */
-  | { kind: 'selectivity'; data: string; versus?: string[] }
-  | { kind: 'activation'; data: string }
-  | { kind: 'firing'; data: string };
-
-/** A metric of a dataset, or of each dataset of a guard. */
-export interface MetricSpec {
-  kind: 'loss';
-  target: { kind: 'dataset' | 'guard'; name: string };
-}
-
-export type ScaleSpec =
-  | { kind: 'literal'; value: number }
-  | {
-      kind: 'tune';
-      /** Inclusive search range of the scale factor. */
-      range: [number, number];
-      objective: 'maximize' | 'minimize';
-      metric: MetricSpec;
-      /** The datasets the metric is computed on (the tuning data). */
-      data: string[];
-    };
-
-export interface SpecEdit {
-  name: string;
-  /** Name of a SpecModel. */
-  model: string;
-  selectors: SelectorSpec[];
-  scale: ScaleSpec;
-  /** Guard names that must hold after the edit. */
-  keep: string[];
-  at: SpecLocation;
-}
-
-export interface SpecExpectation {
-  edit: string;
-  metric: MetricSpec;
-  /** rises/falls/moves: change of the metric (moves: absolute change); is: the value after the edit. */
-  change: Change;
-  comparison: Comparison;
-  bound: number;
-  unit: Unit;
-  at: SpecLocation;
-}
-
-export interface Spec {
-  /** Absolute path of the spec. */
-  file: string;
-  models: SpecModel[];
-  datasets: SpecDataset[];
-  guards: SpecGuard[];
-  edits: SpecEdit[];
-  expectations: SpecExpectation[];
-}
+import type { MetricSpec, SelectorSpec, Spec, SpecLocation } from './spec';
 
 /**
  * Reads, checks and returns a spec. Throws one ScalpelError with file, line and column at the
  * first error; warnings do not stop it (`scalpel check` shows them).
  */
 export function loadSpec(file: string, env?: CheckEnv): Spec {
-  const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(abs, 'utf8');
-  } catch (err) {
-    throw fileError(err, file, 'read spec');
-  }
-  return loadSpecText(text, file, env);
+  return specFromAnalysis(checkedAnalysis(file, undefined, env), path.resolve(file));
 }
 
-/** `loadSpec` of a spec's text as an editor holds it (perhaps unsaved); `file` locates it and its relative paths. */
-export function loadSpecText(text: string, file: string, env?: CheckEnv): Spec {
+/**
+ * The analysis of a spec without errors: `text` as an editor holds it (perhaps unsaved), else the file's.
+ * `file` locates the spec and its relative paths. Throws one ScalpelError at the first error.
+ */
+export function checkedAnalysis(file: string, text?: string, env?: CheckEnv): Analysis {
   const abs = path.resolve(file);
-  const analysis = analyze(text, env ?? defaultEnv(path.dirname(abs)));
+  const analysis = analyze(text ?? readTextFile(abs, 'read spec'), env ?? defaultEnv(path.dirname(abs)));
   const first = analysis.diagnostics.find((d) => d.severity === 'error');
   if (first) {
     const p = analysis.lines.position(first.start);
     throw new ScalpelError(`${first.code}: ${first.message}`, file, { line: p.line + 1, column: p.character + 1 });
   }
-  return specFromAnalysis(analysis, abs);
+  return analysis;
 }
 
 /** The semantic model of an analysis without errors (parts that failed to check are left out). */
@@ -174,12 +55,15 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
     } else if (d.kind === 'guard' && d.name && d.threshold && d.unit) {
       spec.guards.push({ name: d.name.text, datasets: [...new Set(d.members.map((m) => m.text))], threshold: d.threshold.value, unit: d.unit.unit, at: at(d.start) });
     } else if (d.kind === 'edit' && d.name && d.model) {
-      const selectors = d.body.flatMap((s) => (s.kind === 'select' && s.selector ? [a.selectorSpecs.get(s.selector)].filter((x): x is SelectorSpec => !!x) : []));
+      const selects = d.body.flatMap((s) => (s.kind === 'select' && s.selector ? [s.selector] : []));
+      const selectors = selects.map((n) => a.selectorSpecs.get(n)).filter((x): x is SelectorSpec => !!x);
+      const catalog = a.editCatalogs.get(d);
+      const components = catalog ? sortKeys(catalog, new Set(selects.flatMap((n) => a.selections.get(n) ?? []))) : [];
       const scale = d.body.find((s) => s.kind === 'scale');
       const scaleSpec = scale?.kind === 'scale' ? a.scaleSpecs.get(scale) : undefined;
       if (!scaleSpec) continue;
       const keep = d.body.flatMap((s) => (s.kind === 'keep' ? s.guards.map((g) => g.text) : []));
-      spec.edits.push({ name: d.name.text, model: d.model.text, selectors, scale: scaleSpec, keep: [...new Set(keep)], at: at(d.start) });
+      spec.edits.push({ name: d.name.text, model: d.model.text, selectors, components, scale: scaleSpec, keep: [...new Set(keep)], at: at(d.start) });
     } else if (d.kind === 'expect' && d.edit && d.metric && d.change && d.comparison && d.bound && d.unit) {
       const metric = a.metricSpecs.get(d.metric);
       if (!metric) continue;
@@ -193,21 +77,6 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
 export function targetDatasets(spec: Spec, target: MetricSpec['target']): string[] {
   if (target.kind === 'dataset') return [target.name];
   return spec.guards.find((g) => g.name === target.name)?.datasets ?? [];
-}
-
-/** Resolves one selector against a catalog to component keys (sorted by module order, then index). */
-export function resolveSelector(spec: Spec, selector: SelectorSpec, catalog: (Catalog & { dir: string }) | CatalogIndex): string[] {
-  const index = 'byKey' in catalog ? catalog : indexCatalog(catalog);
-  const tags = new Map(spec.datasets.map((d) => [d.name, d.tag]));
-  return selectComponents(index, selector, (d) => tags.get(d));
-}
-
-/** The union of an edit's selectors, resolved against its model's catalog. */
-export function editComponents(spec: Spec, edit: SpecEdit, catalog: (Catalog & { dir: string }) | CatalogIndex): string[] {
-  const index = 'byKey' in catalog ? catalog : indexCatalog(catalog);
-  const all = new Set<string>();
-  for (const s of edit.selectors) for (const k of resolveSelector(spec, s, index)) all.add(k);
-  return sortKeys(index, all);
 }
 
 /**

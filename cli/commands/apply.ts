@@ -5,9 +5,8 @@ import { formatTable } from '../table';
 import { ScalpelError } from '../../engine/errors';
 import { applyPlan } from '../../engine/edit/apply';
 import { PlanRunner } from '../../engine/edit/run';
-import { loadSpec } from '../../language/semantic';
 import { describeOutcome } from '../edit-spec';
-import { planFromSpec } from '../../language/plan';
+import { loadPlan } from '../../language/plan';
 import { positiveInt } from './eval';
 
 const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]
@@ -45,7 +44,7 @@ export const applyCommand: Command = {
     });
     if (positionals.length !== 1) throw new ScalpelError('apply takes one spec file');
     if (!values.out) throw new ScalpelError('apply needs -o OUT.onnx');
-    const plan = planFromSpec(loadSpec(positionals[0]));
+    const plan = loadPlan(positionals[0]);
     const runner = await PlanRunner.open(plan, { threads: positiveInt(values.threads, '--threads') });
     try {
       const r = await applyPlan(runner, {

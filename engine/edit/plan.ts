@@ -1,7 +1,8 @@
 /**
  * A resolved edit plan: what a spec means once names, selectors and files are resolved. The spec
- * language produces it (language/ → engine/edit/fromSpec.ts); tests and benchmarks build it directly.
+ * language produces it (language/plan.ts); tests and benchmarks build it directly.
  */
+import type { Catalog } from '../catalog/types';
 import { DataSource } from '../data';
 import { Check, Unit } from './checks';
 import { Origin } from './weights';
@@ -46,7 +47,8 @@ export interface EditPlan {
   /** The spec file (absolute) and its text, for the lock's hash. */
   specFile?: string;
   specText?: string;
-  model: { path: string; tokenizer?: string; components?: string; origin?: Origin };
+  /** `catalog`: the metadata of `components` when the caller has read it already (the spec checker has). */
+  model: { path: string; tokenizer?: string; components?: string; catalog?: Catalog & { dir: string }; origin?: Origin };
   datasets: PlanDataset[];
   guards: PlanGuard[];
   edits: PlanEdit[];

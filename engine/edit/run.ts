@@ -72,7 +72,7 @@ export class PlanRunner {
     if (!plan.model.components && !opts.components) {
       throw new ScalpelError(`edit ${plan.edits[0].name} selects components but the model declares no component catalog`, plan.model.origin?.file ?? plan.specFile, plan.model.origin);
     }
-    const catalog = plan.model.components ? openCatalogTensors(plan.model.components) : undefined;
+    const catalog = plan.model.catalog ? CatalogTensors.open(plan.model.catalog) : plan.model.components ? openCatalogTensors(plan.model.components) : undefined;
     try {
       const components = new Map<string, Component>();
       const source = opts.components ?? (catalog && new CatalogComponents(catalog));

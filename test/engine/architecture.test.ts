@@ -51,3 +51,23 @@ test('language/ depends on neither the debugger, the extension nor the CLI', () 
   const above = /(^|\/)(debugger|extension|webviews|cli)(\/|$)/;
   assert.deepEqual(offenders((f) => f !== 'language', (s) => s.startsWith('.') && above.test(s)), []);
 });
+
+test('language/ has no import cycles (types included): each module builds on the ones below it', () => {
+  const files = all.filter((s) => s.folder === 'language');
+  const resolve = (from: string, spec: string) => path.join(path.dirname(from), spec) + '.ts';
+  const edges = new Map(files.map((s) => [s.file, s.specs.filter((x) => x.startsWith('./')).map((x) => resolve(s.file, x))]));
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (f: string, trail: string[]) => {
+    if (state.get(f) === 'done') return;
+    if (state.get(f) === 'open') {
+      cycles.push([...trail.slice(trail.indexOf(f)), f].map((x) => path.basename(x)).join(' → '));
+      return;
+    }
+    state.set(f, 'open');
+    for (const g of edges.get(f) ?? []) visit(g, [...trail, f]);
+    state.set(f, 'done');
+  };
+  for (const f of edges.keys()) visit(f, []);
+  assert.deepEqual(cycles, []);
+});

@@ -9,7 +9,10 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { readCatalogMetadata } from '../../engine/catalog/read';
 import { ScalpelError } from '../../engine/errors';
-import { editComponents, loadSpec, resolveSelector, targetDatasets, toleranceNats } from '../../language/semantic';
+import { indexCatalog, selectComponents } from '../../language/catalog';
+import { loadPlan } from '../../language/plan';
+import { loadSpec, targetDatasets, toleranceNats } from '../../language/semantic';
+import type { SelectorSpec } from '../../language/spec';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'lang');
 
@@ -40,13 +43,16 @@ test('loadSpec gives models, datasets, guards, edits and expectations with resol
 test('selectors resolve against the catalog: key, top-k by selectivity among a label match, module minus key', () => {
   const spec = loadSpec(path.join(FIXTURE, 'demo.scalpel'));
   const catalog = readCatalogMetadata(path.join(FIXTURE, 'components'));
+  const tags = new Map(spec.datasets.map((d) => [d.name, d.tag]));
+  const resolve = (sel: SelectorSpec) => selectComponents(indexCatalog(catalog), sel, (d) => tags.get(d));
   // Among the four /german/i components, the two most selective for German against the others.
-  assert.deepEqual(resolveSelector(spec, spec.edits[0].selectors[1], catalog), ['h.0.mlp.c_fc:30', 'h.2.mlp.c_fc:41']);
-  assert.deepEqual(editComponents(spec, spec.edits[0], catalog), ['h.0.mlp.c_fc:30', 'h.2.mlp.c_fc:41']);
-  const minus = resolveSelector(spec, { kind: 'minus', left: { kind: 'module', pattern: 'h.*.attn.c_proj' }, right: { kind: 'key', key: 'h.1.attn.c_proj:2' } }, catalog);
+  assert.deepEqual(resolve(spec.edits[0].selectors[1]), ['h.0.mlp.c_fc:30', 'h.2.mlp.c_fc:41']);
+  // The checker's resolution of the edit's selectors, carried by the spec.
+  assert.deepEqual(spec.edits[0].components, ['h.0.mlp.c_fc:30', 'h.2.mlp.c_fc:41']);
+  const minus = resolve({ kind: 'minus', left: { kind: 'module', pattern: 'h.*.attn.c_proj' }, right: { kind: 'key', key: 'h.1.attn.c_proj:2' } });
   assert.equal(minus.length, 4 * 4 - 1);
   assert.ok(!minus.includes('h.1.attn.c_proj:2') && minus.includes('h.3.attn.c_proj:3'));
-  const top = resolveSelector(spec, { kind: 'top', k: 3, by: { kind: 'norm' } }, catalog);
+  const top = resolve({ kind: 'top', k: 3, by: { kind: 'norm' } });
   const norms = catalog.components.map((c) => c.norm!).sort((a, b) => b - a);
   // Results come in catalog order, not rank order.
   assert.deepEqual(top.map((k) => catalog.components.find((c) => c.key === k)!.norm!).sort((a, b) => b - a), norms.slice(0, 3));
@@ -72,4 +78,19 @@ test('tolerances convert to nats', () => {
   assert.equal(toleranceNats(0.05, 'nats', 3), 0.05);
   assert.ok(Math.abs(toleranceNats(1, 'bits', 3) - Math.LN2) < 1e-12);
   assert.ok(Math.abs(toleranceNats(5, '%', 2) - 0.1) < 1e-12);
+});
+
+test('loadPlan plans the given text without reading the spec file, with the checker\'s keys and catalog', () => {
+  const text = fs.readFileSync(path.join(FIXTURE, 'demo.scalpel'), 'utf8');
+  // A path that does not exist: only its folder matters (relative paths resolve against it).
+  const unsaved = path.join(FIXTURE, 'unsaved-never-written.scalpel');
+  const plan = loadPlan(unsaved, text);
+  assert.equal(plan.specFile, unsaved);
+  assert.equal(plan.specText, text);
+  assert.deepEqual(plan.edits.map((e) => [e.name, e.components]), [['no_german', ['h.0.mlp.c_fc:30', 'h.2.mlp.c_fc:41']]]);
+  assert.equal(plan.model.catalog?.dir, path.join(FIXTURE, 'components'));
+  // The same plan as from the file on disk, but for where it says the spec is.
+  const placeless = (p: object) => JSON.stringify(p, (k, v) => (k === 'file' || k === 'specFile' ? undefined : v));
+  assert.equal(placeless(plan), placeless(loadPlan(path.join(FIXTURE, 'demo.scalpel'))));
+  assert.throws(() => loadPlan(unsaved, `${text}\nguard g = [german, frnch] within 1 nats\n`), (e: unknown) => e instanceof ScalpelError && e.file === unsaved && e.position?.line !== undefined);
 });

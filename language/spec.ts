@@ -1,0 +1,120 @@
+/**
+ * The semantic model of a checked spec, as plain data: absolute paths and resolved names,
+ * independent of syntax trees, ranges and LSP. Types only; the checker builds it
+ * (checker.ts → semantic.ts `specFromAnalysis`) and plan.ts turns it into the engine's edit plan.
+ */
+import type { DataSource } from '../engine/data';
+import type { Change, Comparison, Unit } from './ast';
+
+export type { Change, Comparison, Unit } from './ast';
+
+/** 1-based line and column of a declaration, for error messages that point into the spec. */
+export interface SpecLocation {
+  line: number;
+  column: number;
+}
+
+export interface SpecModel {
+  name: string;
+  /** Absolute path of the .onnx file. */
+  file: string;
+  /** Absolute path of tokenizer.json (given, or the one beside the model). */
+  tokenizer: string;
+  /** Absolute path of the component catalog folder, when declared. */
+  components?: string;
+  /** The pinned SHA-256 (lower-case hex); the checker has verified that the file matches. */
+  sha256?: string;
+  at: SpecLocation;
+}
+
+export interface SpecDataset {
+  name: string;
+  /** Files are absolute. */
+  source: DataSource;
+  /** `limit N tokens`: score at most this many tokens. */
+  maxTokens?: number;
+  /** The catalog tag whose statistics describe this dataset (e.g. `de`), when known. */
+  tag?: string;
+  at: SpecLocation;
+}
+
+export interface SpecGuard {
+  name: string;
+  /** Dataset names; the guard holds when the loss of each one moves by at most the threshold. */
+  datasets: string[];
+  threshold: number;
+  /** `%` is relative to the dataset's loss before the edit. */
+  unit: Unit;
+  at: SpecLocation;
+}
+
+/** Component selectors; several `select` statements of one edit are a union. */
+export type SelectorSpec =
+  | { kind: 'key'; key: string }
+  /** fnmatch-style module glob (`moduleGlob` of engine/onnx/modules.ts). */
+  | { kind: 'module'; pattern: string }
+  /** Regular expression over label texts. */
+  | { kind: 'label'; pattern: string; flags: string }
+  /** The k components with the highest statistic, among `where` (default: all). */
+  | { kind: 'top'; k: number; by: StatisticSpec; where?: SelectorSpec }
+  | { kind: 'or' | 'minus'; left: SelectorSpec; right: SelectorSpec };
+
+/** Catalog statistics; `data` and `versus` are dataset names (guards already expanded). */
+export type StatisticSpec =
+  | { kind: 'norm' }
+  /** meanAbs on `data` over the mean of meanAbs on `versus`, or the catalog's selectivity when `versus` is absent. */
+  | { kind: 'selectivity'; data: string; versus?: string[] }
+  | { kind: 'activation'; data: string }
+  | { kind: 'firing'; data: string };
+
+/** A metric of a dataset, or of each dataset of a guard. */
+export interface MetricSpec {
+  kind: 'loss';
+  target: { kind: 'dataset' | 'guard'; name: string };
+}
+
+export type ScaleSpec =
+  | { kind: 'literal'; value: number }
+  | {
+      kind: 'tune';
+      /** Inclusive search range of the scale factor. */
+      range: [number, number];
+      objective: 'maximize' | 'minimize';
+      metric: MetricSpec;
+      /** The datasets the metric is computed on (the tuning data). */
+      data: string[];
+    };
+
+export interface SpecEdit {
+  name: string;
+  /** Name of a SpecModel. */
+  model: string;
+  selectors: SelectorSpec[];
+  /** The selectors' union resolved against the model's catalog by the checker, in catalog order (empty without one). */
+  components: string[];
+  scale: ScaleSpec;
+  /** Guard names that must hold after the edit. */
+  keep: string[];
+  at: SpecLocation;
+}
+
+export interface SpecExpectation {
+  edit: string;
+  metric: MetricSpec;
+  /** rises/falls/moves: change of the metric (moves: absolute change); is: the value after the edit. */
+  change: Change;
+  comparison: Comparison;
+  bound: number;
+  unit: Unit;
+  at: SpecLocation;
+}
+
+export interface Spec {
+  /** Absolute path of the spec. */
+  file: string;
+  models: SpecModel[];
+  datasets: SpecDataset[];
+  guards: SpecGuard[];
+  edits: SpecEdit[];
+  expectations: SpecExpectation[];
+}

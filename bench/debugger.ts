@@ -36,7 +36,7 @@ async function baseline(): Promise<number> {
   const lm = openLanguageModel(MODEL);
   const ids = tokenizeDataset({ name: 'x', source: 'x', documents: [{ text: INPUT, tags: {} }] }, lm.tokenizer).ids.subarray(0, lm.contextLength);
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(lm.bytes, { graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(lm.file, { graphOptimizationLevel: 'all' });
   await session.run({ [lm.inputName]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) });
   const ms = performance.now() - t0;
   await session.release();

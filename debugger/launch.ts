@@ -9,13 +9,15 @@ import { isNeuronKey, parseNeuronKey } from '../engine/catalog/key';
 import { CatalogTensors, openCatalogTensors } from '../engine/catalog/read';
 import { DataSource, loadDataset, parseDataArg } from '../engine/data';
 import { lockFileFor } from '../engine/edit/apply';
-import { catalogHash, lockedScales, readLock, sha256File } from '../engine/edit/lock';
+import { catalogHash, lockedScales, readLock } from '../engine/edit/lock';
 import { CatalogComponents, Component, WeightEditor, neuronComponent } from '../engine/edit/weights';
 import { ScalpelError } from '../engine/errors';
+import { modelSha256 } from '../engine/identity';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { LanguageModel, openLanguageModel } from '../engine/lm';
+import { initializersAsInputs } from '../engine/onnx/rewrite';
 import { TraceAnalysis } from '../engine/trace/analysis';
-import { SIDES, Side, Tracer, patchedBytes } from '../engine/trace/trace';
+import { SIDES, Side, Tracer, patchFeeds } from '../engine/trace/trace';
 import { WorstToken, largestLossIncrease } from '../engine/trace/worst';
 import { loadPlan } from '../language/plan';
 import { DebugRuntime, fmt, singleToken } from './runtime';
@@ -119,7 +121,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
   const evaluators = new Map<Side, Promise<Evaluator>>();
   const evaluator = (side: Side) => {
     const key = patches ? side : 'base';
-    if (!evaluators.has(key)) evaluators.set(key, Evaluator.create(lm, key === 'edited' ? { modelBytes: patchedBytes(lm.onnx, patches!) } : {}));
+    if (!evaluators.has(key)) evaluators.set(key, Evaluator.create(lm, key === 'edited' ? { edit: initializersAsInputs(lm.onnx, [...patches!.keys()]), feeds: patchFeeds(lm.onnx, patches!) } : {}));
     return evaluators.get(key)!;
   };
   try {
@@ -234,7 +236,7 @@ function fromSpec(args: ScalpelLaunchArgs): Subject {
     } else {
       const lockFile = lockFileFor(specFile);
       const c = catalog!.catalog;
-      const locked = lockedScales(readLock(lockFile), plan.specText!, sha256File(lm.file), catalogHash(c.dir, c.tensors ?? 'components.safetensors'));
+      const locked = lockedScales(readLock(lockFile), plan.specText!, modelSha256(lm.file), catalogHash(c.dir, c.tensors ?? 'components.safetensors'));
       if (locked?.[edit.name] === undefined) {
         throw new ScalpelError(`edit ${edit.name} tunes its scale and ${path.basename(lockFile)} holds no tuned value for this spec, model and catalog: run \`scalpel apply\` first, or give "scale"`, specFile, edit.origin);
       }

@@ -9,8 +9,9 @@ import * as ort from 'onnxruntime-node';
 import { Dataset } from './data';
 import { ScalpelError } from './errors';
 import { LanguageModel } from './lm';
-import { DataType, OnnxModel, modelFromBytes } from './onnx/model';
-import { rewriteModel } from './onnx/rewrite';
+import { DataType, OnnxModel, dtypeName } from './onnx/model';
+import { GraphEdit, combineEdits } from './onnx/rewrite';
+import { createSession, firstLine } from './session';
 import { TextTokenizer } from './tokenizer';
 
 export interface TokenizedDataset {
@@ -58,12 +59,14 @@ export function tokenizeDataset(ds: Dataset, tokenizer: TextTokenizer, maxTokens
 }
 
 export interface EvaluatorOptions {
-  /** Windows per ORT run (default 8). */
+  /** Windows per ORT run (default: as many as `memoryBudget` allows, at most 8). */
   batchSize?: number;
+  /** Bytes the logits of one run may take (default 512 MiB); sets the default batch size. */
+  memoryBudget?: number;
   /** ORT intra-op threads (default: ORT's choice). */
   threads?: number;
-  /** Evaluate these model bytes (an edited copy) instead of the model's own. */
-  modelBytes?: Uint8Array;
+  /** A rewrite of the model's graph to evaluate instead (weights as inputs, extra outputs, a cut). */
+  edit?: GraphEdit;
   /** Extra inputs fed on every run (e.g. weights that the model bytes declare as graph inputs). */
   feeds?: Record<string, ort.Tensor>;
   /** The model's vocabulary size when already known: skips the probe run (for graphs that need per-batch feeds). */
@@ -90,29 +93,20 @@ export class Evaluator {
     private readonly session: ort.InferenceSession,
     readonly lm: LanguageModel,
     readonly vocabSize: number,
-    private readonly batchSize: number,
+    readonly batchSize: number,
     private readonly feedsMask: boolean,
     private readonly feedsPositions: boolean,
     private readonly extraFeeds: Record<string, ort.Tensor>,
   ) {}
 
   static async create(lm: LanguageModel, opts: EvaluatorOptions = {}): Promise<Evaluator> {
-    const onnx = opts.modelBytes ? modelFromBytes(opts.modelBytes, lm.file) : lm.onnx;
-    const graph = withLossHead(onnx, lm.logitsName);
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(graph, {
-        graphOptimizationLevel: 'all',
-        ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-      });
-    } catch (err) {
-      throw new ScalpelError(`onnxruntime cannot load the model: ${firstLine(err)}`, lm.file);
-    }
-    const names = new Set(onnx.inputs.map((i) => i.name));
-    const ev = new Evaluator(session, lm, 0, opts.batchSize ?? 8, names.has('attention_mask'), names.has('position_ids'), opts.feeds ?? {});
+    const session = await createSession(lm.onnx, combineEdits(opts.edit ?? {}, lossHead(lm.onnx, lm.logitsName)), opts);
+    const names = new Set(lm.onnx.inputs.map((i) => i.name));
+    const ev = new Evaluator(session, lm, 0, 1, names.has('attention_mask'), names.has('position_ids'), opts.feeds ?? {});
     const vocab = opts.vocabSize ?? (await ev.probeVocabulary());
     checkTokenizerFits(lm, vocab);
     (ev as { vocabSize: number }).vocabSize = vocab;
+    (ev as { batchSize: number }).batchSize = opts.batchSize ?? batchSizeFor(lm.contextLength, vocab, opts.memoryBudget);
     return ev;
   }
 
@@ -134,6 +128,7 @@ export class Evaluator {
       [this.lm.inputName]: new ort.Tensor('int64', ids, [b, length]),
       [TARGETS_INPUT]: new ort.Tensor('int64', targets, [b, length]),
     };
+    Object.assign(feeds, pastFeeds(this.lm, b));
     if (this.feedsMask) feeds.attention_mask = new ort.Tensor('int64', mask, [b, length]);
     if (this.feedsPositions) {
       const pos = new BigInt64Array(b * length);
@@ -187,17 +182,45 @@ export class Evaluator {
   }
 }
 
-/** The model graph plus nodes computing each position's negative log-likelihood of its target. */
-export function withLossHead(onnx: OnnxModel, logitsName: string): Buffer {
+/** A decoder's cache inputs for scoring from scratch: every past empty (its sequence axis 0), `use_cache_branch` false. */
+export function pastFeeds(lm: LanguageModel, batch: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const i of lm.pastInputs) {
+    if (i.elemType === DataType.BOOL) {
+      feeds[i.name] = new ort.Tensor('bool', new Uint8Array(1), [1]);
+      continue;
+    }
+    if (!i.shape) throw new ScalpelError(`model input ${i.name} has no stated shape; cannot feed it an empty cache`, lm.file);
+    // [batch, heads, past_sequence, head_dim]: the batch first, fixed sizes kept, any other named axis is the past's length.
+    const dims = i.shape.map((d, k) => (k === 0 ? batch : typeof d === 'number' ? d : 0));
+    if (i.elemType === DataType.FLOAT) feeds[i.name] = new ort.Tensor('float32', new Float32Array(0), dims);
+    else if (i.elemType === DataType.FLOAT16) feeds[i.name] = new ort.Tensor('float16', new Uint16Array(0), dims);
+    else throw new ScalpelError(`model input ${i.name} is ${dtypeName(i.elemType)}; a cache must be float32 or float16`, lm.file);
+  }
+  return feeds;
+}
+
+/**
+ * Windows per run: the logits of a batch (and their log-softmax) within the budget, at most 8.
+ * Larger batches gain little on CPU once a window's matrices are large.
+ */
+export function batchSizeFor(contextLength: number, vocab: number, budget = 512 * 2 ** 20): number {
+  return Math.max(1, Math.min(8, Math.floor(budget / (2 * 4 * contextLength * vocab))));
+}
+
+/** Nodes computing each position's negative log-likelihood of its target, in float32 whatever the logits' type. */
+export function lossHead(onnx: OnnxModel, logitsName: string): GraphEdit {
   const opset = onnx.opsets.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 17;
   const axesAsInput = opset >= 13;
   const axes = { name: 'scalpel_axes_last', dims: [1], dataType: DataType.INT64, data: { raw: new Uint8Array(new BigInt64Array([-1n]).buffer) } };
-  return rewriteModel(onnx, {
-    inlineExternal: true,
+  const logitsType = onnx.outputs.find((o) => o.name === logitsName)?.elemType ?? DataType.FLOAT;
+  const cast = logitsType !== DataType.FLOAT;
+  return {
     addInitializers: axesAsInput ? [axes] : [],
     addInputs: [{ name: TARGETS_INPUT, elemType: DataType.INT64, shape: ['batch', 'sequence'] }],
     addNodes: [
-      { name: 'scalpel/LogSoftmax', opType: 'LogSoftmax', inputs: [logitsName], outputs: ['scalpel_logp'], attributes: [{ name: 'axis', i: -1 }] },
+      ...(cast ? [{ name: 'scalpel/Cast', opType: 'Cast', inputs: [logitsName], outputs: ['scalpel_logits32'], attributes: [{ name: 'to', i: DataType.FLOAT }] }] : []),
+      { name: 'scalpel/LogSoftmax', opType: 'LogSoftmax', inputs: [cast ? 'scalpel_logits32' : logitsName], outputs: ['scalpel_logp'], attributes: [{ name: 'axis', i: -1 }] },
       axesAsInput
         ? { name: 'scalpel/Unsqueeze', opType: 'Unsqueeze', inputs: [TARGETS_INPUT, axes.name], outputs: ['scalpel_targets3'] }
         : { name: 'scalpel/Unsqueeze', opType: 'Unsqueeze', inputs: [TARGETS_INPUT], outputs: ['scalpel_targets3'], attributes: [{ name: 'axes', ints: [-1] }] },
@@ -208,7 +231,7 @@ export function withLossHead(onnx: OnnxModel, logitsName: string): Buffer {
       { name: 'scalpel/Neg', opType: 'Neg', inputs: ['scalpel_logp_target'], outputs: [NLL_OUTPUT] },
     ],
     addOutputs: [{ name: NLL_OUTPUT, elemType: DataType.FLOAT, shape: ['batch', 'sequence'] }],
-  });
+  };
 }
 
 /**
@@ -223,10 +246,6 @@ function checkTokenizerFits(lm: LanguageModel, modelVocab: number): void {
       lm.file,
     );
   }
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 /** Evaluates several datasets with one session; progress counts tokens over all of them. */

@@ -5,14 +5,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError, fileError } from './errors';
-import { OnnxModel, modelFromBytes } from './onnx/model';
+import { OnnxModel, ValueInfo, openModel } from './onnx/model';
 import { TextTokenizer, loadTokenizer } from './tokenizer';
 
 export interface LanguageModel {
   /** Absolute path of the .onnx file. */
   file: string;
-  /** The file's bytes, read once (read-only); sessions and rewrites start from them. */
-  bytes: Buffer;
+  /** The model's index over a read-only descriptor (closed when the model is collected); weights stay on disk. */
   onnx: OnnxModel;
   tokenizer: TextTokenizer;
   /** Longest sequence the model accepts (learned positions). */
@@ -20,7 +19,15 @@ export interface LanguageModel {
   /** Name of the token-id input and of the logits output. */
   inputName: string;
   logitsName: string;
+  /**
+   * Inputs of a decoder exported with its cache (`past_key_values.N.key`, optimum's
+   * `use_cache_branch`): scoring feeds them empty (no past) and false.
+   */
+  pastInputs: ValueInfo[];
 }
+
+/** Closes a language model's descriptor once nothing refers to the model any more. */
+const descriptors = new FinalizationRegistry<() => void>((close) => close());
 
 export interface OpenOptions {
   /** A tokenizer.json path, or `bytes`; default: tokenizer.json beside the model. */
@@ -38,14 +45,19 @@ export function openLanguageModel(location: string, opts: OpenOptions = {}): Lan
   }
   const dir = stat.isDirectory() ? location : path.dirname(location);
   const file = path.resolve(stat.isDirectory() ? path.join(location, 'model.onnx') : location);
-  let bytes: Buffer;
+  const onnx = openModel(file);
+  let lm: LanguageModel;
   try {
-    bytes = fs.readFileSync(file);
+    lm = describe(onnx, dir, file, opts);
   } catch (err) {
-    throw fileError(err, path.relative(process.cwd(), file) || file, 'read model');
+    onnx.close();
+    throw err;
   }
-  if (bytes.length === 0) throw new ScalpelError('not a valid ONNX model: the file is empty', file);
-  const onnx = modelFromBytes(bytes, file);
+  descriptors.register(onnx, onnx.close);
+  return lm;
+}
+
+function describe(onnx: OnnxModel, dir: string, file: string, opts: OpenOptions): LanguageModel {
   const tokenizerPath = opts.tokenizer ?? path.join(dir, 'tokenizer.json');
   if (!opts.tokenizer && !fs.existsSync(tokenizerPath)) {
     throw new ScalpelError(`no tokenizer.json beside the model; pass --tokenizer FILE (or --tokenizer bytes)`, file);
@@ -55,18 +67,21 @@ export function openLanguageModel(location: string, opts: OpenOptions = {}): Lan
   const dataInputs = onnx.inputs.filter((i) => !initializerNames.has(i.name));
   const input = dataInputs.find((i) => i.name === 'input_ids') ?? dataInputs.find((i) => i.elemType === 7);
   if (!input) throw new ScalpelError('the model has no int64 token-id input', file);
-  const unsupported = dataInputs.filter((i) => i !== input && !['attention_mask', 'position_ids'].includes(i.name));
-  if (unsupported.length) throw new ScalpelError(`unsupported model input ${unsupported[0].name} (expected input_ids, attention_mask, position_ids)`, file);
+  const pastInputs = dataInputs.filter((i) => /^past_key_values\.|^past\.|^use_cache_branch$/.test(i.name));
+  const unsupported = dataInputs.filter((i) => i !== input && !pastInputs.includes(i) && !['attention_mask', 'position_ids'].includes(i.name));
+  if (unsupported.length) {
+    throw new ScalpelError(`unsupported model input ${unsupported[0].name} (expected input_ids, attention_mask, position_ids, past_key_values.*)`, file);
+  }
   const logits = onnx.outputs.find((o) => o.name === 'logits') ?? onnx.outputs.find((o) => o.shape?.length === 3);
   if (!logits) throw new ScalpelError('the model has no logits output (a [batch, sequence, vocab] tensor)', file);
   return {
     file,
-    bytes,
     onnx,
     tokenizer,
     contextLength: opts.contextLength ?? contextLengthOf(dir, onnx),
     inputName: input.name,
     logitsName: logits.name,
+    pastInputs,
   };
 }
 

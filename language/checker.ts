@@ -3,11 +3,11 @@
  * model's catalog, ranges, and warnings for likely mistakes. Pure over its environment (file probe
  * and catalog cache are injected), never throws, and knows nothing of LSP.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource, udhrDocuments } from '../engine/data';
 import { componentKey, parseComponentKey } from '../engine/catalog/key';
+import { modelSha256 } from '../engine/identity';
 import { moduleGlob } from '../engine/onnx/modules';
 import * as A from './ast';
 import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
@@ -43,7 +43,7 @@ export interface ModelInfo {
 /** File-system access of the checker, injected so that servers can cache and tests can count. */
 export interface FileProbe {
   kind(file: string): 'file' | 'dir' | undefined;
-  /** SHA-256 hex of a file's bytes, or undefined when unreadable. */
+  /** A model's SHA-256 hex (`modelSha256`: its file and external data), or undefined when unreadable. */
   sha256(file: string): string | undefined;
 }
 
@@ -98,7 +98,7 @@ export function cachingProbe(): FileProbe {
       if (hit?.stamp === stamp) return hit.hash;
       let hash: string | undefined;
       try {
-        hash = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+        hash = modelSha256(file);
       } catch {
         hash = undefined;
       }

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { ScalpelError } from '../engine/errors';
 import { Check } from '../engine/edit/checks';
 import { lockFileFor } from '../engine/edit/apply';
-import { catalogHash, lockedScales, readLock, sha256File } from '../engine/edit/lock';
+import { catalogHash, lockedScales, readLock } from '../engine/edit/lock';
+import { modelSha256 } from '../engine/identity';
 import { EditPlan } from '../engine/edit/plan';
 import { PlanRunner } from '../engine/edit/run';
 import { Analysis, CheckEnv } from './checker';
@@ -60,5 +61,5 @@ export function lockedFor(runner: PlanRunner, lockFile?: string): Record<string,
   const plan = runner.plan;
   if (!plan.specFile || plan.specText === undefined || !runner.catalog) return undefined;
   const c = runner.catalog.catalog;
-  return lockedScales(readLock(lockFile ?? lockFileFor(plan.specFile)), plan.specText, sha256File(runner.lm.file), catalogHash(c.dir, c.tensors ?? 'components.safetensors'));
+  return lockedScales(readLock(lockFile ?? lockFileFor(plan.specFile)), plan.specText, modelSha256(runner.lm.file), catalogHash(c.dir, c.tensors ?? 'components.safetensors'));
 }

@@ -7,7 +7,7 @@ import { openLanguageModel } from '../../engine/lm';
 import { componentsByKey } from '../../engine/catalog/key';
 import { CatalogTensors, defaultCatalogDir, readCatalogMetadata } from '../../engine/catalog/read';
 import { writeCatalog } from '../../engine/catalog/write';
-import { modelHash } from '../../engine/decompose';
+import { modelSha256 } from '../../engine/identity';
 import { labelCatalog, taggedDataset } from '../../engine/label';
 import { mostSelective, tagName } from '../../engine/label/stats';
 import { ComponentInfo } from '../../engine/catalog/types';
@@ -83,7 +83,7 @@ export const labelCommand: Command = {
     const measure = values.measure;
     if (measure !== undefined && measure !== 'ci' && measure !== 'activation') throw new ScalpelError(`--measure takes ci or activation, not "${measure}"`);
     const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer });
-    if (catalog.model?.sha256 && catalog.model.sha256 !== modelHash(lm.bytes)) {
+    if (catalog.model?.sha256 && catalog.model.sha256 !== modelSha256(lm.file)) {
       process.stderr.write(`scalpel: warning: the catalog was made from a different model file (sha256 ${catalog.model.sha256.slice(0, 12)}…)\n`);
     }
     const maxTokens = positiveInt(values['max-tokens'], '--max-tokens') ?? Infinity;

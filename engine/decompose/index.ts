@@ -4,7 +4,7 @@
  *   and one of the down-projection (its output weights); exact, no residual.
  * - `svd`: each matrix's top-k singular triplets, the remainder kept as the residual.
  */
-import { createHash } from 'node:crypto';
+import { modelSha256 } from '../identity';
 import * as path from 'node:path';
 import { ScalpelError } from '../errors';
 import { LanguageModel } from '../lm';
@@ -56,7 +56,7 @@ export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposit
   });
   const catalog: Catalog = {
     format: CATALOG_FORMAT,
-    model: { file: path.basename(lm.file), sha256: modelHash(lm.bytes) },
+    model: { file: path.basename(lm.file), sha256: modelSha256(lm.file) },
     method: { name: opts.method, params: { modules: opts.modules ?? MLP_PATTERNS, ...(opts.method === 'svd' ? { rank: opts.rank ?? 'full' } : {}) }, provenance: 'scalpel decompose (engine/decompose)' },
     tensors: 'components.safetensors',
     modules,
@@ -122,11 +122,6 @@ function rowNorm(a: Float32Array, cols: number, r: number): number {
   let s = 0;
   for (let j = 0; j < cols; j++) s += a[r * cols + j] ** 2;
   return Math.sqrt(s);
-}
-
-/** SHA-256 of a model file's bytes, as catalogs record it. */
-export function modelHash(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function round(x: number): number {

@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import { ScalpelError } from '../errors';
 import { writeEditedModel } from '../onnx/write';
-import { LockFile, buildLock, catalogHash, lockedScales, readLock, sha256File, writeLock } from './lock';
+import { modelSha256 } from '../identity';
+import { LockFile, buildLock, catalogHash, lockedScales, readLock, writeLock } from './lock';
 import { EditOutcome, PlanRunner, RunOptions } from './run';
 
 export interface ApplyResult {
@@ -29,7 +30,7 @@ export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: 
   const catalog = runner.catalog.catalog;
   const catalogSha = catalogHash(catalog.dir, catalog.tensors ?? 'components.safetensors');
   const previous = readLock(lockFile);
-  const locked = opts.retune ? undefined : opts.locked ?? lockedScales(previous, plan.specText, sha256File(runner.lm.file), catalogSha);
+  const locked = opts.retune ? undefined : opts.locked ?? lockedScales(previous, plan.specText, modelSha256(runner.lm.file), catalogSha);
   const outcome = await runner.run(opts.edits, { ...opts, locked });
   writeEditedModel(runner.lm.file, outFile, outcome.weights);
   const labels = new Map(catalog.components.map((c) => [c.key, c.label?.text]));

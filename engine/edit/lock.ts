@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError, openReadOnly } from '../errors';
+import { ScalpelError } from '../errors';
+import { modelSha256, sha256File } from '../identity';
 import { writeFileAtomic } from '../safetensors';
 import { EditOutcome } from './run';
 
@@ -33,22 +34,6 @@ export interface LockFile {
   } | null;
   metrics: Record<string, { tokens: number; before: number; after: number; delta: number }>;
   checks: { message: string; pass: boolean }[];
-}
-
-export function sha256File(file: string): string {
-  const h = createHash('sha256');
-  const fd = openReadOnly(file, 'read');
-  try {
-    const buf = Buffer.alloc(1 << 22);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
 }
 
 /** Hash of a catalog folder: its catalog.json and its tensors file. */
@@ -87,9 +72,9 @@ export function buildLock(args: {
   return {
     format: LOCK_FORMAT,
     spec: { file: rel(args.specFile), sha256: createHash('sha256').update(args.specText).digest('hex') },
-    model: { file: rel(args.modelFile), sha256: sha256File(args.modelFile) },
+    model: { file: rel(args.modelFile), sha256: modelSha256(args.modelFile) },
     catalog: { dir: rel(args.catalogDir), sha256: args.catalogSha },
-    output: { file: rel(args.outFile), sha256: sha256File(args.outFile) },
+    output: { file: rel(args.outFile), sha256: modelSha256(args.outFile) },
     edits: o.edits,
     components: o.terms.map((term) => ({ key: term.component.key, label: args.labels.get(term.component.key) ?? null, edit: args.editOf.get(term.component.key)!, scale: term.scale })),
     scales: o.scales,

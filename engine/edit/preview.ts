@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import { DatasetLoss, EvaluateOptions, Evaluator, EvaluatorOptions, TokenizedDataset } from '../evaluate';
 import { LanguageModel } from '../lm';
-import { DataType } from '../onnx/model';
-import { rewriteModel } from '../onnx/rewrite';
+import { GraphEdit, combineEdits, initializersAsInputs } from '../onnx/rewrite';
 import { ScalpelError } from '../errors';
 import { WeightEditor } from './weights';
 
@@ -40,16 +39,9 @@ export function weightFeeds(editor: WeightEditor, initializers: string[], edited
   return feeds;
 }
 
-/** The model bytes with `initializers` turned into float graph inputs of the same shape. */
-export function weightsAsInputs(editor: WeightEditor, initializers: string[], extra: Parameters<typeof rewriteModel>[1] = {}): Buffer {
-  return rewriteModel(editor.model, {
-    ...extra,
-    removeInitializers: [...initializers, ...(extra.removeInitializers ?? [])],
-    addInputs: [
-      ...initializers.map((name) => ({ name, elemType: DataType.FLOAT, shape: editor.model.initializers.get(name)!.dims })),
-      ...(extra.addInputs ?? []),
-    ],
-  });
+/** An edit turning `initializers` into graph inputs of the same shape (fed by `weightFeeds`), plus `extra`. */
+export function weightsAsInputs(editor: WeightEditor, initializers: string[], extra: GraphEdit = {}): GraphEdit {
+  return combineEdits(initializersAsInputs(editor.model, initializers), extra);
 }
 
 export class PreviewSession {
@@ -62,11 +54,10 @@ export class PreviewSession {
   ) {}
 
   /** `initializers`: the weights edits may touch (everything else stays baked into the graph). */
-  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'modelBytes' | 'feeds'> = {}): Promise<PreviewSession> {
+  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'edit' | 'feeds'> = {}): Promise<PreviewSession> {
     if (!initializers.length) throw new ScalpelError('nothing to preview: the edit touches no weights');
-    const bytes = weightsAsInputs(editor, initializers);
     const base = weightFeeds(editor, initializers, new Map());
-    const ev = await Evaluator.create(lm, { ...opts, modelBytes: bytes, feeds: base });
+    const ev = await Evaluator.create(lm, { ...opts, edit: weightsAsInputs(editor, initializers), feeds: base });
     return new PreviewSession(editor, initializers, ev);
   }
 

@@ -63,10 +63,10 @@ export class SuffixSession implements DeltaRunner {
     readonly initializers: string[],
     readonly cut: GraphCut,
     private readonly capture: Evaluator,
-    private readonly opts: Omit<EvaluatorOptions, 'modelBytes' | 'feeds'>,
+    private readonly opts: Omit<EvaluatorOptions, 'edit' | 'feeds'>,
   ) {}
 
-  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'modelBytes' | 'feeds'> = {}): Promise<SuffixSession> {
+  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'edit' | 'feeds'> = {}): Promise<SuffixSession> {
     const model = editor.model;
     const cut = cutGraph(model, initializers);
     const producers = new Map<string, number>();
@@ -76,8 +76,8 @@ export class SuffixSession implements DeltaRunner {
       if (p === undefined || !cut.dependent.has(p)) throw new ScalpelError(`cannot reuse activations: graph output ${o.name} does not depend on the edited weights`, lm.file);
     }
     // Element type 0: name-only outputs, typed by onnxruntime; the suffix learns the types from the first capture.
-    const bytes = weightsAsInputs(editor, initializers, { addOutputs: cut.frontier.map((name) => ({ name, elemType: 0, shape: [] })) });
-    const capture = await Evaluator.create(lm, { ...opts, modelBytes: bytes, feeds: weightFeeds(editor, initializers, new Map()) });
+    const edit = weightsAsInputs(editor, initializers, { addOutputs: cut.frontier.map((name) => ({ name, elemType: 0, shape: [] })) });
+    const capture = await Evaluator.create(lm, { ...opts, edit, feeds: weightFeeds(editor, initializers, new Map()) });
     return new SuffixSession(lm, editor, initializers, cut, capture, opts);
   }
 
@@ -116,8 +116,8 @@ export class SuffixSession implements DeltaRunner {
     // Weights only the dropped nodes read go too (onnxruntime would warn about each one).
     const used = new Set([...this.cut.dependent].flatMap((i) => model.nodes[i].inputs));
     const unused = [...model.initializers.keys()].filter((name) => !used.has(name) && !this.initializers.includes(name));
-    const bytes = weightsAsInputs(this.editor, this.initializers, { removeNodes, removeInitializers: unused, addInputs: frontierInputs });
-    this.suffix = await Evaluator.create(this.lm, { ...this.opts, modelBytes: bytes, feeds: weightFeeds(this.editor, this.initializers, new Map()), vocabSize: this.capture.vocabSize });
+    const edit = weightsAsInputs(this.editor, this.initializers, { removeNodes, removeInitializers: unused, addInputs: frontierInputs });
+    this.suffix = await Evaluator.create(this.lm, { ...this.opts, edit, feeds: weightFeeds(this.editor, this.initializers, new Map()), vocabSize: this.capture.vocabSize });
     return this.suffix;
   }
 

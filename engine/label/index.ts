@@ -18,7 +18,6 @@ import { LanguageModel } from '../lm';
 import { DataType, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { NodeSpec, TensorSpec, buildModel, floatTensor } from '../onnx/build';
-import { rewriteModel } from '../onnx/rewrite';
 import { inOut } from '../decompose';
 import { autoLabel, round, selectivity } from './stats';
 import { ciGraph } from '../catalog/ci';
@@ -158,14 +157,9 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
       addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [p.weight.inputTensor, `${p.output}_read`], outputs: [p.output] });
     }
   }
-  const bytes = rewriteModel(lm.onnx, {
-    inlineExternal: true,
-    addInitializers,
-    addNodes,
-    addOutputs: plans.map((p) => ({ name: p.output, elemType: DataType.FLOAT })),
-  });
+  const edit = { addInitializers, addNodes, addOutputs: plans.map((p) => ({ name: p.output, elemType: DataType.FLOAT })) };
   const batchSize = opts.batchSize ?? Math.max(1, Math.min(8, Math.floor(MAX_BATCH_FLOATS / (lm.contextLength * Math.max(1, total)))));
-  const ev = await Evaluator.create(lm, { modelBytes: bytes, batchSize, threads: opts.threads });
+  const ev = await Evaluator.create(lm, { edit, batchSize, threads: opts.threads });
 
   const T = tags.length;
   const sumAbs = new Float64Array(T * total);

@@ -268,7 +268,11 @@ export function openModel(file: string): OpenedModel {
     if (size === 0) throw new ScalpelError('not a valid ONNX model: the file is empty', file);
     const model = parseModel(new FileSource(fd, size), file) as OpenedModel;
     model.file = abs;
-    model.close = () => fs.closeSync(fd);
+    let open = true;
+    model.close = () => {
+      if (open) fs.closeSync(fd);
+      open = false;
+    };
     return model;
   } catch (err) {
     fs.closeSync(fd);

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { ScalpelError } from '../errors';
 import { NodeSpec, TensorSpec, ValueInfoSpec, encodeNode, encodeTensor, encodeValueInfo } from './build';
-import { DataType, OnnxModel, TensorInfo, readTensorBytes } from './model';
+import { DataType, OnnxModel, TensorInfo } from './model';
 import { Field, WireType, Writer, fieldHeader, fields } from './wire';
 
 export type Chunk = Buffer | { start: number; end: number };
@@ -35,10 +35,11 @@ export interface GraphEdit {
    */
   spliceBytes?: { start: number; end: number; bytes: Buffer }[];
   /**
-   * Copy external tensors' bytes into the model (for a session built from memory, which has no
-   * folder to resolve side files against).
+   * Inline tensors of at least `minBytes` become external references to `location` (the model
+   * file itself) at their payload's offset: a session reads them from the file, and the graph
+   * handed to it holds no weights.
    */
-  inlineExternal?: boolean;
+  referenceInline?: { location: string; minBytes: number };
 }
 
 export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
@@ -49,7 +50,7 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
   const replacements = new Map<number, Buffer>(); // TensorProto start -> new field bytes (empty to drop)
   for (const t of model.initializers.values()) {
     let spec = edit.replaceInitializers?.get(t.name);
-    if (!spec && edit.inlineExternal && t.storage.kind === 'external') spec = inlinedSpec(model, t);
+    if (!spec && edit.referenceInline) spec = referenceSpec(t, edit.referenceInline);
     if (remove.has(t.name)) replacements.set(t.messageStart, Buffer.alloc(0));
     else if (spec) {
       const body = encodeTensor(spec).finish();
@@ -120,15 +121,20 @@ function renamedNode(model: OnnxModel, node: Field, rename: Record<string, strin
   return new Writer().messageField(1, w).finish();
 }
 
-function inlinedSpec(model: OnnxModel, t: TensorInfo): TensorSpec {
-  return { name: t.name, dims: t.dims, dataType: t.dataType, data: { raw: readTensorBytes(model, t) } };
+/** Float and double packed fields are fixed-width little-endian, the same bytes as raw data; varint ones are not. */
+const SAME_AS_RAW = new Set([4, 10]);
+
+function referenceSpec(t: TensorInfo, ref: { location: string; minBytes: number }): TensorSpec | undefined {
+  const inline = t.storage.kind === 'raw' || (t.storage.kind === 'packed' && SAME_AS_RAW.has(t.storage.field));
+  if (!inline || t.byteLength < ref.minBytes) return undefined;
+  return { name: t.name, dims: t.dims, dataType: t.dataType, data: { external: { location: ref.location, offset: t.byteOffset, length: t.byteLength } } };
 }
 
 /**
- * The model with intermediate tensors exposed as extra graph outputs (for tracing, and for capturing
- * a module's input). Element types come from the graph's value_info where stated, else float32.
+ * An edit exposing intermediate tensors as extra graph outputs (for tracing, and for capturing a
+ * module's input). Element types come from the graph's value_info where stated, else float32.
  */
-export function withExtraOutputs(model: OnnxModel, names: string[], edit: GraphEdit = {}): Buffer {
+export function withExtraOutputs(model: OnnxModel, names: string[], edit: GraphEdit = {}): GraphEdit {
   const produced = new Set(model.nodes.flatMap((n) => n.outputs));
   const existing = new Set(model.outputs.map((o) => o.name));
   for (const name of names) {
@@ -138,7 +144,37 @@ export function withExtraOutputs(model: OnnxModel, names: string[], edit: GraphE
   }
   const types = new Map(model.valueInfo.map((v) => [v.name, v.elemType]));
   const addOutputs = names.filter((n) => !existing.has(n)).map((name) => ({ name, elemType: types.get(name) || DataType.FLOAT }));
-  return rewriteModel(model, { inlineExternal: true, ...edit, addOutputs: [...(edit.addOutputs ?? []), ...addOutputs] });
+  return { ...edit, addOutputs: [...(edit.addOutputs ?? []), ...addOutputs] };
+}
+
+/**
+ * An edit feeding `names` per run: onnxruntime ignores a feed for a tensor that is both an
+ * initializer and an input, so each initializer is removed and declared as an input of its type and shape.
+ */
+export function initializersAsInputs(model: OnnxModel, names: string[]): GraphEdit {
+  const addInputs = names.map((name) => {
+    const t = model.initializers.get(name);
+    if (!t) throw new ScalpelError(`no initializer named ${name}`, model.file);
+    return { name, elemType: t.dataType, shape: t.dims };
+  });
+  return { removeInitializers: names, addInputs };
+}
+
+/** Two edits as one (the second's additions after the first's). */
+export function combineEdits(a: GraphEdit, b: GraphEdit): GraphEdit {
+  const cat = <T>(x?: Iterable<T>, y?: Iterable<T>) => (x || y ? [...(x ?? []), ...(y ?? [])] : undefined);
+  const replace = a.replaceInitializers || b.replaceInitializers ? new Map([...(a.replaceInitializers ?? []), ...(b.replaceInitializers ?? [])]) : undefined;
+  return {
+    removeInitializers: cat(a.removeInitializers, b.removeInitializers),
+    removeNodes: cat(a.removeNodes, b.removeNodes),
+    replaceInitializers: replace,
+    addNodes: cat(a.addNodes, b.addNodes),
+    addInitializers: cat(a.addInitializers, b.addInitializers),
+    addInputs: cat(a.addInputs, b.addInputs),
+    addOutputs: cat(a.addOutputs, b.addOutputs),
+    spliceBytes: cat(a.spliceBytes, b.spliceBytes),
+    referenceInline: b.referenceInline ?? a.referenceInline,
+  };
 }
 
 export function planToBuffer(model: OnnxModel, plan: Chunk[]): Buffer {

@@ -7,10 +7,11 @@
 import * as ort from 'onnxruntime-node';
 import { ScalpelError } from '../errors';
 import { LanguageModel } from '../lm';
-import { floatTensor } from '../onnx/build';
-import { DataType, OnnxModel, modelFromBytes, readFloatTensor } from '../onnx/model';
+import { pastFeeds } from '../evaluate';
+import { DataType, OnnxModel, OpenedModel, openModel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight } from '../onnx/modules';
-import { rewriteModel } from '../onnx/rewrite';
+import { initializersAsInputs } from '../onnx/rewrite';
+import { createSession } from '../session';
 import { Capture, ModelStructure, analyzeModel } from './graph';
 
 export type Side = 'base' | 'edited';
@@ -19,10 +20,13 @@ export const SIDES: readonly Side[] = ['base', 'edited'];
 export interface TracerOptions {
   /** Replaced float32 initializers (an edit's patched weights), each in the initializer's own layout. */
   patches?: Map<string, Float32Array>;
-  /** A whole edited model, as bytes (e.g. written by an edit); its graph must match the base's. */
-  editedBytes?: Uint8Array;
+  /** A whole edited model on disk (e.g. written by `scalpel apply`); its graph must match the base's. */
+  editedFile?: string;
   threads?: number;
 }
+
+/** How the edited side runs: the base session fed patched weights, or a session of its own over another file. */
+type EditedSide = { kind: 'none' } | { kind: 'patches'; patches: Map<string, Float32Array> } | { kind: 'file'; model: OpenedModel; session: ort.InferenceSession };
 
 /** One captured tensor: [sequence, width] of the single traced sequence. */
 export interface Recorded {
@@ -49,21 +53,32 @@ export class Tracer {
   private constructor(
     readonly lm: LanguageModel,
     readonly structure: ModelStructure,
-    private readonly sessions: Record<Side, ort.InferenceSession>,
-    private readonly models: Record<Side, OnnxModel>,
-    readonly hasEdit: boolean,
+    private readonly session: ort.InferenceSession,
+    private readonly edited: EditedSide,
   ) {}
 
+  get hasEdit(): boolean {
+    return this.edited.kind !== 'none';
+  }
+
   static async create(lm: LanguageModel, opts: TracerOptions = {}): Promise<Tracer> {
-    if (opts.patches && opts.editedBytes) throw new ScalpelError('give an edit as patches or as model bytes, not both');
+    if (opts.patches && opts.editedFile) throw new ScalpelError('give an edit as patches or as a model file, not both');
     const structure = analyzeModel(lm.onnx, lm.logitsName);
-    let edited: OnnxModel | undefined;
-    if (opts.editedBytes) edited = modelFromBytes(opts.editedBytes, lm.file);
-    else if (opts.patches?.size) edited = modelFromBytes(patchedBytes(lm.onnx, opts.patches), lm.file);
-    if (edited) checkSameGraph(lm.onnx, edited, structure);
-    const base = await createSession(lm, lm.onnx, structure, opts.threads);
-    const editedSession = edited ? await createSession(lm, edited, structure, opts.threads) : base;
-    return new Tracer(lm, structure, { base, edited: editedSession }, { base: lm.onnx, edited: edited ?? lm.onnx }, !!edited);
+    const patches = opts.patches?.size ? opts.patches : undefined;
+    if (patches) checkPatches(lm.onnx, patches);
+    const session = await createTraceSession(lm.onnx, structure, [...(patches?.keys() ?? [])], opts.threads);
+    if (patches) return new Tracer(lm, structure, session, { kind: 'patches', patches });
+    if (!opts.editedFile) return new Tracer(lm, structure, session, { kind: 'none' });
+    const model = openModel(opts.editedFile);
+    try {
+      checkSameGraph(lm.onnx, model, structure);
+      const editedSession = await createTraceSession(model, structure, [], opts.threads);
+      return new Tracer(lm, structure, session, { kind: 'file', model, session: editedSession });
+    } catch (err) {
+      model.close();
+      await session.release();
+      throw err;
+    }
   }
 
   /** Runs both models on one sequence and records every capture point. */
@@ -72,27 +87,40 @@ export class Tracer {
     if (tokens.length > this.lm.contextLength) {
       throw new ScalpelError(`the input has ${tokens.length} tokens; the model reads at most ${this.lm.contextLength}`);
     }
-    const base = await this.run(this.sessions.base, tokens);
-    const edited = this.hasEdit ? await this.run(this.sessions.edited, tokens) : base;
+    const base = await this.run(this.session, tokens, this.patchFeeds('base'));
+    const edited =
+      this.edited.kind === 'none' ? base : this.edited.kind === 'file' ? await this.run(this.edited.session, tokens, {}) : await this.run(this.session, tokens, this.patchFeeds('edited'));
     let bytes = 0;
     for (const side of this.hasEdit ? [base, edited] : [base]) for (const r of side.values()) bytes += r.data.byteLength;
     return { structure: this.structure, tokens, hasEdit: this.hasEdit, recorded: { base, edited }, bytes };
   }
 
+  /** Which model's copy of an initializer a side reads: the edited one only where the edit changed it. */
+  private differs(side: Side, name: string): boolean {
+    return side === 'edited' && (this.edited.kind === 'file' || (this.edited.kind === 'patches' && this.edited.patches.has(name)));
+  }
+
   /** A float32 initializer of one side's model (edited weights where the edit changed them), cached. */
   weight(side: Side, name: string): Float32Array {
-    const key = `${this.hasEdit ? side : 'base'}\0${name}`;
+    if (this.differs(side, name) && this.edited.kind === 'patches') return this.edited.patches.get(name)!;
+    const key = `${this.differs(side, name) ? 'edited' : 'base'}\0${name}`;
     let w = this.weightCache.get(key);
     if (!w) {
-      w = readFloatTensor(this.models[this.hasEdit ? side : 'base'], name);
+      w = readFloatTensor(this.edited.kind === 'file' && this.differs(side, name) ? this.edited.model : this.lm.onnx, name);
       this.weightCache.set(key, w);
     }
     return w;
   }
 
+  /** The patched initializers, fed as graph inputs: the base weights or the edited ones. */
+  private patchFeeds(side: Side): Record<string, ort.Tensor> {
+    if (this.edited.kind !== 'patches') return {};
+    return side === 'edited' ? patchFeeds(this.lm.onnx, this.edited.patches) : patchFeeds(this.lm.onnx, new Map([...this.edited.patches.keys()].map((n) => [n, this.weight('base', n)])));
+  }
+
   /** A module's weight as a (dIn, dOut) row-major matrix, whatever its stored layout; cached. */
   moduleMatrix(side: Side, mw: ModuleWeight): Float32Array {
-    const key = `${this.hasEdit ? side : 'base'}\0${mw.initializer}\0in_out`;
+    const key = `${this.differs(side, mw.initializer) ? 'edited' : 'base'}\0${mw.initializer}\0in_out`;
     let m = this.weightCache.get(key);
     if (!m) {
       const w = this.weight(side, mw.initializer);
@@ -106,9 +134,11 @@ export class Tracer {
     return m;
   }
 
-  private async run(session: ort.InferenceSession, tokens: Int32Array): Promise<Map<string, Recorded>> {
+  private async run(session: ort.InferenceSession, tokens: Int32Array, weights: Record<string, ort.Tensor>): Promise<Map<string, Recorded>> {
     const t = tokens.length;
     const feeds: Record<string, ort.Tensor> = {
+      ...weights,
+      ...pastFeeds(this.lm, 1),
       [this.lm.inputName]: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, t]),
     };
     const inputs = new Set(session.inputNames);
@@ -137,8 +167,11 @@ export class Tracer {
   }
 
   async release(): Promise<void> {
-    await this.sessions.base.release();
-    if (this.hasEdit) await this.sessions.edited.release();
+    await this.session.release();
+    if (this.edited.kind === 'file') {
+      await this.edited.session.release();
+      this.edited.model.close();
+    }
   }
 }
 
@@ -155,19 +188,20 @@ export function captured(trace: Trace, side: Side, capture: Capture | string, po
   return r.data.subarray(position * r.width, (position + 1) * r.width);
 }
 
-/** The model with some float32 initializers replaced (an edit held in memory). */
-export function patchedBytes(model: OnnxModel, patches: Map<string, Float32Array>): Buffer {
-  const replaceInitializers = new Map(
-    [...patches].map(([name, values]) => {
-      const t = model.initializers.get(name);
-      if (!t) throw new ScalpelError(`the edit patches ${name}, which the model does not have`, model.file);
-      if (t.dataType !== DataType.FLOAT || values.length * 4 !== t.byteLength) {
-        throw new ScalpelError(`the edit's patch for ${name} has ${values.length} float32 values; the tensor is ${t.dtype} [${t.dims}]`, model.file);
-      }
-      return [name, floatTensor(name, t.dims, values)] as const;
-    }),
-  );
-  return rewriteModel(model, { replaceInitializers, inlineExternal: true });
+/** Feeds for initializers turned into inputs (`initializersAsInputs`), from float32 values in their own layout. */
+export function patchFeeds(model: OnnxModel, patches: Map<string, Float32Array>): Record<string, ort.Tensor> {
+  checkPatches(model, patches);
+  return Object.fromEntries([...patches].map(([name, values]) => [name, new ort.Tensor('float32', values, model.initializers.get(name)!.dims)]));
+}
+
+function checkPatches(model: OnnxModel, patches: Map<string, Float32Array>): void {
+  for (const [name, values] of patches) {
+    const t = model.initializers.get(name);
+    if (!t) throw new ScalpelError(`the edit patches ${name}, which the model does not have`, model.file);
+    if (t.dataType !== DataType.FLOAT || values.length * 4 !== t.byteLength) {
+      throw new ScalpelError(`the edit's patch for ${name} has ${values.length} float32 values; the tensor is ${t.dtype} [${t.dims}]`, model.file);
+    }
+  }
 }
 
 function checkSameGraph(base: OnnxModel, edited: OnnxModel, structure: ModelStructure): void {
@@ -176,16 +210,12 @@ function checkSameGraph(base: OnnxModel, edited: OnnxModel, structure: ModelStru
   if (missing) throw new ScalpelError(`the edited model's graph differs from the base: it has no tensor ${missing.tensor}`, base.file);
 }
 
-async function createSession(lm: LanguageModel, model: OnnxModel, structure: ModelStructure, threads?: number): Promise<ort.InferenceSession> {
+/** A session recording every capture; `asInputs`: initializers fed per run (an edit's patched weights). */
+async function createTraceSession(model: OnnxModel, structure: ModelStructure, asInputs: string[], threads?: number): Promise<ort.InferenceSession> {
   const existing = new Set(model.outputs.map((o) => o.name));
   const probs = new Set([...structure.valuePaths.values()].map((v) => v.probs));
   const addOutputs = recordedTensors(structure)
     .filter((t) => !existing.has(t))
     .map((name) => ({ name, elemType: DataType.FLOAT, shape: probs.has(name) ? ['batch', 'heads', 'sequence', 'sequence'] : ['batch', 'sequence', `${name}_width`] }));
-  const bytes = rewriteModel(model, { addOutputs, inlineExternal: true });
-  try {
-    return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads } : {}) });
-  } catch (err) {
-    throw new ScalpelError(`onnxruntime cannot load the traced model: ${String((err as Error)?.message ?? err).split('\n')[0]}`, lm.file);
-  }
+  return createSession(model, { ...initializersAsInputs(model, asInputs), addOutputs }, { threads }, 'the traced model');
 }

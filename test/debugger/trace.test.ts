@@ -1,13 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { openCatalogTensors } from '../../engine/catalog/read';
 import { neuronComponent, WeightEditor } from '../../engine/edit/weights';
 import { ScalpelError } from '../../engine/errors';
 import { openLanguageModel } from '../../engine/lm';
 import { TraceAnalysis } from '../../engine/trace/analysis';
-import { Tracer, captured, patchedBytes } from '../../engine/trace/trace';
+import { writeEditedModel } from '../../engine/onnx/write';
+import { Tracer, captured } from '../../engine/trace/trace';
 import { TINY, tinyWithCatalog } from './helpers';
 
 const WORDS = '<|endoftext|> alle Mensch ist frei und die Würde der Mensch ist';
@@ -165,13 +167,16 @@ test('an edit diverges first at the edited module\'s output, and nothing before 
   const out = captured(trace, 'edited', d!.capture.tensor, p);
   assert.equal(out[5], 0);
   assert.equal(out[4], captured(trace, 'base', d!.capture.tensor, p)[4]);
-  // The edited weights are the edited side's own: the same edit given as whole-model bytes traces identically.
-  const viaBytes = await Tracer.create(lm, { editedBytes: patchedBytes(lm.onnx, patches!) });
-  const again = await viaBytes.trace(trace.tokens);
+  // The edited weights are the edited side's own: the same edit written to a file traces identically.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-trace-'));
+  writeEditedModel(lm.file, path.join(dir, 'edited.onnx'), patches!);
+  const viaFile = await Tracer.create(lm, { editedFile: path.join(dir, 'edited.onnx') });
+  const again = await viaFile.trace(trace.tokens);
   assert.deepEqual(Array.from(again.recorded.edited.get(trace.structure.logits)!.data), Array.from(trace.recorded.edited.get(trace.structure.logits)!.data));
   assert.notDeepEqual(Array.from(analysis.logits('edited', p)), Array.from(analysis.logits('base', p)));
-  await viaBytes.release();
+  await viaFile.release();
   await tracer.release();
+  fs.rmSync(dir, { recursive: true });
 });
 
 test('bad inputs are one ScalpelError each', async () => {

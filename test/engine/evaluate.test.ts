@@ -6,8 +6,11 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadDataset, parseDataArg } from '../../engine/data';
 import { ScalpelError } from '../../engine/errors';
-import { Evaluator, tokenizeDataset } from '../../engine/evaluate';
+import { Evaluator, batchSizeFor, lossHead, tokenizeDataset } from '../../engine/evaluate';
+import { modelSha256, sha256File } from '../../engine/identity';
 import { openLanguageModel } from '../../engine/lm';
+import { rewriteModel } from '../../engine/onnx/rewrite';
+import { sessionGraph } from '../../engine/session';
 
 const DEMO = 'models/polyglot';
 
@@ -90,4 +93,51 @@ test('a tokenizer that does not match the model is refused with one clear error'
   fs.writeFileSync(bad, '{"version": "1.0"}');
   assert.throws(() => openLanguageModel(DEMO, { tokenizer: bad }), /has no "model" section/);
   assert.throws(() => openLanguageModel(DEMO, { tokenizer: path.join(dir, 'missing.json') }), /cannot read tokenizer: no such file/);
+});
+
+/** The demo model with every weight moved to a side file: the graph's external references point into a copy of the original file. */
+function externalDataCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-ext-'));
+  const lm = openLanguageModel(DEMO);
+  fs.writeFileSync(path.join(dir, 'model.onnx'), rewriteModel(lm.onnx, { referenceInline: { location: 'model.onnx_data', minBytes: 1024 } }));
+  fs.copyFileSync(lm.file, path.join(dir, 'model.onnx_data'));
+  for (const f of ['tokenizer.json', 'config.json']) fs.copyFileSync(path.join(DEMO, f), path.join(dir, f));
+  return dir;
+}
+
+test('sessions read weights from the model files: the graph handed to onnxruntime holds none, and side files load', async () => {
+  const lm = openLanguageModel(DEMO);
+  const graph = sessionGraph(lm.onnx, lossHead(lm.onnx, lm.logitsName));
+  assert.equal(graph.folder, path.dirname(lm.file));
+  assert.ok(graph.bytes.length < 0.05 * lm.onnx.size, `${graph.bytes.length} bytes of graph for a ${lm.onnx.size}-byte model`);
+  const dir = externalDataCopy();
+  const ext = openLanguageModel(dir);
+  assert.ok(ext.onnx.size < 0.05 * lm.onnx.size && [...ext.onnx.initializers.values()].some((t) => t.storage.kind === 'external'));
+  const ds = tokenizeDataset(loadDataset('de', parseDataArg('udhr:deu')), lm.tokenizer, 300);
+  const [a, b] = [await Evaluator.create(lm), await Evaluator.create(ext)];
+  assert.deepEqual(Array.from((await b.evaluate(ds)).perToken), Array.from((await a.evaluate(ds)).perToken));
+  await a.release();
+  await b.release();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('a model\'s identity covers its external data: changing one byte of the side file changes the hash', () => {
+  const dir = externalDataCopy();
+  const file = path.join(dir, 'model.onnx');
+  assert.equal(modelSha256(DEMO + '/model.onnx'), sha256File(DEMO + '/model.onnx'), 'a model without side files hashes as its file');
+  const before = modelSha256(file);
+  assert.notEqual(before, sha256File(file));
+  const data = path.join(dir, 'model.onnx_data');
+  const fd = fs.openSync(data, 'r+');
+  fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, Math.floor(fs.fstatSync(fd).size / 2));
+  fs.closeSync(fd);
+  assert.notEqual(modelSha256(file), before);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('the default batch fits the logits in the memory budget', () => {
+  assert.equal(batchSizeFor(128, 4096), 8);
+  assert.equal(batchSizeFor(1024, 50257), 1);
+  assert.equal(batchSizeFor(1024, 50257, 4 * 2 ** 30), 8);
+  assert.equal(batchSizeFor(256, 32000, 512 * 2 ** 20), Math.floor((512 * 2 ** 20) / (8 * 256 * 32000)));
 });

@@ -65,7 +65,9 @@ export interface EvaluatorOptions {
   memoryBudget?: number;
   /** ORT intra-op threads (default: ORT's choice). */
   threads?: number;
-  /** A rewrite of the model's graph to evaluate instead (weights as inputs, extra outputs, a cut). */
+  /** The graph to run (default the model's own; e.g. one with gated paths added in memory). */
+  model?: OnnxModel;
+  /** A rewrite of that graph to evaluate instead (weights as inputs, extra outputs, a cut). */
   edit?: GraphEdit;
   /** Extra inputs fed on every run (e.g. weights that the model bytes declare as graph inputs). */
   feeds?: Record<string, ort.Tensor>;
@@ -100,8 +102,9 @@ export class Evaluator {
   ) {}
 
   static async create(lm: LanguageModel, opts: EvaluatorOptions = {}): Promise<Evaluator> {
-    const session = await createSession(lm.onnx, combineEdits(opts.edit ?? {}, lossHead(lm.onnx, lm.logitsName)), opts);
-    const names = new Set(lm.onnx.inputs.map((i) => i.name));
+    const onnx = opts.model ?? lm.onnx;
+    const session = await createSession(onnx, combineEdits(opts.edit ?? {}, lossHead(onnx, lm.logitsName)), opts);
+    const names = new Set(onnx.inputs.map((i) => i.name));
     const ev = new Evaluator(session, lm, 0, 1, names.has('attention_mask'), names.has('position_ids'), opts.feeds ?? {});
     const vocab = opts.vocabSize ?? (await ev.probeVocabulary());
     checkTokenizerFits(lm, vocab);

@@ -24,10 +24,11 @@ const REFERENCE_FROM_BYTES = 1024;
 
 /** The rewritten graph's bytes, and the folder its external references resolve against. */
 export function sessionGraph(model: OnnxModel, edit: GraphEdit = {}): { bytes: Buffer; folder: string | undefined } {
-  // Only a model indexed from its own file can point back into it; one built in memory is handed over whole.
+  // Only a model indexed from its own file can point back into it; one rebuilt in memory hands over its inline
+  // tensors, and its side files still resolve against the folder of the file it came from.
   const onDisk = model.file !== undefined && model.source instanceof FileSource;
   const bytes = rewriteModel(model, onDisk ? { ...edit, referenceInline: { location: path.basename(model.file!), minBytes: REFERENCE_FROM_BYTES } } : edit);
-  return { bytes, folder: onDisk ? path.dirname(model.file!) : undefined };
+  return { bytes, folder: model.file !== undefined ? path.dirname(model.file) : undefined };
 }
 
 export function sessionOptions(opts: SessionOptions, folder?: string): ort.InferenceSession.SessionOptions {

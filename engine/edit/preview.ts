@@ -54,10 +54,10 @@ export class PreviewSession {
   ) {}
 
   /** `initializers`: the weights edits may touch (everything else stays baked into the graph). */
-  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'edit' | 'feeds'> = {}): Promise<PreviewSession> {
+  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'model' | 'edit' | 'feeds'> = {}): Promise<PreviewSession> {
     if (!initializers.length) throw new ScalpelError('nothing to preview: the edit touches no weights');
     const base = weightFeeds(editor, initializers, new Map());
-    const ev = await Evaluator.create(lm, { ...opts, edit: weightsAsInputs(editor, initializers), feeds: base });
+    const ev = await Evaluator.create(lm, { ...opts, model: editor.model, edit: weightsAsInputs(editor, initializers), feeds: base });
     return new PreviewSession(editor, initializers, ev);
   }
 

@@ -63,10 +63,10 @@ export class SuffixSession implements DeltaRunner {
     readonly initializers: string[],
     readonly cut: GraphCut,
     private readonly capture: Evaluator,
-    private readonly opts: Omit<EvaluatorOptions, 'edit' | 'feeds'>,
+    private readonly opts: Omit<EvaluatorOptions, 'model' | 'edit' | 'feeds'>,
   ) {}
 
-  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'edit' | 'feeds'> = {}): Promise<SuffixSession> {
+  static async create(lm: LanguageModel, editor: WeightEditor, initializers: string[], opts: Omit<EvaluatorOptions, 'model' | 'edit' | 'feeds'> = {}): Promise<SuffixSession> {
     const model = editor.model;
     const cut = cutGraph(model, initializers);
     const producers = new Map<string, number>();
@@ -77,7 +77,7 @@ export class SuffixSession implements DeltaRunner {
     }
     // Element type 0: name-only outputs, typed by onnxruntime; the suffix learns the types from the first capture.
     const edit = weightsAsInputs(editor, initializers, { addOutputs: cut.frontier.map((name) => ({ name, elemType: 0, shape: [] })) });
-    const capture = await Evaluator.create(lm, { ...opts, edit, feeds: weightFeeds(editor, initializers, new Map()) });
+    const capture = await Evaluator.create(lm, { ...opts, model, edit, feeds: weightFeeds(editor, initializers, new Map()) });
     return new SuffixSession(lm, editor, initializers, cut, capture, opts);
   }
 
@@ -117,7 +117,7 @@ export class SuffixSession implements DeltaRunner {
     const used = new Set([...this.cut.dependent].flatMap((i) => model.nodes[i].inputs));
     const unused = [...model.initializers.keys()].filter((name) => !used.has(name) && !this.initializers.includes(name));
     const edit = weightsAsInputs(this.editor, this.initializers, { removeNodes, removeInitializers: unused, addInputs: frontierInputs });
-    this.suffix = await Evaluator.create(this.lm, { ...this.opts, edit, feeds: weightFeeds(this.editor, this.initializers, new Map()), vocabSize: this.capture.vocabSize });
+    this.suffix = await Evaluator.create(this.lm, { ...this.opts, model, edit, feeds: weightFeeds(this.editor, this.initializers, new Map()), vocabSize: this.capture.vocabSize });
     return this.suffix;
   }
 

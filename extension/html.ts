@@ -5,7 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 
-export type ViewKind = 'preview' | 'components' | 'review';
+import type { ViewKind } from './protocol';
+
+export type { ViewKind } from './protocol';
 
 export interface PageUris {
   /** The webview's resource origin (`webview.cspSource`). */

@@ -9,8 +9,9 @@ import * as vscode from 'vscode';
 import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
-import { Panel, VIEW_TYPES } from './panels';
+import { Panel } from './panels';
 import type { ApplyResult, CatalogView, DatasetView, FromWebview, PreviewResult, ReviewResult } from './protocol';
+import { VIEWS, VIEW_KINDS } from './protocol';
 import { SpecTests } from './tests';
 
 const LANGUAGE = 'scalpel';
@@ -309,8 +310,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       // The adapter is the bundled CLI's `dap` command in its own process: the model never runs in the extension host.
       createDebugAdapterDescriptor: () => new vscode.DebugAdapterExecutable(process.execPath, [cli, 'dap'], { env: { ELECTRON_RUN_AS_NODE: '1' } }),
     }),
-    ...(['preview', 'components', 'review'] as const).map((kind) =>
-      vscode.window.registerWebviewPanelSerializer(VIEW_TYPES[kind], {
+    ...VIEW_KINDS.map((kind) =>
+      vscode.window.registerWebviewPanelSerializer(VIEWS[kind].viewType, {
         async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: { last?: { data?: { spec?: string; edit?: string } } } | undefined) {
           if (kind === 'preview' && state?.last?.data?.spec) Object.assign(previewState, { spec: state.last.data.spec, edit: state.last.data.edit });
           Panel.restore(kind, panel, webviewRoot, wire);

@@ -4,11 +4,9 @@
  * survives a window reload by redrawing from its saved state.
  */
 import * as vscode from 'vscode';
-import { ViewKind, webviewHtml } from './html';
+import { webviewHtml } from './html';
+import { VIEWS, ViewKind } from './protocol';
 import type { FromWebview, ToWebview } from './protocol';
-
-const TITLES: Record<ViewKind, string> = { preview: 'Scalpel: Edit Preview', components: 'Scalpel: Components', review: 'Scalpel: Review' };
-export const VIEW_TYPES: Record<ViewKind, string> = { preview: 'scalpel.preview', components: 'scalpel.components', review: 'scalpel.review' };
 
 export class Panel {
   private static readonly open = new Map<ViewKind, Panel>();
@@ -22,7 +20,7 @@ export class Panel {
     const w = panel.webview;
     w.options = { enableScripts: true, localResourceRoots: [root] };
     const uri = (f: string) => w.asWebviewUri(vscode.Uri.joinPath(root, f)).toString();
-    w.html = webviewHtml(kind, TITLES[kind], { cspSource: w.cspSource, script: uri('main.js'), style: uri('main.css'), codicons: uri('codicon.css') });
+    w.html = webviewHtml(kind, VIEWS[kind].title, { cspSource: w.cspSource, script: uri('main.js'), style: uri('main.css'), codicons: uri('codicon.css') });
     w.onDidReceiveMessage((m: FromWebview) => {
       if (m.type === 'ready') this.markReady();
       for (const l of this.listeners) l(m);
@@ -38,7 +36,7 @@ export class Panel {
       existing.panel.reveal(undefined, true);
       return existing;
     }
-    const p = vscode.window.createWebviewPanel(VIEW_TYPES[kind], TITLES[kind], { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, { enableScripts: true, localResourceRoots: [root] });
+    const p = vscode.window.createWebviewPanel(VIEWS[kind].viewType, VIEWS[kind].title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, { enableScripts: true, localResourceRoots: [root] });
     const created = new Panel(kind, p, root);
     wire(created);
     return created;

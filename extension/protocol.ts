@@ -3,6 +3,18 @@
  * webviews render. Plain JSON: no vscode, no engine classes, so webviews/ can import the types too.
  */
 
+/**
+ * The webview panels, each one kind of page of the webview bundle (webviews/main.ts maps a kind to its
+ * element). package.json's `onWebviewPanel:` activation events are these view types (a test checks).
+ */
+export const VIEWS = {
+  preview: { viewType: 'scalpel.preview', title: 'Scalpel: Edit Preview' },
+  components: { viewType: 'scalpel.components', title: 'Scalpel: Components' },
+  review: { viewType: 'scalpel.review', title: 'Scalpel: Review' },
+} as const;
+export type ViewKind = keyof typeof VIEWS;
+export const VIEW_KINDS = Object.keys(VIEWS) as ViewKind[];
+
 export type Job =
   /** `text`: the editor's text of the spec, saved or not (else the worker reads the file). */
   | { kind: 'preview'; spec: string; text?: string; edit?: string; sweepPoints: number; sweepTokens: number; heatmapTokens: number; threads?: number }

@@ -2,6 +2,9 @@
  * The syntax tree of a spec. Every node carries its exact range (UTF-16 offsets, end exclusive).
  * Parts a broken statement lacks are `undefined`: the parser always returns a tree.
  */
+import type { Change, Comparison, Unit } from '../engine/edit/checks';
+
+export type { Change, Comparison, Unit } from '../engine/edit/checks';
 
 export interface Span {
   start: number;
@@ -66,7 +69,6 @@ export interface WhereClause extends Span {
   value?: Str;
 }
 
-export type Unit = 'nats' | 'bits' | '%';
 
 export interface UnitNode extends Span {
   unit: Unit;
@@ -157,8 +159,6 @@ export interface SetSel extends Span {
   right?: Selector;
 }
 
-export type Change = 'rises' | 'falls' | 'moves' | 'is';
-export type Comparison = '>=' | '<=' | '>' | '<';
 
 export interface ExpectDecl extends Span {
   kind: 'expect';

@@ -9,7 +9,8 @@ import { readCatalogMetadata } from '../engine/catalog/read';
 import { componentKey, componentsByKey, parseComponentKey } from '../engine/catalog/key';
 import { Catalog, CatalogModule, ComponentInfo } from '../engine/catalog/types';
 import { moduleGlob } from '../engine/onnx/modules';
-import type { SelectorSpec, StatisticSpec } from './spec';
+import type { SelectorSpec } from './spec';
+import { statistic } from './statistics';
 
 export interface CatalogIndex {
   dir: string;
@@ -70,29 +71,6 @@ export function moduleKeys(m: CatalogModule): string[] {
 }
 
 /**
- * The value a statistic gives a component, or undefined when the catalog lacks it.
- * `tagOf` maps a dataset name to its catalog tag.
- */
-export function statistic(c: ComponentInfo | undefined, s: StatisticSpec, tagOf: (data: string) => string | undefined): number | undefined {
-  if (!c) return undefined;
-  if (s.kind === 'norm') return c.norm;
-  const tag = tagOf(s.data);
-  if (tag === undefined) return undefined;
-  if (s.kind === 'activation') return c.stats?.[tag]?.meanAbs;
-  if (s.kind === 'firing') return c.stats?.[tag]?.firingRate;
-  if (!s.versus) return c.selectivity?.[tag];
-  // Selectivity against a chosen set: the target's mean |activation| over the others' mean.
-  const own = c.stats?.[tag]?.meanAbs;
-  const others = s.versus.map((d) => {
-    const t = tagOf(d);
-    return t === undefined ? undefined : c.stats?.[t]?.meanAbs;
-  });
-  if (own === undefined || others.some((v) => v === undefined) || others.length === 0) return undefined;
-  const mean = (others as number[]).reduce((a, b) => a + b, 0) / others.length;
-  return mean > 0 ? own / mean : own > 0 ? Infinity : 0;
-}
-
-/**
  * The component keys a selector picks, sorted by module order then index. Unknown keys and
  * modules pick nothing (the checker reports them). `top` ranks by the statistic, highest first,
  * ties by key order, skipping components the statistic is unknown for.
@@ -115,8 +93,7 @@ function selectorKey(sel: SelectorSpec, tagOf: (data: string) => string | undefi
     case 'top': {
       const s = sel.by;
       const data = (d: string) => `${d}=${tagOf(d)}`;
-      const versus = s.kind === 'selectivity' && s.versus ? ` vs ${s.versus.map(data).join(',')}` : '';
-      const stat = s.kind === 'norm' ? 'norm' : `${s.kind}(${data(s.data)}${versus})`;
+      const stat = `${s.kind}(${s.data === undefined ? '' : data(s.data)}${s.versus ? ` vs ${s.versus.map(data).join(',')}` : ''})`;
       return `t${sel.k}:${stat}${sel.where ? `[${selectorKey(sel.where, tagOf)}]` : ''}`;
     }
     default: return `${sel.kind}(${selectorKey(sel.left, tagOf)},${selectorKey(sel.right, tagOf)})`;

@@ -13,7 +13,8 @@ import * as A from './ast';
 import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
-import type { MetricSpec, ScaleSpec, SelectorSpec, StatisticSpec } from './spec';
+import type { MetricSpec, ScaleSpec, SelectorSpec } from './spec';
+import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
 
 export type SymbolKind = 'model' | 'data' | 'guard' | 'edit';
 
@@ -114,6 +115,10 @@ const sharedCatalogs = new CatalogCache();
 export function defaultEnv(baseDir: string): CheckEnv {
   return { baseDir, files: sharedProbe, catalogs: sharedCatalogs };
 }
+
+/** Arguments each kind of statistic takes: least and most. */
+const ARITY = { none: [0, 0], dataset: [1, 1], versus: [1, Infinity] } as const;
+const ARITY_TEXT = { none: 'no arguments', dataset: 'one dataset', versus: 'a dataset, then optionally the datasets or guards to compare with' } as const;
 
 /** Selectivity below this for every tag makes a component "broad" (it is not about one language). */
 export const SPECIFIC_SELECTIVITY = 2;
@@ -534,18 +539,18 @@ class Checker {
 
   private stat(s: A.StatNode, catalog: CatalogIndex | undefined, targets: Set<string>): StatisticSpec | undefined {
     const fn = s.fn.text;
-    const arity: Record<string, [number, number]> = { norm: [0, 0], selectivity: [1, Infinity], activation: [1, 1], firing: [1, 1] };
-    const range = arity[fn];
-    if (!range) {
-      this.report(diag('S305', s.fn.start, s.fn.end, `unknown statistic "${fn}" (norm, selectivity(DATA[, OTHERS…]), activation(DATA), firing(DATA))`));
+    const def = statisticDef(fn);
+    if (!def) {
+      this.report(diag('S305', s.fn.start, s.fn.end, `unknown statistic "${fn}" (${statisticSignatures().join(', ')})`));
       return undefined;
     }
-    if (s.args.length < range[0] || s.args.length > range[1]) {
-      const want = range[0] === 0 ? 'no arguments' : range[1] === 1 ? 'one dataset' : 'a dataset, then optionally the datasets or guards to compare with';
-      this.report(diag('S305', s.start, s.end, `${fn} takes ${want}`));
+    const kind = fn as StatisticName;
+    const [least, most] = ARITY[def.args];
+    if (s.args.length < least || s.args.length > most) {
+      this.report(diag('S305', s.start, s.end, `${fn} takes ${ARITY_TEXT[def.args]}`));
       return undefined;
     }
-    if (fn === 'norm') return { kind: 'norm' };
+    if (def.args === 'none') return { kind };
     const [first, ...rest] = s.args;
     const data = this.ref(first, ['data']);
     const versus = rest.map((r) => this.ref(r, ['data', 'guard']));
@@ -562,8 +567,7 @@ class Checker {
         return undefined;
       }
     }
-    if (fn === 'selectivity') return { kind: 'selectivity', data: data.name, ...(rest.length ? { versus: expanded } : {}) };
-    return { kind: fn as 'activation' | 'firing', data: data.name };
+    return { kind, data: data.name, ...(rest.length ? { versus: expanded } : {}) };
   }
 
   /**

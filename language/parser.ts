@@ -4,7 +4,9 @@
  * statement keyword (`model data guard edit expect` at the top, `select scale keep }` in a block),
  * so one mistake never hides the rest of the file.
  */
+import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE, names } from '../engine/edit/checks';
 import * as A from './ast';
+import { statisticSignatures } from './statistics';
 import { Diagnostic, diag } from './diagnostics';
 import { Token, lex } from './lexer';
 
@@ -14,9 +16,14 @@ export const MODEL_PROPS = ['tokenizer', 'components', 'sha256'] as const;
 export const SOURCES = ['udhr', 'text', 'jsonl', 'inline'] as const;
 export const SELECTOR_KEYWORDS = ['module', 'label', 'top'] as const;
 export const SET_OPERATORS = ['or', 'minus'] as const;
-export const UNITS = ['nats', 'bits', '%'] as const;
-export const CHANGES = ['rises', 'falls', 'moves', 'is'] as const;
+export const UNITS = names(UNIT_TABLE);
+export const CHANGES = names(CHANGE_TABLE);
 export const OBJECTIVES = ['maximize', 'minimize'] as const;
+
+/** `a, b or c`, for "expected …" messages. */
+export function orList(options: readonly string[]): string {
+  return options.length < 2 ? options.join('') : `${options.slice(0, -1).join(', ')} or ${options[options.length - 1]}`;
+}
 
 /** Words that cannot name a declaration, so that recovery can trust them as statement starts. */
 export const RESERVED = new Set<string>([
@@ -353,7 +360,7 @@ class Parser {
 
   private unit(): A.UnitNode | undefined {
     const u = this.keyword(UNITS);
-    if (!u) return void this.fail('a unit: nats, bits or %');
+    if (!u) return void this.fail(`a unit: ${orList(UNITS)}`);
     return { unit: u.text, start: u.start, end: u.end };
   }
 
@@ -518,7 +525,7 @@ class Parser {
 
   private stat(): A.StatNode | undefined {
     const t = this.peek();
-    if (t.kind !== 'ident' || RESERVED.has(t.text)) return void this.fail('a statistic: norm, selectivity(DATA[, OTHERS]), activation(DATA) or firing(DATA)');
+    if (t.kind !== 'ident' || RESERVED.has(t.text)) return void this.fail(`a statistic: ${orList(statisticSignatures())}`);
     this.next();
     const node: A.StatNode = { fn: { text: t.text, start: t.start, end: t.end }, args: [], call: false, start: t.start, end: t.end };
     if (this.eat('(')) {
@@ -544,10 +551,10 @@ class Parser {
     if (!this.want(':')) return done();
     if (!(node.metric = this.metric())) return done();
     node.change = this.keyword(CHANGES);
-    if (!node.change) return this.fail('rises, falls, moves or is'), done();
+    if (!node.change) return this.fail(orList(CHANGES)), done();
     if (node.change.text !== 'is' && !this.want('by')) return done();
-    node.comparison = this.keyword(['>=', '<=', '>', '<'] as const);
-    if (!node.comparison) return this.fail('a comparison: >=, <=, > or <'), done();
+    node.comparison = this.keyword(COMPARISONS);
+    if (!node.comparison) return this.fail(`a comparison: ${orList(COMPARISONS)}`), done();
     if (!(node.bound = this.num('a number'))) return done();
     node.unit = this.unit();
     return done();

@@ -5,9 +5,10 @@
  * touches a connection: language/server.ts is the only module that speaks the protocol.
  */
 import {
-  CodeAction, CompletionItem, CompletionItemKind, CompletionList, DiagnosticSeverity, DocumentSymbol, FoldingRange, Hover, Range, SymbolKind as LspSymbolKind, TextEdit,
+  CodeAction, CompletionItem, CompletionItemKind, CompletionList, DiagnosticSeverity, DocumentSymbol, FoldingRange, Hover, Range, SemanticTokensBuilder, SymbolKind as LspSymbolKind, TextEdit,
 } from 'vscode-languageserver';
 import { parseComponentKey } from '../engine/catalog/key';
+import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE } from '../engine/edit/checks';
 import { ComponentInfo } from '../engine/catalog/types';
 import * as A from './ast';
 import { CatalogIndex, componentSummary, keyExists, labelIndex, moduleKeys } from './catalog';
@@ -15,6 +16,7 @@ import { Analysis, SymbolInfo, SymbolKind } from './checker';
 import { Diagnostic } from './diagnostics';
 import { format } from './format';
 import { Token } from './lexer';
+import { STATISTIC_NAMES, StatisticName, STATISTICS, statisticDef } from './statistics';
 import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, RESERVED, SELECTOR_KEYWORDS, SOURCES, TOP_KEYWORDS, UNITS } from './parser';
 
 const MAX_COMPONENT_ITEMS = 200;
@@ -116,18 +118,19 @@ export function completions(a: Analysis, offset: number): CompletionList {
   if (p === '(' || p === ',') {
     const fn = findCall(toks, ctxIndex);
     if (fn === 'loss') return list(nameItems(a, ['data', 'guard']));
-    if (fn && ['selectivity', 'activation', 'firing'].includes(fn)) return list(nameItems(a, p === ',' ? ['data', 'guard'] : ['data']));
+    const def = fn === undefined ? undefined : statisticDef(fn);
+    if (def && def.args !== 'none' && (p === '(' || def.args === 'versus')) return list(nameItems(a, p === ',' ? ['data', 'guard'] : ['data']));
   }
   if (p === '=' && decl?.kind === 'data') return list(keywordItems(SOURCES, 'dataset source'));
   if (p === 'scale') return list([{ label: 'tune', kind: CompletionItemKind.Keyword, detail: 'search the scale on data' }, { label: '0', kind: CompletionItemKind.Value, detail: 'remove the components' }]);
   if (p === ']' && inStmt('scale')) return list(keywordItems(OBJECTIVES));
   if (p === 'maximize' || p === 'minimize' || (p === ':' && decl?.kind === 'expect')) return list([{ label: 'loss', kind: CompletionItemKind.Method, insertText: 'loss(', detail: 'loss(DATA or GUARD)' }]);
   if (p === 'by' && decl?.kind === 'edit') {
-    return list(['norm', 'selectivity', 'activation', 'firing'].map((s) => ({ label: s, kind: CompletionItemKind.Method, detail: STAT_DOC[s] })));
+    return list(STATISTIC_NAMES.map((s) => ({ label: s, kind: CompletionItemKind.Method, detail: statDoc(s) })));
   }
-  if (p === ')' && decl?.kind === 'expect') return list(keywordItems(CHANGES));
-  if ((p === 'by' || p === 'is') && decl?.kind === 'expect') return list(keywordItems(['>=', '<=', '>', '<']));
-  if (prev?.kind === 'number' && (decl?.kind === 'guard' || decl?.kind === 'expect')) return list(UNITS.map((u) => ({ label: u, kind: CompletionItemKind.Unit, detail: UNIT_DOC[u] })));
+  if (p === ')' && decl?.kind === 'expect') return list(CHANGES.map((c) => ({ label: c, kind: CompletionItemKind.Keyword, detail: CHANGE_TABLE[c] })));
+  if ((p === 'by' || p === 'is') && decl?.kind === 'expect') return list(keywordItems(COMPARISONS));
+  if (prev?.kind === 'number' && (decl?.kind === 'guard' || decl?.kind === 'expect')) return list(UNITS.map((u) => ({ label: u, kind: CompletionItemKind.Unit, detail: UNIT_TABLE[u] })));
   if (['select', 'or', 'minus', 'where'].includes(p ?? '') && decl?.kind === 'edit') {
     return list([
       ...keywordItems(SELECTOR_KEYWORDS, 'selector'),
@@ -225,14 +228,12 @@ export function resolveCompletion(item: CompletionItem, catalogOf: (dir: string)
   return { ...item, documentation: { kind: 'markdown', value: componentCard(catalog, data.key) } };
 }
 
-const STAT_DOC: Record<string, string> = {
-  norm: 'size of the rank-one piece, ‖U‖·‖V‖',
-  selectivity: 'selectivity(DATA[, OTHERS…]): mean |activation| on DATA over the others',
-  activation: 'activation(DATA): mean |activation| per token on DATA',
-  firing: 'firing(DATA): fraction of tokens of DATA where it is active',
+/** `selectivity(DATA[, OTHERS…]): mean |activation| …`, the completion detail and hover of a statistic. */
+const statDoc = (name: StatisticName) => {
+  const d = STATISTICS[name];
+  return d.args === 'none' ? d.doc : `${d.signature}: ${d.doc}`;
 };
 
-const UNIT_DOC: Record<string, string> = { nats: 'natural-log loss units', bits: 'log2 loss units (1 bit = 0.693 nats)', '%': 'relative to the loss before the edit' };
 
 const KEYWORD_DOC: Record<string, string> = {
   model: 'model NAME from "FILE or FOLDER" { tokenizer "…" components "…" sha256 "…" }',
@@ -248,7 +249,7 @@ const KEYWORD_DOC: Record<string, string> = {
   label: 'label /regex/flags: components whose label matches',
   or: 'union of two selections', minus: 'the left selection without the right one',
   tune: 'tune in [LOW, HIGH] maximize|minimize METRIC: search the scale factor on the metric\'s data',
-  ...STAT_DOC,
+  ...Object.fromEntries(STATISTIC_NAMES.map((n) => [n, statDoc(n)])),
 };
 
 export function hover(a: Analysis, offset: number): Hover | null {
@@ -386,47 +387,44 @@ export function documentSymbols(a: Analysis): DocumentSymbol[] {
   return out;
 }
 
-export const SEMANTIC_LEGEND = {
-  tokenTypes: ['keyword', 'namespace', 'variable', 'class', 'function', 'method', 'string', 'number', 'regexp', 'comment', 'operator', 'property'],
-  tokenModifiers: ['declaration'],
-};
+const TOKEN_TYPES = ['keyword', 'namespace', 'variable', 'class', 'function', 'method', 'string', 'number', 'regexp', 'comment', 'operator', 'property'] as const;
+type TokenType = (typeof TOKEN_TYPES)[number];
 
-const SYMBOL_TOKEN: Record<SymbolKind, number> = { model: 1, data: 2, guard: 3, edit: 4 };
-const KEYWORDS = new Set<string>([...RESERVED, ...MODEL_PROPS, ...SOURCES, ...CHANGES, ...OBJECTIVES, 'nats', 'bits', 'tune']);
+export const SEMANTIC_LEGEND = { tokenTypes: [...TOKEN_TYPES], tokenModifiers: ['declaration'] };
 
-/** LSP's relative encoding: line delta, start delta, length, type, modifiers; one token per lexeme. */
+const SYMBOL_TOKEN: Record<SymbolKind, TokenType> = { model: 'namespace', data: 'variable', guard: 'class', edit: 'function' };
+const KEYWORDS = new Set<string>([...RESERVED, ...MODEL_PROPS, ...SOURCES, ...CHANGES, ...OBJECTIVES, ...UNITS, 'tune']);
+const OPERATORS = new Set<string>(['==', ...COMPARISONS, '%']);
+
+/** LSP's relative encoding (SemanticTokensBuilder): one token per lexeme. */
 export function semanticTokens(a: Analysis): number[] {
   const refs = new Map<number, SymbolInfo | undefined>(a.references.map((r) => [r.span.start, r.symbol]));
   const defs = new Map<number, SymbolInfo>([...a.symbols.values()].map((s) => [s.def.start, s]));
   const whereTags = new Set(a.parse.file.decls.flatMap((d) => (d.kind === 'data' ? d.where.map((w) => w.tag.start) : [])));
   const items = [...a.parse.tokens, ...a.parse.comments].filter((t) => t.kind !== 'eof').sort((x, y) => x.start - y.start);
-  const data: number[] = [];
-  let line = 0;
-  let char = 0;
+  const builder = new SemanticTokensBuilder();
   for (const t of items) {
-    let type: number | undefined;
-    let mods = 0;
+    let type: TokenType | undefined;
+    let declaration = false;
     if (t.kind === 'ident') {
       const def = defs.get(t.start);
       const ref = refs.get(t.start);
-      if (def) (type = SYMBOL_TOKEN[def.kind]), (mods = 1);
+      if (def) (type = SYMBOL_TOKEN[def.kind]), (declaration = true);
       else if (ref) type = SYMBOL_TOKEN[ref.kind];
-      else if (whereTags.has(t.start)) type = 11;
-      else if (STAT_DOC[t.text] || t.text === 'loss') type = 5;
-      else if (KEYWORDS.has(t.text)) type = 0;
-    } else if (t.kind === 'string') type = 6;
-    else if (t.kind === 'number') type = 7;
-    else if (t.kind === 'regex') type = 8;
-    else if (t.kind === 'comment') type = 9;
-    else if (t.kind === 'punct' && ['==', '>=', '<=', '>', '<', '%'].includes(t.text)) type = 10;
+      else if (whereTags.has(t.start)) type = 'property';
+      else if (statisticDef(t.text) || t.text === 'loss') type = 'method';
+      else if (KEYWORDS.has(t.text)) type = 'keyword';
+    } else if (t.kind === 'string') type = 'string';
+    else if (t.kind === 'number') type = 'number';
+    else if (t.kind === 'regex') type = 'regexp';
+    else if (t.kind === 'comment') type = 'comment';
+    else if (t.kind === 'punct' && OPERATORS.has(t.text)) type = 'operator';
     if (type === undefined) continue;
     const p = a.lines.position(t.start);
     // Tokens never span lines (strings and regexes end at the line's end).
-    data.push(p.line - line, p.line === line ? p.character - char : p.character, t.end - t.start, type, mods);
-    line = p.line;
-    char = p.character;
+    builder.push(p.line, p.character, t.end - t.start, TOKEN_TYPES.indexOf(type), declaration ? 1 : 0);
   }
-  return data;
+  return builder.build().data;
 }
 
 export function foldingRanges(a: Analysis): FoldingRange[] {

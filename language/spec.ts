@@ -5,6 +5,7 @@
  */
 import type { DataSource } from '../engine/data';
 import type { Change, Comparison, Unit } from './ast';
+import type { StatisticSpec } from './statistics';
 
 export type { Change, Comparison, Unit } from './ast';
 
@@ -59,13 +60,8 @@ export type SelectorSpec =
   | { kind: 'top'; k: number; by: StatisticSpec; where?: SelectorSpec }
   | { kind: 'or' | 'minus'; left: SelectorSpec; right: SelectorSpec };
 
-/** Catalog statistics; `data` and `versus` are dataset names (guards already expanded). */
-export type StatisticSpec =
-  | { kind: 'norm' }
-  /** meanAbs on `data` over the mean of meanAbs on `versus`, or the catalog's selectivity when `versus` is absent. */
-  | { kind: 'selectivity'; data: string; versus?: string[] }
-  | { kind: 'activation'; data: string }
-  | { kind: 'firing'; data: string };
+/** Catalog statistics: one kind per entry of the table in statistics.ts. */
+export type { StatisticSpec } from './statistics';
 
 /** A metric of a dataset, or of each dataset of a guard. */
 export interface MetricSpec {

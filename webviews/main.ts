@@ -8,18 +8,24 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { ToWebview } from '../extension/protocol.js';
+import type { ToWebview, ViewKind } from '../extension/protocol.js';
 import { ComponentsView } from './components.js';
 import { PreviewView } from './preview.js';
 import { ReviewView } from './review.js';
 import { vscode } from './vscode.js';
 
+const VIEW_ELEMENTS: Record<ViewKind, () => PreviewView | ComponentsView | ReviewView> = {
+  preview: () => new PreviewView(),
+  components: () => new ComponentsView(),
+  review: () => new ReviewView(),
+};
+
 class App extends HTMLElement {
   private view?: PreviewView | ComponentsView | ReviewView;
 
   connectedCallback(): void {
-    const kind = this.getAttribute('view');
-    this.view = kind === 'components' ? new ComponentsView() : kind === 'review' ? new ReviewView() : new PreviewView();
+    const kind = this.getAttribute('view') ?? '';
+    this.view = (Object.hasOwn(VIEW_ELEMENTS, kind) ? VIEW_ELEMENTS[kind as ViewKind] : VIEW_ELEMENTS.preview)();
     this.append(this.view);
     const saved = vscode.getState()?.last;
     if (saved) this.receive(saved);

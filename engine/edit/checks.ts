@@ -9,10 +9,17 @@ import { ScalpelError } from '../errors';
 import { Origin } from './weights';
 import { DatasetDelta } from './preview';
 
-export type Unit = 'nats' | 'bits' | '%';
-export type Comparison = '<' | '<=' | '>' | '>=';
-/** rises: Δ; falls: −Δ; moves: |Δ|; is: the edited loss itself. */
-export type Change = 'rises' | 'falls' | 'moves' | 'is';
+/** The loss units, what each means; the spec language's parser, completion and grammar test read this table. */
+export const UNITS = { nats: 'natural-log loss units', bits: 'log2 loss units (1 bit = 0.693 nats)', '%': 'relative to the loss before the edit' } as const;
+export type Unit = keyof typeof UNITS;
+/** What a check compares: rises: Δ; falls: −Δ; moves: |Δ|; is: the edited loss itself. */
+export const CHANGES = { rises: 'Δloss (after − before)', falls: '−Δloss', moves: '|Δloss|, either way', is: 'the loss after the edit' } as const;
+export type Change = keyof typeof CHANGES;
+export const COMPARISONS = ['>=', '<=', '>', '<'] as const;
+export type Comparison = (typeof COMPARISONS)[number];
+
+/** The names of a table, in its order, as a tuple the parser can match keywords against. */
+export const names = <K extends string>(table: Record<K, unknown>): K[] => Object.keys(table) as K[];
 
 export interface Check {
   kind: 'guard' | 'expect';

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, RESERVED, SOURCES, TOP_KEYWORDS } from '../../language/parser';
+import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, RESERVED, SOURCES, TOP_KEYWORDS, UNITS } from '../../language/parser';
+import { STATISTIC_NAMES } from '../../language/statistics';
+import { VIEWS } from '../../extension/protocol';
 
 const ROOT = path.join(__dirname, '..', '..');
 const read = (f: string) => JSON.parse(fs.readFileSync(path.join(ROOT, f), 'utf8'));
@@ -26,9 +28,18 @@ test('the TextMate grammar covers every keyword and its patterns compile', () =>
   walk(grammar);
   for (const p of patterns) assert.doesNotThrow(() => new RegExp(p), p);
   const keywordRe = patterns.filter((p) => p.startsWith('\\b(')).map((p) => new RegExp(`^(?:${p})$`));
-  for (const word of [...RESERVED, ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...MODEL_PROPS, ...SOURCES, ...CHANGES, ...OBJECTIVES, 'nats', 'bits']) {
+  for (const word of [...RESERVED, ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...MODEL_PROPS, ...SOURCES, ...CHANGES, ...OBJECTIVES, ...UNITS.filter((u) => /^\w+$/.test(u))]) {
     assert.ok(keywordRe.some((re) => re.test(word)), `the grammar highlights "${word}"`);
   }
+  // Statistics are functions wherever they stand (after `by`, or called), so a new one needs no grammar change.
+  const fn = (grammar.repository.function.patterns as { match: string }[]).map((p) => new RegExp(p.match, 'g'));
+  const functionsIn = (line: string) => fn.flatMap((re) => [...line.matchAll(re)].map((m) => m[1]));
+  for (const name of [...STATISTIC_NAMES, 'loss']) {
+    assert.ok(!keywordRe.some((re) => re.test(name)), `no keyword pattern claims "${name}"`);
+    assert.ok(functionsIn(`  select top 1 by ${name}`).includes(name), `"by ${name}" is a function`);
+    assert.ok(functionsIn(`  select top 1 by ${name}(german, others)`).includes(name), `"${name}(…)" is a function`);
+  }
+  assert.deepEqual(functionsIn('expect e: loss(german) rises by >= 2 nats'), ['loss']);
 });
 
 test('the manifest contributes the language, its configuration, grammar and icon', () => {
@@ -40,4 +51,9 @@ test('the manifest contributes the language, its configuration, grammar and icon
   }
   const conf = read(lang.configuration);
   assert.equal(conf.comments.lineComment, '#');
+});
+
+test("the manifest's webview activation events are the extension's view types", () => {
+  const events: string[] = read('package.json').activationEvents.filter((e: string) => e.startsWith('onWebviewPanel:'));
+  assert.deepEqual(events.map((e) => e.slice('onWebviewPanel:'.length)).sort(), Object.values(VIEWS).map((v) => v.viewType).sort());
 });

@@ -1,0 +1,33 @@
+/**
+ * docs/language.md agrees with the language's tables: its statistics table lists exactly the
+ * statistics the checker accepts, with the same signature and meaning.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { STATISTICS } from '../../language/statistics';
+
+const LANGUAGE_MD = path.join(__dirname, '..', '..', 'docs', 'language.md');
+
+/** The rows of the markdown table right after the line `heading`. */
+function tableAfter(text: string, heading: string): string[] {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => l.trim() === heading);
+  assert.ok(at >= 0, `docs/language.md has the line "${heading}"`);
+  const rows: string[] = [];
+  for (let i = at + 1; i < lines.length; i++) {
+    if (!lines[i].startsWith('|')) {
+      if (rows.length) break;
+      continue;
+    }
+    rows.push(lines[i]);
+  }
+  return rows.slice(2);
+}
+
+test("the statistics table of docs/language.md is the checker's table", () => {
+  const rows = tableAfter(fs.readFileSync(LANGUAGE_MD, 'utf8'), 'Statistics (from the catalog\'s per-component metadata):');
+  const expected = Object.values(STATISTICS).map((d) => `| \`${d.signature}\` | ${d.doc.replace(/\|/g, '\\|')} |`);
+  assert.deepEqual(rows, expected);
+});

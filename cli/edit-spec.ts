@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
 import { loadPlan, lockedFor } from '../language/plan';
+import { runtimeFlags, runtimeFromFlags, runtimeUsage } from './runtime-flags';
 import { formatTable } from './table';
 
 export function metricsTable(o: EditOutcome): string {
@@ -64,7 +65,7 @@ Tuned scales come from SPEC.scalpel.lock when it was written for this spec, mode
   --tune-with-guards   use each edit's kept guards as constraints while tuning
   --json               machine-readable results
   --junit FILE         also write JUnit XML (one testcase per check)
-  --threads N          onnxruntime intra-op threads`;
+${runtimeUsage}`;
 
 export async function evalSpec(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -75,7 +76,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
       'tune-with-guards': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       junit: { type: 'string' },
-      threads: { type: 'string' },
+      ...runtimeFlags,
     },
     strict: true,
     allowPositionals: true,
@@ -83,9 +84,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new ScalpelError('eval takes one spec file (or --model and --data)');
   const started = performance.now();
   const plan = loadPlan(positionals[0]);
-  const threads = values.threads === undefined ? undefined : Number(values.threads);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads <= 0)) throw new ScalpelError(`--threads takes a positive whole number, not "${values.threads}"`);
-  const runner = await PlanRunner.open(plan, { threads });
+  const runner = await PlanRunner.open(plan, runtimeFromFlags(values));
   const outcomes: EditOutcome[] = [];
   try {
     const locked = values.retune ? undefined : lockedFor(runner);

@@ -16,6 +16,7 @@ import { modelSha256 } from '../engine/identity';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { LanguageModel, openLanguageModel } from '../engine/lm';
 import { initializersAsInputs } from '../engine/onnx/rewrite';
+import { RuntimeOptions, parseExecutionProviders } from '../engine/runtime';
 import { TraceAnalysis } from '../engine/trace/analysis';
 import { SIDES, Side, Tracer, patchFeeds } from '../engine/trace/trace';
 import { WorstToken, largestLossIncrease } from '../engine/trace/worst';
@@ -51,6 +52,10 @@ export interface ScalpelLaunchArgs {
   stopOnDivergence?: boolean;
   /** Relative L2 difference above which base and edited count as diverged (default 1e-4). */
   tolerance?: number;
+  /** Execution providers in order, as `scalpel.executionProvider` (`cpu`, `cuda`, `cuda,cpu`); default cpu. */
+  executionProvider?: string;
+  /** The GPU for cuda and tensorrt. */
+  deviceId?: number;
 }
 
 /** Each attribute's JSON type: the schema test compares it with package.json; `satisfies` keeps it complete. */
@@ -68,7 +73,14 @@ export const LAUNCH_ATTRIBUTES = {
   stopOnEntry: 'boolean',
   stopOnDivergence: 'boolean',
   tolerance: 'number',
+  executionProvider: 'string',
+  deviceId: 'integer',
 } as const satisfies Record<keyof ScalpelLaunchArgs, 'string' | 'integer' | 'number' | 'boolean' | 'object'>;
+
+function launchRuntimeOptions(args: ScalpelLaunchArgs, onFallback: (message: string) => void): RuntimeOptions {
+  const executionProviders = args.executionProvider === undefined ? undefined : parseExecutionProviders(args.executionProvider);
+  return { executionProviders, deviceId: args.deviceId, onFallback };
+}
 
 /** Editors check the schema as users type; a launch request can still carry anything. */
 function checkTypes(args: Record<string, unknown>): void {
@@ -117,15 +129,17 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
   if (args.input === undefined && args.example === undefined) throw new ScalpelError('the launch configuration needs "input" (text) or "example" (SOURCE#N, or DATASET#N with a spec)');
   const subject = args.spec ? fromSpec(args) : fromModel(args);
   const { lm, catalog, patches, datasets } = subject;
+  const fallbacks: string[] = [];
+  const rt = launchRuntimeOptions(args, (m) => fallbacks.push(m));
   let tracer: Tracer | undefined;
   const evaluators = new Map<Side, Promise<Evaluator>>();
   const evaluator = (side: Side) => {
     const key = patches ? side : 'base';
-    if (!evaluators.has(key)) evaluators.set(key, Evaluator.create(lm, key === 'edited' ? { edit: initializersAsInputs(lm.onnx, [...patches!.keys()]), feeds: patchFeeds(lm.onnx, patches!) } : {}));
+    if (!evaluators.has(key)) evaluators.set(key, Evaluator.create(lm, key === 'edited' ? { ...rt, edit: initializersAsInputs(lm.onnx, [...patches!.keys()]), feeds: patchFeeds(lm.onnx, patches!) } : rt));
     return evaluators.get(key)!;
   };
   try {
-    tracer = await Tracer.create(lm, { patches });
+    tracer = await Tracer.create(lm, { ...rt, patches });
     let text = args.input;
     let worst: WorstToken | undefined;
     if (text === undefined) {
@@ -159,6 +173,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
     const summary = [
       `traced ${tokens.length} tokens${ids.length > tokens.length ? ` (input cut to the model's context of ${lm.contextLength})` : ''} through ${trace.hasEdit ? 'base and edited' : 'the base model (no edit)'}; position ${position}, target ${JSON.stringify(lm.tokenizer.tokenText(target))}`,
       `edit: ${subject.description}`,
+      ...fallbacks.map((m) => `warning: ${m}`),
     ];
     runtime.prepare();
     const losses = SIDES.map((side) => analysis.tokenLosses(side));

@@ -11,7 +11,7 @@ import { ScalpelError } from './errors';
 import { LanguageModel } from './lm';
 import { DataType, OnnxModel, dtypeName } from './onnx/model';
 import { GraphEdit, combineEdits } from './onnx/rewrite';
-import { createSession, firstLine } from './session';
+import { SessionOptions, createSession, firstLine } from './session';
 import { TextTokenizer } from './tokenizer';
 
 export interface TokenizedDataset {
@@ -58,13 +58,11 @@ export function tokenizeDataset(ds: Dataset, tokenizer: TextTokenizer, maxTokens
   return { name: ds.name, source: ds.source, ids: Int32Array.from(clipped), documentStarts };
 }
 
-export interface EvaluatorOptions {
+export interface EvaluatorOptions extends SessionOptions {
   /** Windows per ORT run (default: as many as `memoryBudget` allows, at most 8). */
   batchSize?: number;
   /** Bytes the logits of one run may take (default 512 MiB); sets the default batch size. */
   memoryBudget?: number;
-  /** ORT intra-op threads (default: ORT's choice). */
-  threads?: number;
   /** The graph to run (default the model's own; e.g. one with gated paths added in memory). */
   model?: OnnxModel;
   /** A rewrite of that graph to evaluate instead (weights as inputs, extra outputs, a cut). */

@@ -9,15 +9,13 @@
  */
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ScalpelError } from './errors';
 import { OnnxModel } from './onnx/model';
 import { GraphEdit, rewriteModel } from './onnx/rewrite';
 import { FileSource } from './onnx/wire';
+import { RuntimeOptions, startSession } from './runtime';
 
-export interface SessionOptions {
-  /** ORT intra-op threads (default: ORT's choice). */
-  threads?: number;
-}
+/** Where the session runs (execution providers, device, threads): engine/runtime.ts. */
+export type SessionOptions = RuntimeOptions;
 
 /** Inline tensors below this size stay in the graph (shapes, axes, scalars). */
 const REFERENCE_FROM_BYTES = 1024;
@@ -31,22 +29,14 @@ export function sessionGraph(model: OnnxModel, edit: GraphEdit = {}): { bytes: B
   return { bytes, folder: model.file !== undefined ? path.dirname(model.file) : undefined };
 }
 
-export function sessionOptions(opts: SessionOptions, folder?: string): ort.InferenceSession.SessionOptions {
-  return {
-    graphOptimizationLevel: 'all',
-    ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-    ...(folder ? { extra: { session: { model_external_initializers_file_folder_path: folder } } } : {}),
-  };
+function externalDataOptions(folder?: string): ort.InferenceSession.SessionOptions {
+  return folder ? { extra: { session: { model_external_initializers_file_folder_path: folder } } } : {};
 }
 
 /** A session over `model` rewritten by `edit`; `what` names the graph in the error ("the model", "the traced model"). */
 export async function createSession(model: OnnxModel, edit: GraphEdit, opts: SessionOptions = {}, what = 'the model'): Promise<ort.InferenceSession> {
   const { bytes, folder } = sessionGraph(model, edit);
-  try {
-    return await ort.InferenceSession.create(bytes, sessionOptions(opts, folder));
-  } catch (err) {
-    throw new ScalpelError(`onnxruntime cannot load ${what}: ${firstLine(err)}`, model.file);
-  }
+  return startSession(bytes, opts, what, model.file, externalDataOptions(folder));
 }
 
 export function firstLine(err: unknown): string {

@@ -10,7 +10,7 @@ import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
 import { Panel } from './panels';
-import type { ApplyResult, CatalogView, DatasetView, FromWebview, PreviewResult, ReviewResult } from './protocol';
+import type { ApplyResult, CatalogView, DatasetView, FromWebview, JobRuntime, PreviewResult, ReviewResult } from './protocol';
 import { VIEWS, VIEW_KINDS } from './protocol';
 import { SpecTests } from './tests';
 
@@ -31,7 +31,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
   const cli = path.join(dist.fsPath, 'cli.js');
   const jobs = new JobRunner(path.join(dist.fsPath, 'worker.js'), log);
   const config = () => vscode.workspace.getConfiguration('scalpel');
-  const threads = () => config().get<number>('threads') || undefined;
+  const runtime = (): JobRuntime => ({
+    threads: config().get<number>('threads') || undefined,
+    executionProvider: config().get<string>('executionProvider') || undefined,
+    // Providers that take no device id (cpu) ignore it.
+    deviceId: config().get<number>('deviceId') || undefined,
+  });
 
   const status = vscode.window.createStatusBarItem('scalpel.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Scalpel';
@@ -143,7 +148,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
 
   let lastPreview: PreviewResult | undefined;
   const previewJob = (spec: string, edit?: string) =>
-    ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 7, sweepTokens: config().get<number>('preview.sweepTokens') ?? 256, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, threads: threads() }) as const;
+    ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 7, sweepTokens: config().get<number>('preview.sweepTokens') ?? 256, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, runtime: runtime() }) as const;
 
   /** The preview in flight: a newer one cancels it (its worker is killed). */
   let previewing: vscode.CancellationTokenSource | undefined;
@@ -195,7 +200,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       edits = pick === all ? [] : [pick];
     }
     try {
-      const r = await jobs.withProgress<ApplyResult>(`Scalpel: applying ${edits.join(', ') || 'all edits'}`, { kind: 'apply', spec: spec.fsPath, out, edits, threads: threads() });
+      const r = await jobs.withProgress<ApplyResult>(`Scalpel: applying ${edits.join(', ') || 'all edits'}`, { kind: 'apply', spec: spec.fsPath, out, edits, runtime: runtime() });
       await context.workspaceState.update(`applied:${spec.fsPath}`, text);
       const failed = r.checks.filter((c) => !c.pass);
       const msg = `Scalpel: wrote ${path.basename(r.out)} and ${path.basename(r.lock)}; ${r.checks.length - failed.length} of ${r.checks.length} checks passed`;
@@ -293,10 +298,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       // Stop where the edit first changes the forward pass; with no divergence, at the first point.
       stopOnDivergence: true,
       stopOnEntry: true,
+      executionProvider: runtime().executionProvider,
+      deviceId: runtime().deviceId,
     });
   }
 
-  const tests = new SpecTests(context, jobs, threads, trusted, record, debuggerContributed ? debugEdit : undefined);
+  const tests = new SpecTests(context, jobs, runtime, trusted, record, debuggerContributed ? debugEdit : undefined);
 
   context.subscriptions.push(
     vscode.commands.registerCommand('scalpel.previewEdit', preview),

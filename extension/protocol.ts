@@ -15,11 +15,19 @@ export const VIEWS = {
 export type ViewKind = keyof typeof VIEWS;
 export const VIEW_KINDS = Object.keys(VIEWS) as ViewKind[];
 
+/** Where a job's model runs: the scalpel.threads, scalpel.executionProvider and scalpel.deviceId settings. */
+export interface JobRuntime {
+  threads?: number;
+  /** `cpu`, `cuda`, `cuda,cpu`, … (checked by the worker). */
+  executionProvider?: string;
+  deviceId?: number;
+}
+
 export type Job =
   /** `text`: the editor's text of the spec, saved or not (else the worker reads the file). */
-  | { kind: 'preview'; spec: string; text?: string; edit?: string; sweepPoints: number; sweepTokens: number; heatmapTokens: number; threads?: number }
-  | { kind: 'evaluate'; spec: string; threads?: number }
-  | { kind: 'apply'; spec: string; out: string; edits: string[]; threads?: number }
+  | { kind: 'preview'; spec: string; text?: string; edit?: string; sweepPoints: number; sweepTokens: number; heatmapTokens: number; runtime?: JobRuntime }
+  | { kind: 'evaluate'; spec: string; runtime?: JobRuntime }
+  | { kind: 'apply'; spec: string; out: string; edits: string[]; runtime?: JobRuntime }
   | { kind: 'review'; spec: string }
   | { kind: 'catalog'; spec: string };
 

@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
-import type { CheckView, DatasetView, EvaluateResult } from './protocol';
+import type { CheckView, DatasetView, EvaluateResult, JobRuntime } from './protocol';
 
 type Debug = (spec: vscode.Uri, edit?: string, dataset?: string) => Promise<boolean>;
 
@@ -23,7 +23,7 @@ export class SpecTests {
   constructor(
     context: vscode.ExtensionContext,
     private readonly jobs: JobRunner,
-    private readonly threads: () => number | undefined,
+    private readonly runtime: () => JobRuntime,
     private readonly trusted: () => boolean,
     private readonly record: (spec: string, edit: string, datasets: DatasetView[], scale: number, text: string) => void,
     debug: Debug | undefined,
@@ -113,7 +113,7 @@ export class SpecTests {
         const text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
         let r: EvaluateResult;
         try {
-          r = await (token ? this.jobs.run<EvaluateResult>({ kind: 'evaluate', spec: uri.fsPath, threads: this.threads() }, token, (m) => run.appendOutput(`${m}\r\n`)) : this.jobs.withProgress<EvaluateResult>('Scalpel: evaluating the spec', { kind: 'evaluate', spec: uri.fsPath, threads: this.threads() }));
+          r = await (token ? this.jobs.run<EvaluateResult>({ kind: 'evaluate', spec: uri.fsPath, runtime: this.runtime() }, token, (m) => run.appendOutput(`${m}\r\n`)) : this.jobs.withProgress<EvaluateResult>('Scalpel: evaluating the spec', { kind: 'evaluate', spec: uri.fsPath, runtime: this.runtime() }));
         } catch (err) {
           if (err instanceof CancelledJob) {
             wanted.forEach((t) => run.skipped(t));

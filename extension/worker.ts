@@ -14,13 +14,20 @@ import { EditPlan } from '../engine/edit/plan';
 import { linspace, sweep } from '../engine/edit/preview';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
 import { TokenizedDataset } from '../engine/evaluate';
+import { RuntimeOptions, parseExecutionProviders } from '../engine/runtime';
 import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
 import { loadPlan, lockedFor } from '../language/plan';
-import type { CatalogView, CheckView, DatasetView, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
+import type { CatalogView, CheckView, DatasetView, Job, JobResult, JobRuntime, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
 const send = (m: WorkerMessage) => process.send!(m);
+
+/** The settings' runtime, checked here (a bad setting is the job's error); a fallback is shown as a status line. */
+function runtimeOptions(r: JobRuntime | undefined): RuntimeOptions {
+  const executionProviders = r?.executionProvider ? parseExecutionProviders(r.executionProvider) : undefined;
+  return { threads: r?.threads, executionProviders, deviceId: r?.deviceId, onFallback: (m) => send({ type: 'status', message: `warning: ${m}` }) };
+}
 
 function checkViews(o: EditOutcome): CheckView[] {
   return o.checks.map((c) => ({
@@ -68,7 +75,7 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
   const started = performance.now();
   // An unsaved text is its own spec: the lock matches (or not) against it, not against the file on disk.
   const plan = loadPlan(job.spec, job.text);
-  const runner = await PlanRunner.open(plan, { threads: job.threads });
+  const runner = await PlanRunner.open(plan, runtimeOptions(job.runtime));
   try {
     const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];
     const o = await runner.run([edit.name], { locked: lockedFor(runner), onStatus: (message) => send({ type: 'status', message }) });
@@ -110,7 +117,7 @@ async function run(job: Job): Promise<JobResult> {
     case 'evaluate': {
       const started = performance.now();
       const plan = loadPlan(job.spec);
-      const runner = await PlanRunner.open(plan, { threads: job.threads });
+      const runner = await PlanRunner.open(plan, runtimeOptions(job.runtime));
       try {
         const locked = lockedFor(runner);
         const outcomes: EditOutcome[] = [];
@@ -129,7 +136,7 @@ async function run(job: Job): Promise<JobResult> {
     case 'apply': {
       const started = performance.now();
       const plan = loadPlan(job.spec);
-      const runner = await PlanRunner.open(plan, { threads: job.threads });
+      const runner = await PlanRunner.open(plan, runtimeOptions(job.runtime));
       try {
         const r = await applyPlan(runner, { edits: job.edits, outFile: job.out, onStatus: (message) => send({ type: 'status', message }) });
         return { spec: job.spec, out: r.outFile, lock: r.lockFile, checks: checkViews(r.outcome), datasets: datasetViews(plan, r.outcome), seconds: (performance.now() - started) / 1000 };

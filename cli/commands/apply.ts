@@ -7,7 +7,7 @@ import { applyPlan } from '../../engine/edit/apply';
 import { PlanRunner } from '../../engine/edit/run';
 import { describeOutcome } from '../edit-spec';
 import { loadPlan } from '../../language/plan';
-import { positiveInt } from './eval';
+import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
 const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]
 
@@ -22,7 +22,7 @@ the same bytes. Exit 1 when a guard or expectation fails (the output is still wr
   --lock FILE          lock file (default: SPEC.scalpel.lock)
   --retune             ignore the lock's tuned scales and tune again
   --tune-with-guards   use the kept guards as constraints while tuning
-  --threads N          onnxruntime intra-op threads`;
+${runtimeUsage}`;
 
 export const applyCommand: Command = {
   name: 'apply',
@@ -37,7 +37,7 @@ export const applyCommand: Command = {
         lock: { type: 'string' },
         retune: { type: 'boolean', default: false },
         'tune-with-guards': { type: 'boolean', default: false },
-        threads: { type: 'string' },
+        ...runtimeFlags,
       },
       strict: true,
       allowPositionals: true,
@@ -45,7 +45,7 @@ export const applyCommand: Command = {
     if (positionals.length !== 1) throw new ScalpelError('apply takes one spec file');
     if (!values.out) throw new ScalpelError('apply needs -o OUT.onnx');
     const plan = loadPlan(positionals[0]);
-    const runner = await PlanRunner.open(plan, { threads: positiveInt(values.threads, '--threads') });
+    const runner = await PlanRunner.open(plan, runtimeFromFlags(values));
     try {
       const r = await applyPlan(runner, {
         edits: values.edit ?? [],

@@ -8,6 +8,7 @@ import { openLanguageModel } from '../../engine/lm';
 import { Evaluator, evaluateAll, tokenizeDataset } from '../../engine/evaluate';
 import { evalSpec, specEvalUsage } from '../edit-spec';
 import { datasetLossJson } from '../../engine/report';
+import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
 const usage = `scalpel eval --model DIR|FILE --data SOURCE [--data SOURCE …] [options]
        scalpel eval SPEC.scalpel [--edit NAME] [--json] [--junit FILE]   (see below)
@@ -20,7 +21,7 @@ Held-out next-token loss of a model on each dataset, in nats per token.
                        inline:TEXT, or a path; repeat for several datasets
   --max-tokens N       score at most N tokens per dataset
   --batch N            windows per run (default 8)
-  --threads N          onnxruntime intra-op threads
+${runtimeUsage}
   --json               machine-readable output
   --per-token          with --json: every scored token's text and loss
 
@@ -40,7 +41,7 @@ export const evalCommand: Command = {
         data: { type: 'string', multiple: true },
         'max-tokens': { type: 'string' },
         batch: { type: 'string' },
-        threads: { type: 'string' },
+        ...runtimeFlags,
         json: { type: 'boolean', default: false },
         'per-token': { type: 'boolean', default: false },
       },
@@ -52,7 +53,7 @@ export const evalCommand: Command = {
     const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer });
     const maxTokens = positiveInt(values['max-tokens'], '--max-tokens') ?? Infinity;
     const datasets = values.data.map((arg) => tokenizeDataset(loadDataset(arg, parseDataArg(arg)), lm.tokenizer, maxTokens));
-    const ev = await Evaluator.create(lm, { batchSize: positiveInt(values.batch, '--batch'), threads: positiveInt(values.threads, '--threads') });
+    const ev = await Evaluator.create(lm, { ...runtimeFromFlags(values), batchSize: positiveInt(values.batch, '--batch') });
     const bar = new ProgressBar('eval');
     const controller = new AbortController();
     const onSigint = () => controller.abort();

@@ -12,6 +12,7 @@ import { labelCatalog, taggedDataset } from '../../engine/label';
 import { mostSelective, tagName } from '../../engine/label/stats';
 import { ComponentInfo } from '../../engine/catalog/types';
 import { positiveInt } from './eval';
+import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
 const usage = `scalpel label --model DIR|FILE [--components DIR] --data [TAG=]SOURCE --data … [options]
 scalpel label --model DIR|FILE [--components DIR] --set KEY=TEXT [--set …]
@@ -30,7 +31,8 @@ automatic label such as "German (9.4× vs fr/es/it/en)". Human and imported labe
                          functions, as SPD catalogs do) or of |x·V[:, c]|·‖U[c]‖
   --firing-threshold X   above which a component fires (default 0.5 for CI, 0.1 for activations)
   --set KEY=TEXT         set a human label (no model run); --set KEY= removes it
-  --batch N, --threads N windows per run, onnxruntime threads
+  --batch N              windows per run
+${runtimeUsage}
   --tokenizer FILE       tokenizer.json to use (or "bytes")`;
 
 export const labelCommand: Command = {
@@ -50,7 +52,7 @@ export const labelCommand: Command = {
         measure: { type: 'string' },
         set: { type: 'string', multiple: true },
         batch: { type: 'string' },
-        threads: { type: 'string' },
+        ...runtimeFlags,
         tokenizer: { type: 'string' },
       },
       strict: true,
@@ -98,7 +100,7 @@ export const labelCommand: Command = {
         firingThreshold: threshold,
         measure,
         batchSize: positiveInt(values.batch, '--batch'),
-        threads: positiveInt(values.threads, '--threads'),
+        ...runtimeFromFlags(values),
         signal: controller.signal,
         onProgress: (p) => bar.update(p.done, p.total, p.tag),
       });

@@ -7,6 +7,7 @@ import { loadDataset } from '../data';
 import { ScalpelError } from '../errors';
 import { TokenizedDataset, tokenizeDataset } from '../evaluate';
 import { LanguageModel, openLanguageModel } from '../lm';
+import { RuntimeOptions, runtimeOf } from '../runtime';
 import { CatalogTensors, openCatalogTensors } from '../catalog/read';
 import * as path from 'node:path';
 import { Check, CheckResult, runCheck, violation } from './checks';
@@ -62,7 +63,7 @@ export class PlanRunner {
   ) {}
 
   /** `components`: another source than the plan's catalog (e.g. the neuron basis, for baselines). */
-  static async open(plan: EditPlan, opts: { threads?: number; components?: ComponentSource } = {}): Promise<PlanRunner> {
+  static async open(plan: EditPlan, opts: RuntimeOptions & { components?: ComponentSource } = {}): Promise<PlanRunner> {
     const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
     const editor = new WeightEditor(lm.onnx);
     if (!plan.edits.length) throw new ScalpelError('the spec has no edit', plan.specFile);
@@ -77,7 +78,7 @@ export class PlanRunner {
       const components = new Map<string, Component>();
       const source = opts.components ?? (catalog && new CatalogComponents(catalog));
       if (source) for (const e of plan.edits) for (const key of e.components) components.set(key, source.get(key, e.origin));
-      const session = await PreviewSession.create(lm, editor, editor.initializers([...components.values()]), { threads: opts.threads });
+      const session = await PreviewSession.create(lm, editor, editor.initializers([...components.values()]), runtimeOf(opts));
       return new PlanRunner(plan, lm, editor, catalog, components, session);
     } catch (err) {
       catalog?.close();

@@ -18,6 +18,7 @@ import { LanguageModel } from '../lm';
 import { DataType, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { NodeSpec, TensorSpec, buildModel, floatTensor } from '../onnx/build';
+import { RuntimeOptions, runtimeOf, startSession } from '../runtime';
 import { inOut } from '../decompose';
 import { autoLabel, round, selectivity } from './stats';
 import { ciGraph } from '../catalog/ci';
@@ -52,7 +53,7 @@ export function taggedDataset(arg: string, lm: LanguageModel, opts: { split?: nu
   };
 }
 
-export interface LabelOptions {
+export interface LabelOptions extends RuntimeOptions {
   /**
    * `ci`: statistics of the catalog's causal-importance functions (SPD catalogs carry them);
    * `activation`: of x·V[:, c]·‖U[c]‖. Default: `ci` where every module has CI functions.
@@ -67,7 +68,6 @@ export interface LabelOptions {
   outputTokens?: number;
   /** Windows per ORT run; default: as many as keep one run's activations near 64 MB. */
   batchSize?: number;
-  threads?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress & { tag: string }) => void;
 }
@@ -159,7 +159,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   }
   const edit = { addInitializers, addNodes, addOutputs: plans.map((p) => ({ name: p.output, elemType: DataType.FLOAT })) };
   const batchSize = opts.batchSize ?? Math.max(1, Math.min(8, Math.floor(MAX_BATCH_FLOATS / (lm.contextLength * Math.max(1, total)))));
-  const ev = await Evaluator.create(lm, { edit, batchSize, threads: opts.threads });
+  const ev = await Evaluator.create(lm, { ...runtimeOf(opts), edit, batchSize });
 
   const T = tags.length;
   const sumAbs = new Float64Array(T * total);
@@ -245,7 +245,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   const activationSeconds = (performance.now() - started) / 1000;
 
   const outStarted = performance.now();
-  const outputSide = await outputStatistics(lm, plans, opts.outputTokens ?? 5, opts.threads);
+  const outputSide = await outputStatistics(lm, plans, opts.outputTokens ?? 5, runtimeOf(opts));
   const outputSeconds = (performance.now() - outStarted) / 1000;
 
   const radius = opts.contextRadius ?? 4;
@@ -332,7 +332,7 @@ interface OutputSide {
  * up-projections first through their block's down-projection (GELU linearised); lm_head's are logits.
  * All of it runs in small ORT graphs ending in TopK, so 40,000 components take seconds.
  */
-async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: number, threads?: number): Promise<Map<string, OutputSide>> {
+async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: number, rt: RuntimeOptions): Promise<Map<string, OutputSide>> {
   const out = new Map<string, OutputSide>();
   const all = moduleWeights(lm.onnx);
   const unembed = all.find((w) => w.outputTensor === lm.logitsName || lm.onnx.nodes.some((n) => n.inputs.includes(w.outputTensor) && n.outputs.includes(lm.logitsName)));
@@ -342,7 +342,6 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
   const kk = Math.min(k, vocab);
   const lnNode = lm.onnx.nodes.find((n) => n.outputs.includes(unembed.inputTensor) && n.opType === 'LayerNormalization');
   const gamma = lnNode && lm.onnx.initializers.has(lnNode.inputs[1]) ? readFloatTensor(lm.onnx, lnNode.inputs[1]) : undefined;
-  const options: ort.InferenceSession.SessionOptions = threads ? { intraOpNumThreads: threads } : {};
   const sessions = new Map<string, ort.InferenceSession>();
   /** x (N, width) [· down] [centre, · γ] [· W_U] → TopK largest and smallest; one session per path. */
   const session = async (key: string, width: number, down?: ModuleWeight, toLogits = true) => {
@@ -379,7 +378,7 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       nodes,
       outputs: ['top_v', 'top_i', 'bot_v', 'bot_i'].map((name) => ({ name, elemType: name.endsWith('_i') ? DataType.INT64 : DataType.FLOAT, shape: ['n', kk] })),
     });
-    s = await ort.InferenceSession.create(graph, options);
+    s = await startSession(graph, rt, 'the output-statistics graph', lm.file);
     sessions.set(key, s);
     return s;
   };

@@ -11,18 +11,17 @@ import { pastFeeds } from '../evaluate';
 import { DataType, OnnxModel, OpenedModel, openModel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight } from '../onnx/modules';
 import { initializersAsInputs } from '../onnx/rewrite';
-import { createSession } from '../session';
+import { SessionOptions, createSession } from '../session';
 import { Capture, ModelStructure, analyzeModel } from './graph';
 
 export type Side = 'base' | 'edited';
 export const SIDES: readonly Side[] = ['base', 'edited'];
 
-export interface TracerOptions {
+export interface TracerOptions extends SessionOptions {
   /** Replaced float32 initializers (an edit's patched weights), each in the initializer's own layout. */
   patches?: Map<string, Float32Array>;
   /** A whole edited model on disk (e.g. written by `scalpel apply`); its graph must match the base's. */
   editedFile?: string;
-  threads?: number;
 }
 
 /** How the edited side runs: the base session fed patched weights, or a session of its own over another file. */
@@ -66,13 +65,13 @@ export class Tracer {
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const patches = opts.patches?.size ? opts.patches : undefined;
     if (patches) checkPatches(lm.onnx, patches);
-    const session = await createTraceSession(lm.onnx, structure, [...(patches?.keys() ?? [])], opts.threads);
+    const session = await createTraceSession(lm.onnx, structure, [...(patches?.keys() ?? [])], opts);
     if (patches) return new Tracer(lm, structure, session, { kind: 'patches', patches });
     if (!opts.editedFile) return new Tracer(lm, structure, session, { kind: 'none' });
     const model = openModel(opts.editedFile);
     try {
       checkSameGraph(lm.onnx, model, structure);
-      const editedSession = await createTraceSession(model, structure, [], opts.threads);
+      const editedSession = await createTraceSession(model, structure, [], opts);
       return new Tracer(lm, structure, session, { kind: 'file', model, session: editedSession });
     } catch (err) {
       model.close();
@@ -211,11 +210,11 @@ function checkSameGraph(base: OnnxModel, edited: OnnxModel, structure: ModelStru
 }
 
 /** A session recording every capture; `asInputs`: initializers fed per run (an edit's patched weights). */
-async function createTraceSession(model: OnnxModel, structure: ModelStructure, asInputs: string[], threads?: number): Promise<ort.InferenceSession> {
+async function createTraceSession(model: OnnxModel, structure: ModelStructure, asInputs: string[], opts: SessionOptions): Promise<ort.InferenceSession> {
   const existing = new Set(model.outputs.map((o) => o.name));
   const probs = new Set([...structure.valuePaths.values()].map((v) => v.probs));
   const addOutputs = recordedTensors(structure)
     .filter((t) => !existing.has(t))
     .map((name) => ({ name, elemType: DataType.FLOAT, shape: probs.has(name) ? ['batch', 'heads', 'sequence', 'sequence'] : ['batch', 'sequence', `${name}_width`] }));
-  return createSession(model, { ...initializersAsInputs(model, asInputs), addOutputs }, { threads }, 'the traced model');
+  return createSession(model, { ...initializersAsInputs(model, asInputs), addOutputs }, opts, 'the traced model');
 }

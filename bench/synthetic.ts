@@ -4,8 +4,9 @@
  */
 import * as fs from 'node:fs';
 import { DataType } from '../engine/onnx/model';
-import { Writer, encodeVarint, fieldHeader } from '../engine/onnx/wire';
+import { Writer, fieldHeader } from '../engine/onnx/wire';
 import { encodeNode, encodeValueInfo } from '../engine/onnx/build';
+import { GraphProto, ModelProto, OperatorSetIdProto, TensorProto } from '../engine/onnx/schema';
 
 export function gpt2SmallShapes(): [string, number[]][] {
   const d = 768;
@@ -26,8 +27,8 @@ export function gpt2SmallShapes(): [string, number[]][] {
 }
 
 function tensorHeader(name: string, dims: number[], payload: number): Buffer {
-  const head = new Writer().packedInts(1, dims).varintField(2, DataType.FLOAT).stringField(8, name).finish();
-  return Buffer.concat([head, encodeVarint(9 * 8 + 2), encodeVarint(payload)]);
+  const head = new Writer().packedInts(TensorProto.dims, dims).varintField(TensorProto.dataType, DataType.FLOAT).stringField(TensorProto.name, name).finish();
+  return Buffer.concat([head, fieldHeader(TensorProto.rawData, payload)]);
 }
 
 /** Writes the model; returns its parameter count. */
@@ -35,8 +36,8 @@ export function writeGpt2Small(file: string): number {
   const shapes = gpt2SmallShapes();
   const node = encodeNode({ name: 'Identity', opType: 'Identity', inputs: ['x'], outputs: ['y'] }).finish();
   const io = [
-    Buffer.concat([fieldHeader(1, node.length), node]),
-    ...[['x', 11], ['y', 12]].map(([n, f]) => {
+    Buffer.concat([fieldHeader(GraphProto.node, node.length), node]),
+    ...[['x', GraphProto.input], ['y', GraphProto.output]].map(([n, f]) => {
       const v = encodeValueInfo({ name: n as string, elemType: DataType.FLOAT, shape: [1] }).finish();
       return Buffer.concat([fieldHeader(f as number, v.length), v]);
     }),
@@ -45,14 +46,14 @@ export function writeGpt2Small(file: string): number {
   const headers = shapes.map(([name, dims]) => {
     const n = dims.reduce((a, b) => a * b, 1) * 4;
     const h = tensorHeader(name, dims, n);
-    const framing = fieldHeader(5, h.length + n);
+    const framing = fieldHeader(GraphProto.initializer, h.length + n);
     graphLength += framing.length + h.length + n;
     return { framing, h, n };
   });
   const fd = fs.openSync(file, 'w');
   try {
-    fs.writeSync(fd, new Writer().varintField(1, 8).finish());
-    fs.writeSync(fd, fieldHeader(7, graphLength));
+    fs.writeSync(fd, new Writer().varintField(ModelProto.irVersion, 8).finish());
+    fs.writeSync(fd, fieldHeader(ModelProto.graph, graphLength));
     for (const b of io) fs.writeSync(fd, b);
     let seed = 12345;
     const chunk = new Float32Array(1 << 20);
@@ -68,7 +69,7 @@ export function writeGpt2Small(file: string): number {
         fs.writeSync(fd, new Uint8Array(chunk.buffer, 0, m * 4));
       }
     }
-    fs.writeSync(fd, new Writer().messageField(8, new Writer().stringField(1, '').varintField(2, 17)).finish());
+    fs.writeSync(fd, new Writer().messageField(ModelProto.opsetImport, new Writer().stringField(OperatorSetIdProto.domain, '').varintField(OperatorSetIdProto.version, 17)).finish());
   } finally {
     fs.closeSync(fd);
   }

@@ -4,6 +4,7 @@
  */
 import { Writer } from './wire';
 import { DataType } from './model';
+import { AttributeProto, AttributeType, DataLocation, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeDimension, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto } from './schema';
 
 export interface AttributeSpec {
   name: string;
@@ -41,56 +42,57 @@ export interface TensorSpec {
 }
 
 export function encodeAttribute(a: AttributeSpec): Writer {
-  const w = new Writer().stringField(1, a.name);
-  if (a.f !== undefined) return w.float32Field(2, a.f).varintField(20, 1);
-  if (a.i !== undefined) return w.varintField(3, a.i).varintField(20, 2);
-  if (a.s !== undefined) return w.stringField(4, a.s).varintField(20, 3);
-  if (a.ints !== undefined) return w.packedInts(8, a.ints).varintField(20, 7);
+  const w = new Writer().stringField(AttributeProto.name, a.name);
+  if (a.f !== undefined) return w.float32Field(AttributeProto.f, a.f).varintField(AttributeProto.type, AttributeType.FLOAT);
+  if (a.i !== undefined) return w.varintField(AttributeProto.i, a.i).varintField(AttributeProto.type, AttributeType.INT);
+  if (a.s !== undefined) return w.stringField(AttributeProto.s, a.s).varintField(AttributeProto.type, AttributeType.STRING);
+  if (a.ints !== undefined) return w.packedInts(AttributeProto.ints, a.ints).varintField(AttributeProto.type, AttributeType.INTS);
   throw new Error(`attribute ${a.name} has no value`);
 }
 
 export function encodeNode(n: NodeSpec): Writer {
   const w = new Writer();
-  for (const i of n.inputs) w.stringField(1, i);
-  for (const o of n.outputs) w.stringField(2, o);
-  w.stringField(3, n.name).stringField(4, n.opType);
-  for (const a of n.attributes ?? []) w.messageField(5, encodeAttribute(a));
-  if (n.domain) w.stringField(7, n.domain);
+  for (const i of n.inputs) w.stringField(NodeProto.input, i);
+  for (const o of n.outputs) w.stringField(NodeProto.output, o);
+  w.stringField(NodeProto.name, n.name).stringField(NodeProto.opType, n.opType);
+  for (const a of n.attributes ?? []) w.messageField(NodeProto.attribute, encodeAttribute(a));
+  if (n.domain) w.stringField(NodeProto.domain, n.domain);
   return w;
 }
 
 export function encodeValueInfo(v: ValueInfoSpec): Writer {
   // Element type 0 (UNDEFINED): a name-only value info; onnxruntime infers the type of such an output.
-  if (v.elemType === 0) return new Writer().stringField(1, v.name);
-  const tensorType = new Writer().varintField(1, v.elemType);
+  if (v.elemType === 0) return new Writer().stringField(ValueInfoProto.name, v.name);
+  const tensorType = new Writer().varintField(TypeProtoTensor.elemType, v.elemType);
   if (v.shape) {
     const shape = new Writer();
     for (const d of v.shape) {
-      shape.messageField(1, typeof d === 'number' ? new Writer().varintField(1, d) : new Writer().stringField(2, d));
+      const dim = typeof d === 'number' ? new Writer().varintField(TensorShapeDimension.dimValue, d) : new Writer().stringField(TensorShapeDimension.dimParam, d);
+      shape.messageField(TensorShapeProto.dim, dim);
     }
-    tensorType.messageField(2, shape);
+    tensorType.messageField(TypeProtoTensor.shape, shape);
   }
-  return new Writer().stringField(1, v.name).messageField(2, new Writer().messageField(1, tensorType));
+  return new Writer().stringField(ValueInfoProto.name, v.name).messageField(ValueInfoProto.type, new Writer().messageField(TypeProto.tensorType, tensorType));
 }
 
 export function encodeTensor(t: TensorSpec): Writer {
   const w = new Writer();
-  if (t.dims.length) w.packedInts(1, t.dims);
-  w.varintField(2, t.dataType).stringField(8, t.name);
+  if (t.dims.length) w.packedInts(TensorProto.dims, t.dims);
+  w.varintField(TensorProto.dataType, t.dataType).stringField(TensorProto.name, t.name);
   if ('raw' in t.data) {
-    w.bytesField(9, t.data.raw);
+    w.bytesField(TensorProto.rawData, t.data.raw);
   } else {
     writeExternalData(w, t.data.external);
   }
   return w;
 }
 
-/** TensorProto fields 13 (external_data entries) and 14 (data_location = EXTERNAL). */
+/** TensorProto's external_data entries and data_location = EXTERNAL. */
 export function writeExternalData(w: Writer, ext: { location: string; offset: number; length: number }): Writer {
-  w.messageField(13, new Writer().stringField(1, 'location').stringField(2, ext.location));
-  w.messageField(13, new Writer().stringField(1, 'offset').stringField(2, String(ext.offset)));
-  w.messageField(13, new Writer().stringField(1, 'length').stringField(2, String(ext.length)));
-  return w.varintField(14, 1);
+  for (const [key, value] of [['location', ext.location], ['offset', String(ext.offset)], ['length', String(ext.length)]]) {
+    w.messageField(TensorProto.externalData, new Writer().stringField(StringStringEntryProto.key, key).stringField(StringStringEntryProto.value, value));
+  }
+  return w.varintField(TensorProto.dataLocation, DataLocation.EXTERNAL);
 }
 
 export interface ModelSpec {
@@ -104,16 +106,16 @@ export interface ModelSpec {
 
 export function buildModel(spec: ModelSpec): Buffer {
   const graph = new Writer();
-  for (const n of spec.nodes) graph.messageField(1, encodeNode(n));
-  graph.stringField(2, spec.graphName ?? 'graph');
-  for (const t of spec.initializers) graph.messageField(5, encodeTensor(t));
-  for (const i of spec.inputs) graph.messageField(11, encodeValueInfo(i));
-  for (const o of spec.outputs) graph.messageField(12, encodeValueInfo(o));
+  for (const n of spec.nodes) graph.messageField(GraphProto.node, encodeNode(n));
+  graph.stringField(GraphProto.name, spec.graphName ?? 'graph');
+  for (const t of spec.initializers) graph.messageField(GraphProto.initializer, encodeTensor(t));
+  for (const i of spec.inputs) graph.messageField(GraphProto.input, encodeValueInfo(i));
+  for (const o of spec.outputs) graph.messageField(GraphProto.output, encodeValueInfo(o));
   return new Writer()
-    .varintField(1, 8) // IR version 8 (ONNX 1.13+)
-    .stringField(2, 'scalpel')
-    .messageField(7, graph)
-    .messageField(8, new Writer().stringField(1, '').varintField(2, spec.opset ?? 17))
+    .varintField(ModelProto.irVersion, 8) // IR version 8 (ONNX 1.13+)
+    .stringField(ModelProto.producerName, 'scalpel')
+    .messageField(ModelProto.graph, graph)
+    .messageField(ModelProto.opsetImport, new Writer().stringField(OperatorSetIdProto.domain, '').varintField(OperatorSetIdProto.version, spec.opset ?? 17))
     .finish();
 }
 

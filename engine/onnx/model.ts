@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError, openReadOnly } from '../errors';
 import { BufferSource, ByteSource, Field, FileSource, WireError, WireType, fieldInts, fieldString, fields } from './wire';
+import { AttributeProto, DataLocation, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeDimension, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto } from './schema';
 
 /** ONNX TensorProto.DataType values Scalpel reads. */
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11 } as const;
@@ -116,9 +117,9 @@ function parseModelUnchecked(src: ByteSource, file: string | undefined): OnnxMod
     source: src,
   };
   for (const f of fields(src, 0, src.size)) {
-    if (f.number === 1 && f.wireType === WireType.Varint) model.irVersion = f.value;
-    else if (f.number === 8 && f.wireType === WireType.Bytes) model.opsets.push(parseOpset(src, f));
-    else if (f.number === 7 && f.wireType === WireType.Bytes) model.graph = { start: f.start, valueStart: f.valueStart, end: f.end };
+    if (f.number === ModelProto.irVersion && f.wireType === WireType.Varint) model.irVersion = f.value;
+    else if (f.number === ModelProto.opsetImport && f.wireType === WireType.Bytes) model.opsets.push(parseOpset(src, f));
+    else if (f.number === ModelProto.graph && f.wireType === WireType.Bytes) model.graph = { start: f.start, valueStart: f.valueStart, end: f.end };
   }
   if (model.graph.start < 0 || model.irVersion === 0) {
     throw new ScalpelError('not a valid ONNX model: no graph or IR version found', file);
@@ -126,15 +127,15 @@ function parseModelUnchecked(src: ByteSource, file: string | undefined): OnnxMod
   for (const f of fields(src, model.graph.valueStart, model.graph.end)) {
     if (f.wireType !== WireType.Bytes) continue;
     switch (f.number) {
-      case 1: model.nodes.push(parseNode(src, f)); break;
-      case 5: {
+      case GraphProto.node: model.nodes.push(parseNode(src, f)); break;
+      case GraphProto.initializer: {
         const t = parseTensor(src, f);
         model.initializers.set(t.name, t);
         break;
       }
-      case 11: model.inputs.push(parseValueInfo(src, f)); break;
-      case 12: model.outputs.push(parseValueInfo(src, f)); break;
-      case 13: model.valueInfo.push(parseValueInfo(src, f)); break;
+      case GraphProto.input: model.inputs.push(parseValueInfo(src, f)); break;
+      case GraphProto.output: model.outputs.push(parseValueInfo(src, f)); break;
+      case GraphProto.valueInfo: model.valueInfo.push(parseValueInfo(src, f)); break;
     }
   }
   return model;
@@ -144,8 +145,8 @@ function parseOpset(src: ByteSource, field: Field): { domain: string; version: n
   let domain = '';
   let version = 0;
   for (const f of fields(src, field.valueStart, field.end)) {
-    if (f.number === 1) domain = fieldString(src, f);
-    else if (f.number === 2) version = f.value;
+    if (f.number === OperatorSetIdProto.domain) domain = fieldString(src, f);
+    else if (f.number === OperatorSetIdProto.version) version = f.value;
   }
   return { domain, version };
 }
@@ -154,12 +155,12 @@ function parseNode(src: ByteSource, field: Field): NodeInfo {
   const node: NodeInfo = { name: '', opType: '', domain: '', inputs: [], outputs: [], attributes: [] };
   for (const f of fields(src, field.valueStart, field.end)) {
     switch (f.number) {
-      case 1: node.inputs.push(fieldString(src, f)); break;
-      case 2: node.outputs.push(fieldString(src, f)); break;
-      case 3: node.name = fieldString(src, f); break;
-      case 4: node.opType = fieldString(src, f); break;
-      case 5: node.attributes.push(parseAttribute(src, f)); break;
-      case 7: node.domain = fieldString(src, f); break;
+      case NodeProto.input: node.inputs.push(fieldString(src, f)); break;
+      case NodeProto.output: node.outputs.push(fieldString(src, f)); break;
+      case NodeProto.name: node.name = fieldString(src, f); break;
+      case NodeProto.opType: node.opType = fieldString(src, f); break;
+      case NodeProto.attribute: node.attributes.push(parseAttribute(src, f)); break;
+      case NodeProto.domain: node.domain = fieldString(src, f); break;
     }
   }
   return node;
@@ -169,12 +170,12 @@ function parseAttribute(src: ByteSource, field: Field): AttributeInfo {
   const a: AttributeInfo = { name: '', type: 0 };
   for (const f of fields(src, field.valueStart, field.end)) {
     switch (f.number) {
-      case 1: a.name = fieldString(src, f); break;
-      case 2: a.f = src.read(f.valueStart, 4).readFloatLE(0); break;
-      case 3: a.i = fieldInts(src, f)[0]; break;
-      case 4: a.s = fieldString(src, f); break;
-      case 8: (a.ints ??= []).push(...fieldInts(src, f)); break;
-      case 20: a.type = f.value; break;
+      case AttributeProto.name: a.name = fieldString(src, f); break;
+      case AttributeProto.f: a.f = src.read(f.valueStart, 4).readFloatLE(0); break;
+      case AttributeProto.i: a.i = fieldInts(src, f)[0]; break;
+      case AttributeProto.s: a.s = fieldString(src, f); break;
+      case AttributeProto.ints: (a.ints ??= []).push(...fieldInts(src, f)); break;
+      case AttributeProto.type: a.type = f.value; break;
     }
   }
   return a;
@@ -189,35 +190,35 @@ function parseTensor(src: ByteSource, field: Field): TensorInfo {
   let location = 0;
   for (const f of fields(src, field.valueStart, field.end)) {
     switch (f.number) {
-      case 1: t.dims.push(...fieldInts(src, f)); break;
-      case 2: t.dataType = f.value; break;
-      case 8: t.name = fieldString(src, f); break;
-      case 9:
+      case TensorProto.dims: t.dims.push(...fieldInts(src, f)); break;
+      case TensorProto.dataType: t.dataType = f.value; break;
+      case TensorProto.name: t.name = fieldString(src, f); break;
+      case TensorProto.rawData:
         t.byteOffset = f.valueStart;
         t.byteLength = f.end - f.valueStart;
         break;
-      case 4: case 5: case 7: case 10:
+      case TensorProto.floatData: case TensorProto.int32Data: case TensorProto.int64Data: case TensorProto.doubleData:
         if (f.wireType === WireType.Bytes) {
           t.storage = { kind: 'packed', field: f.number };
           t.byteOffset = f.valueStart;
           t.byteLength = f.end - f.valueStart;
         }
         break;
-      case 13: {
+      case TensorProto.externalData: {
         let key = '';
         let value = '';
         for (const e of fields(src, f.valueStart, f.end)) {
-          if (e.number === 1) key = fieldString(src, e);
-          else if (e.number === 2) value = fieldString(src, e);
+          if (e.number === StringStringEntryProto.key) key = fieldString(src, e);
+          else if (e.number === StringStringEntryProto.value) value = fieldString(src, e);
         }
         external[key] = value;
         break;
       }
-      case 14: location = f.value; break;
+      case TensorProto.dataLocation: location = f.value; break;
     }
   }
   t.dtype = dtypeName(t.dataType);
-  if (location === 1) {
+  if (location === DataLocation.EXTERNAL) {
     if (!external.location) throw new ScalpelError(`initializer ${t.name} is external but names no location`);
     t.storage = { kind: 'external', file: external.location };
     t.byteOffset = Number(external.offset ?? 0);
@@ -229,20 +230,20 @@ function parseTensor(src: ByteSource, field: Field): TensorInfo {
 function parseValueInfo(src: ByteSource, field: Field): ValueInfo {
   const v: ValueInfo = { name: '', elemType: 0, shape: undefined };
   for (const f of fields(src, field.valueStart, field.end)) {
-    if (f.number === 1) v.name = fieldString(src, f);
-    else if (f.number === 2) {
+    if (f.number === ValueInfoProto.name) v.name = fieldString(src, f);
+    else if (f.number === ValueInfoProto.type) {
       for (const tf of fields(src, f.valueStart, f.end)) {
-        if (tf.number !== 1) continue; // tensor_type
+        if (tf.number !== TypeProto.tensorType) continue;
         for (const tt of fields(src, tf.valueStart, tf.end)) {
-          if (tt.number === 1) v.elemType = tt.value;
-          else if (tt.number === 2) {
+          if (tt.number === TypeProtoTensor.elemType) v.elemType = tt.value;
+          else if (tt.number === TypeProtoTensor.shape) {
             v.shape = [];
             for (const d of fields(src, tt.valueStart, tt.end)) {
-              if (d.number !== 1) continue;
+              if (d.number !== TensorShapeProto.dim) continue;
               let dim: number | string = '?';
               for (const dd of fields(src, d.valueStart, d.end)) {
-                if (dd.number === 1) dim = dd.value;
-                else if (dd.number === 2) dim = fieldString(src, dd);
+                if (dd.number === TensorShapeDimension.dimValue) dim = dd.value;
+                else if (dd.number === TensorShapeDimension.dimParam) dim = fieldString(src, dd);
               }
               v.shape.push(dim);
             }

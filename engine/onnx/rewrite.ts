@@ -9,6 +9,7 @@ import { ScalpelError } from '../errors';
 import { NodeSpec, TensorSpec, ValueInfoSpec, encodeNode, encodeTensor, encodeValueInfo } from './build';
 import { DataType, OnnxModel, TensorInfo } from './model';
 import { Field, WireType, Writer, fieldHeader, fields } from './wire';
+import { GraphProto, ModelProto, NodeProto, TensorProto } from './schema';
 
 export type Chunk = Buffer | { start: number; end: number };
 
@@ -54,14 +55,14 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
     if (remove.has(t.name)) replacements.set(t.messageStart, Buffer.alloc(0));
     else if (spec) {
       const body = encodeTensor(spec).finish();
-      replacements.set(t.messageStart, Buffer.concat([fieldHeader(5, body.length), body]));
+      replacements.set(t.messageStart, Buffer.concat([fieldHeader(GraphProto.initializer, body.length), body]));
     }
   }
   const appended = new Writer();
-  for (const n of edit.addNodes ?? []) appended.messageField(1, encodeNode(n));
-  for (const t of edit.addInitializers ?? []) appended.messageField(5, encodeTensor(t));
-  for (const i of edit.addInputs ?? []) appended.messageField(11, encodeValueInfo(i));
-  for (const o of edit.addOutputs ?? []) appended.messageField(12, encodeValueInfo(o));
+  for (const n of edit.addNodes ?? []) appended.messageField(GraphProto.node, encodeNode(n));
+  for (const t of edit.addInitializers ?? []) appended.messageField(GraphProto.initializer, encodeTensor(t));
+  for (const i of edit.addInputs ?? []) appended.messageField(GraphProto.input, encodeValueInfo(i));
+  for (const o of edit.addOutputs ?? []) appended.messageField(GraphProto.output, encodeValueInfo(o));
 
   // Every change inside the graph message, as [start, end) of the source replaced by new bytes.
   const cuts = [...(edit.spliceBytes ?? [])];
@@ -75,12 +76,12 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
   if (replacements.size || removeNodes.size || inserts.size) {
     let nodeIndex = -1;
     for (const f of fields(model.source, model.graph.valueStart, model.graph.end)) {
-      const isNode = f.number === 1 && f.wireType === WireType.Bytes;
+      const isNode = f.number === GraphProto.node && f.wireType === WireType.Bytes;
       if (isNode) nodeIndex++;
       const ins = isNode ? inserts.get(nodeIndex) : undefined;
       const replacement = ins
-        ? Buffer.concat([renamedNode(model, f, ins.renameOutputs ?? {}), ...ins.nodes.map((n) => new Writer().messageField(1, encodeNode(n)).finish())])
-        : isNode ? (removeNodes.has(nodeIndex) ? Buffer.alloc(0) : undefined) : f.number === 5 ? replacements.get(f.start) : undefined;
+        ? Buffer.concat([renamedNode(model, f, ins.renameOutputs ?? {}), ...ins.nodes.map((n) => new Writer().messageField(GraphProto.node, encodeNode(n)).finish())])
+        : isNode ? (removeNodes.has(nodeIndex) ? Buffer.alloc(0) : undefined) : f.number === GraphProto.initializer ? replacements.get(f.start) : undefined;
       if (replacement !== undefined) cuts.push({ start: f.start, end: f.end, bytes: replacement });
     }
   }
@@ -103,26 +104,26 @@ export function planRewrite(model: OnnxModel, edit: GraphEdit): Chunk[] {
   if (tail.length) push(tail);
   return [
     { start: 0, end: model.graph.start },
-    fieldHeader(7, graphLength),
+    fieldHeader(ModelProto.graph, graphLength),
     ...graphChunks,
     ...(model.graph.end < model.size ? [{ start: model.graph.end, end: model.size }] : []),
   ];
 }
 
-/** A NodeProto field with some outputs (field 2) renamed; every other field copied as bytes. */
+/** A NodeProto field with some outputs renamed; every other field copied as bytes. */
 function renamedNode(model: OnnxModel, node: Field, rename: Record<string, string>): Buffer {
   const src = model.source;
   const w = new Writer();
   for (const f of fields(src, node.valueStart, node.end)) {
-    const name = f.number === 2 ? src.read(f.valueStart, f.end - f.valueStart).toString('utf8') : undefined;
-    if (name !== undefined && name in rename) w.stringField(2, rename[name]);
+    const name = f.number === NodeProto.output ? src.read(f.valueStart, f.end - f.valueStart).toString('utf8') : undefined;
+    if (name !== undefined && name in rename) w.stringField(NodeProto.output, rename[name]);
     else w.raw(src.read(f.start, f.end - f.start));
   }
-  return new Writer().messageField(1, w).finish();
+  return new Writer().messageField(GraphProto.node, w).finish();
 }
 
 /** Float and double packed fields are fixed-width little-endian, the same bytes as raw data; varint ones are not. */
-const SAME_AS_RAW = new Set([4, 10]);
+const SAME_AS_RAW = new Set<number>([TensorProto.floatData, TensorProto.doubleData]);
 
 function referenceSpec(t: TensorInfo, ref: { location: string; minBytes: number }): TensorSpec | undefined {
   const inline = t.storage.kind === 'raw' || (t.storage.kind === 'packed' && SAME_AS_RAW.has(t.storage.field));

@@ -10,6 +10,7 @@ import { writeExternalData } from './build';
 import { DataType, OnnxModel, TensorInfo, externalPath, numel, openModel } from './model';
 import { GraphEdit, planRewrite, writePlan } from './rewrite';
 import { Writer, fieldHeader, fields } from './wire';
+import { GraphProto, TensorProto } from './schema';
 
 export interface WriteResult {
   file: string;
@@ -117,10 +118,10 @@ function relocated(model: OnnxModel, t: TensorInfo, newLocation: string): Buffer
   const w = new Writer();
   const message = fields(src, t.messageStart, t.messageEnd).next().value!;
   for (const f of fields(src, message.valueStart, message.end)) {
-    if (f.number !== 13 && f.number !== 14) w.raw(src.read(f.start, f.end - f.start));
+    if (f.number !== TensorProto.externalData && f.number !== TensorProto.dataLocation) w.raw(src.read(f.start, f.end - f.start));
   }
   const payload = writeExternalData(w, { location: newLocation, offset: t.byteOffset, length: t.byteLength }).finish();
-  return Buffer.concat([fieldHeader(5, payload.length), payload]);
+  return Buffer.concat([fieldHeader(GraphProto.initializer, payload.length), payload]);
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -6,15 +6,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
+import { gateText } from '../engine/edit/gate';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
 import { loadPlan, lockedFor } from '../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from './runtime-flags';
 import { formatTable } from './table';
 
+/** Per dataset: loss before and after, the change, and the loss after against the uniform loss ln V (0: forgotten). */
 export function metricsTable(o: EditOutcome): string {
   return formatTable(
-    ['dataset', 'tokens', 'before', 'after', 'Δ nats', 'Δ bits', 'Δ %'],
-    o.deltas.map((d) => [d.name, d.tokens, d.base.toFixed(4), d.edited.toFixed(4), signed(d.delta, 4), signed(d.delta / Math.LN2, 4), signed((d.delta / d.base) * 100, 2)]),
+    ['dataset', 'tokens', 'before', 'after', 'Δ nats', 'Δ bits', 'Δ %', 'after − ln V'],
+    o.deltas.map((d) => [d.name, d.tokens, d.base.toFixed(4), d.edited.toFixed(4), signed(d.delta, 4), signed(d.delta / Math.LN2, 4), signed((d.delta / d.base) * 100, 2), signed(d.edited - o.uniform, 4)]),
   );
 }
 
@@ -22,12 +24,15 @@ const signed = (v: number, digits: number) => `${v >= 0 ? '+' : ''}${v.toFixed(d
 
 export function describeOutcome(o: EditOutcome, runner: PlanRunner): string {
   const lines: string[] = [];
-  lines.push(`edit ${o.edits.join(' + ')}: ${o.terms.length} component${o.terms.length === 1 ? '' : 's'}, scale ${o.edits.map((e) => `${e} = ${fmtScale(o.scales[e])}`).join(', ')}`);
+  const gates = [...new Set(o.terms.map((t) => (t.gate ? gateText(t.gate) : '')))].filter(Boolean);
+  const gated = gates.length ? ` (${gates.join(', ')})` : '';
+  lines.push(`edit ${o.edits.join(' + ')}: ${o.terms.length} component${o.terms.length === 1 ? '' : 's'}${gated}, scale ${o.edits.map((e) => `${e} = ${fmtScale(o.scales[e])}`).join(', ')}`);
   if (o.tuning) {
     const t = o.tuning;
     const toks = t.tokens.map((x) => `${x.scored} tokens of ${x.dataset} ${JSON.stringify(runner.lm.tokenizer.decode(x.ids.slice(1)))}`).join(', ');
     lines.push(t.fromLock ? `  tuned scale from the lock file (tuned on ${toks})` : `  tuned: ${t.objective} on ${toks}; ${t.trace.length} evaluations${t.constrained ? ', guards as constraints' : ''}`);
   }
+  lines.push(`  uniform loss ln V = ${o.uniform.toFixed(4)} nats (V = ${Math.round(Math.exp(o.uniform))}): a dataset at it is forgotten, above it confidently wrong`);
   lines.push('', metricsTable(o));
   return lines.join('\n');
 }
@@ -113,6 +118,8 @@ export async function evalSpec(argv: string[]): Promise<number> {
         edits: o.edits,
         scales: o.scales,
         components: o.terms.map((t) => t.component.key),
+        gates: Object.fromEntries(o.terms.filter((t) => t.gate).map((t) => [t.component.key, gateText(t.gate!)])),
+        uniform: o.uniform,
         tuning: o.tuning ? { objective: o.tuning.objective, values: o.tuning.values, fromLock: o.tuning.fromLock, tokens: o.tuning.tokens, evaluations: o.tuning.trace.length } : null,
         datasets: o.deltas.map((d) => ({ name: d.name, tokens: d.tokens, before: d.base, after: d.edited, delta: d.delta })),
         checks: o.checks.map((c) => ({ kind: c.check.kind, dataset: c.check.dataset, pass: c.pass, value: c.value, bound: c.check.bound, unit: c.check.unit, message: c.message, line: c.check.origin?.line })),

@@ -100,14 +100,31 @@ export interface SelectStmt extends Span {
 export interface ScaleStmt extends Span {
   kind: 'scale';
   value?: Num | Tune;
+  gate?: Gating;
+}
+
+/** `gated` (the edit follows the component's causal importance) or `gated where ci > T` (all or nothing at T). */
+export interface Gating extends Span {
+  keyword: Keyword;
+  threshold?: Num;
 }
 
 export interface Tune extends Span {
   kind: 'tune';
   low?: Num;
   high?: Num;
+  /** Absent in the `METRIC toward TARGET` form. */
   objective?: Keyword & { text: 'maximize' | 'minimize' };
   metric?: MetricNode;
+  toward?: Toward;
+}
+
+/** `toward uniform` (ln V) or `toward NUMBER UNIT`. */
+export interface Toward extends Span {
+  keyword: Keyword;
+  uniform?: Keyword;
+  value?: Num;
+  unit?: UnitNode;
 }
 
 export interface KeepStmt extends Span {

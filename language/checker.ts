@@ -13,7 +13,8 @@ import * as A from './ast';
 import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
-import type { MetricSpec, ScaleSpec, SelectorSpec } from './spec';
+import type { Gate } from '../engine/edit/gate';
+import type { MetricSpec, ScaleSpec, SelectorSpec, TowardSpec } from './spec';
 import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
 
 export type SymbolKind = 'model' | 'data' | 'guard' | 'edit';
@@ -402,6 +403,35 @@ class Checker {
     editCache.set(d, record);
   }
 
+  private gate(g: A.Gating, catalog: CatalogIndex | undefined): Gate | undefined {
+    const method = catalog?.catalog.method.name;
+    if (method === 'neuron' || method === 'svd') {
+      this.report(diag('S407', g.keyword.start, g.keyword.end, `a ${method} catalog has no causal-importance functions to gate by (an SPD catalog has)`));
+    }
+    if (!g.threshold) return g.end > g.keyword.end ? undefined : { kind: 'ci' };
+    const t = g.threshold.value;
+    if (!(t >= 0 && t < 1)) {
+      this.report(diag('S406', g.threshold.start, g.threshold.end, `a CI threshold is between 0 and 1 (causal importance is in [0, 1]); ${t} ${t >= 1 ? 'never opens the gate' : 'always opens it: drop "gated"'}`));
+      return undefined;
+    }
+    return { kind: 'threshold', threshold: t };
+  }
+
+  /** A `toward` target in nats, or uniform (ln V, known once the model runs). */
+  private toward(t: A.Toward): TowardSpec | undefined {
+    if (t.uniform) return { kind: 'uniform' };
+    if (!t.value || !t.unit) return undefined;
+    if (t.unit.unit === '%') {
+      this.report(diag('S505', t.unit.start, t.unit.end, '"toward" names a loss: use nats or bits, not %'));
+      return undefined;
+    }
+    if (t.value.value <= 0) {
+      this.report(diag('S501', t.value.start, t.value.end, 'a target loss must be positive'));
+      return undefined;
+    }
+    return { kind: 'loss', nats: t.unit.unit === 'bits' ? t.value.value * Math.LN2 : t.value.value };
+  }
+
   private checkEdit(d: A.EditDecl): void {
     const model = d.model ? this.ref(d.model, ['model']) : undefined;
     const info = model ? this.a.models.get(model.name) : undefined;
@@ -432,18 +462,22 @@ class Checker {
     }
     for (const sc of scales.slice(0, 1)) {
       if (!sc.value) continue;
+      const gate = sc.gate ? this.gate(sc.gate, catalog) : undefined;
+      const gated = gate ? { gate } : {};
       if (!('kind' in sc.value)) {
-        this.put('scaleSpecs', sc, { kind: 'literal', value: sc.value.value });
+        this.put('scaleSpecs', sc, { kind: 'literal', value: sc.value.value, ...gated });
         if (sc.value.value === 1) this.report(diag('S404', sc.value.start, sc.value.end, 'scale 1 leaves the components as they are'));
         continue;
       }
       const t = sc.value;
       if (t.low && t.high && !(t.low.value < t.high.value)) this.report(diag('S403', t.low.start, t.high.end, `the range [${t.low.value}, ${t.high.value}] is empty: write the lower end first`));
       const metric = t.metric ? this.metric(t.metric) : undefined;
+      const toward = t.toward ? this.toward(t.toward) : undefined;
       if (metric) {
         for (const n of this.expand(metric.target.name)) targets.add(n);
-        if (t.low && t.high && t.objective && t.low.value < t.high.value) {
-          this.put('scaleSpecs', sc, { kind: 'tune', range: [t.low.value, t.high.value], objective: t.objective.text, metric, data: this.expand(metric.target.name) });
+        const objective = t.objective?.text ?? (toward ? 'toward' : undefined);
+        if (t.low && t.high && objective && t.low.value < t.high.value) {
+          this.put('scaleSpecs', sc, { kind: 'tune', range: [t.low.value, t.high.value], objective, ...(toward ? { toward } : {}), metric, data: this.expand(metric.target.name), ...gated });
         }
       }
     }

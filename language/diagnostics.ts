@@ -49,6 +49,8 @@ export const CODES = {
   S403: ['error', 'tuning range is not a proper interval'],
   S404: ['warning', 'scale 1 leaves the model unchanged'],
   S405: ['warning', 'two edits on the same model scale the same component'],
+  S406: ['error', 'CI threshold outside [0, 1)'],
+  S407: ['error', 'gated edit on a catalog without causal-importance functions'],
   S501: ['error', 'threshold must be positive'],
   S502: ['error', 'empty guard'],
   S503: ['warning', "a kept guard contains the edit's own target data"],

@@ -19,6 +19,8 @@ export const SET_OPERATORS = ['or', 'minus'] as const;
 export const UNITS = names(UNIT_TABLE);
 export const CHANGES = names(CHANGE_TABLE);
 export const OBJECTIVES = ['maximize', 'minimize'] as const;
+/** `scale … gated` and `scale tune … loss(D) toward uniform`: words inside a scale statement. */
+export const SCALE_KEYWORDS = ['gated', 'toward', 'uniform'] as const;
 
 /** `a, b or c`, for "expected …" messages. */
 export function orList(options: readonly string[]): string {
@@ -27,7 +29,7 @@ export function orList(options: readonly string[]): string {
 
 /** Words that cannot name a declaration, so that recovery can trust them as statement starts. */
 export const RESERVED = new Set<string>([
-  ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...SELECTOR_KEYWORDS, ...SET_OPERATORS, 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and', 'field', 'limit', 'tokens',
+  ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...SELECTOR_KEYWORDS, ...SET_OPERATORS, ...SCALE_KEYWORDS, 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and', 'field', 'limit', 'tokens',
 ]);
 
 export interface ParseResult {
@@ -426,6 +428,7 @@ class Parser {
       if (this.peek().kind === 'number') node.value = this.num('a number');
       else if (this.is('tune')) node.value = this.tune();
       else this.fail('a number or tune');
+      if (this.is('gated')) node.gate = this.gating();
       node.end = this.prevEnd;
       return node;
     }
@@ -450,9 +453,35 @@ class Parser {
     if (!(node.high = this.num('the upper end of the range'))) return done();
     if (!this.want(']')) return done();
     node.objective = this.keyword(OBJECTIVES);
-    if (!node.objective) return this.fail('maximize or minimize'), done();
+    const t = this.peek();
+    if (!node.objective && (t.kind !== 'ident' || RESERVED.has(t.text))) return this.fail('maximize, minimize, or a metric and "toward"'), done();
     node.metric = this.metric();
+    if (!node.objective && node.metric) node.toward = this.toward();
     return done();
+  }
+
+  /** `toward uniform` or `toward NUMBER nats|bits`: the loss the tuned metric should reach. */
+  private toward(): A.Toward | undefined {
+    const kw = this.keyword(['toward'] as const);
+    if (!kw) return void this.fail('"toward" and the loss to reach (uniform, or e.g. 7 nats)');
+    const node: A.Toward = { keyword: kw, start: kw.start, end: kw.end };
+    if ((node.uniform = this.keyword(['uniform'] as const))) return (node.end = this.prevEnd), node;
+    if (!(node.value = this.num('uniform or a loss such as 7 nats'))) return (node.end = this.prevEnd), node;
+    node.unit = this.unit();
+    node.end = this.prevEnd;
+    return node;
+  }
+
+  /** `gated` or `gated where ci > NUMBER`. */
+  private gating(): A.Gating {
+    const kw = this.next();
+    const node: A.Gating = { keyword: { text: kw.text, start: kw.start, end: kw.end }, start: kw.start, end: kw.end };
+    if (this.is('where')) {
+      this.next();
+      if (this.want('ci', '"ci" (the component\'s causal importance)') && this.want('>', '">"')) node.threshold = this.num('a threshold between 0 and 1');
+    }
+    node.end = this.prevEnd;
+    return node;
   }
 
   private metric(): A.MetricNode | undefined {

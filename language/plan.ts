@@ -37,10 +37,11 @@ export function planFromAnalysis(analysis: Analysis, file: string): EditPlan {
   const edits = spec.edits.map((e) => {
     if (!model.components) throw new ScalpelError(`edit ${e.name} selects components but model ${model.name} declares no components`, spec.file, e.at);
     if (!e.components.length) throw new ScalpelError(`edit ${e.name} selects no components in ${model.components}`, spec.file, e.at);
-    const scale = e.scale.kind === 'literal'
-      ? { value: e.scale.value }
-      : { tune: { low: e.scale.range[0], high: e.scale.range[1], objective: e.scale.objective, datasets: e.scale.data, origin: origin(e.at) } };
-    return { name: e.name, components: e.components, scale, keep: e.keep, origin: origin(e.at) };
+    const s = e.scale;
+    const scale = s.kind === 'literal'
+      ? { value: s.value }
+      : { tune: { low: s.range[0], high: s.range[1], objective: s.objective, ...(s.toward ? { toward: s.toward.kind === 'uniform' ? ('uniform' as const) : s.toward.nats } : {}), datasets: s.data, origin: origin(e.at) } };
+    return { name: e.name, components: e.components, scale, ...(s.gate ? { gate: s.gate } : {}), keep: e.keep, origin: origin(e.at) };
   });
   const expectations: Check[] = spec.expectations.flatMap((x) =>
     targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, origin: origin(x.at) })),

@@ -123,8 +123,17 @@ export function completions(a: Analysis, offset: number): CompletionList {
   }
   if (p === '=' && decl?.kind === 'data') return list(keywordItems(SOURCES, 'dataset source'));
   if (p === 'scale') return list([{ label: 'tune', kind: CompletionItemKind.Keyword, detail: 'search the scale on data' }, { label: '0', kind: CompletionItemKind.Value, detail: 'remove the components' }]);
-  if (p === ']' && inStmt('scale')) return list(keywordItems(OBJECTIVES));
-  if (p === 'maximize' || p === 'minimize' || (p === ':' && decl?.kind === 'expect')) return list([{ label: 'loss', kind: CompletionItemKind.Method, insertText: 'loss(', detail: 'loss(DATA or GUARD)' }]);
+  const lossItem: CompletionItem = { label: 'loss', kind: CompletionItemKind.Method, insertText: 'loss(', detail: 'loss(DATA or GUARD)' };
+  if (p === ']' && inStmt('scale')) return list([...keywordItems(OBJECTIVES), { ...lossItem, detail: 'loss(DATA) toward uniform: tune until the loss reaches a target' }]);
+  if (p === 'maximize' || p === 'minimize' || (p === ':' && decl?.kind === 'expect')) return list([lossItem]);
+  if (inStmt('scale')) {
+    const gated = { label: 'gated', kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC.gated };
+    if (p === ')') return list([...(scaleHasObjective(toks, ctxIndex) ? [] : [{ label: 'toward', kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC.toward }]), gated]);
+    if ((prev?.kind === 'number' && toks[ctxIndex - 1]?.text === 'scale') || p === 'uniform' || p === 'nats' || p === 'bits') return list([gated]);
+    if (p === 'toward') return list([{ label: 'uniform', kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC.uniform }]);
+    if (p === 'gated') return list([{ label: 'where ci > 0.5', kind: CompletionItemKind.Snippet, insertText: 'where ci > ${1:0.5}', insertTextFormat: 2 as const, detail: 'only where the causal importance exceeds a threshold' }]);
+    if (p === 'where') return list([{ label: 'ci', kind: CompletionItemKind.Keyword, detail: 'the component\'s causal importance, in [0, 1]' }]);
+  }
   if (p === 'by' && decl?.kind === 'edit') {
     return list(STATISTIC_NAMES.map((s) => ({ label: s, kind: CompletionItemKind.Method, detail: statDoc(s) })));
   }
@@ -235,6 +244,12 @@ const statDoc = (name: StatisticName) => {
 };
 
 
+/** Whether the scale statement around token `i` names maximize/minimize (then `toward` does not apply). */
+function scaleHasObjective(toks: Token[], i: number): boolean {
+  for (let j = i; j >= 0 && toks[j].text !== 'scale'; j--) if ((OBJECTIVES as readonly string[]).includes(toks[j].text)) return true;
+  return false;
+}
+
 const KEYWORD_DOC: Record<string, string> = {
   model: 'model NAME from "FILE or FOLDER" { tokenizer "…" components "…" sha256 "…" }',
   data: 'data NAME = udhr "deu" | text "f.txt" | jsonl "f.jsonl" [field "text"] [where TAG == "v" and …] | inline "…"  [limit N tokens]',
@@ -242,13 +257,16 @@ const KEYWORD_DOC: Record<string, string> = {
   edit: 'edit NAME on MODEL { select … scale … keep … }',
   expect: 'expect EDIT: loss(DATA or GUARD) rises|falls|moves by >= N nats, or is <= N nats',
   select: 'select SELECTOR: "module:index", module "glob", label /regex/, top K by STAT [where SELECTOR], combined with or / minus',
-  scale: 'scale NUMBER, or scale tune in [LOW, HIGH] maximize|minimize loss(DATA)',
+  scale: 'scale NUMBER, or scale tune in [LOW, HIGH] maximize|minimize loss(DATA), or … loss(DATA) toward uniform; then optionally gated [where ci > T]',
+  gated: 'gated: scale the components only where they are causally important (gate = CI); `gated where ci > T`: fully where CI > T, not at all elsewhere',
+  toward: 'METRIC toward uniform | N nats: tune until the metric reaches this loss (minimizes |metric − target|)',
+  uniform: 'uniform: the loss of a uniform guess over the vocabulary, ln V nats: the data is forgotten, not inverted',
   keep: 'keep GUARD, …: the edit must keep these guards',
   top: 'top K by STAT [where SELECTOR]: the K components with the highest statistic',
   module: 'module "glob": every component of the matching modules (`*` matches any run, `?` one character)',
   label: 'label /regex/flags: components whose label matches',
   or: 'union of two selections', minus: 'the left selection without the right one',
-  tune: 'tune in [LOW, HIGH] maximize|minimize METRIC: search the scale factor on the metric\'s data',
+  tune: 'tune in [LOW, HIGH] maximize|minimize METRIC, or tune in [LOW, HIGH] METRIC toward TARGET: search the scale factor on the metric\'s data',
   ...Object.fromEntries(STATISTIC_NAMES.map((n) => [n, statDoc(n)])),
 };
 

@@ -4,6 +4,7 @@
  * (checker.ts → semantic.ts `specFromAnalysis`) and plan.ts turns it into the engine's edit plan.
  */
 import type { DataSource } from '../engine/data';
+import type { Gate } from '../engine/edit/gate';
 import type { Change, Comparison, Unit } from './ast';
 import type { StatisticSpec } from './statistics';
 
@@ -69,16 +70,23 @@ export interface MetricSpec {
   target: { kind: 'dataset' | 'guard'; name: string };
 }
 
+/** The loss a `toward` objective aims the tuned metric at: the uniform loss ln V, or a value in nats. */
+export type TowardSpec = { kind: 'uniform' } | { kind: 'loss'; nats: number };
+
+/** `gate`: the edit is gated by the components' causal importance (engine/edit/gate.ts); absent, W changes. */
 export type ScaleSpec =
-  | { kind: 'literal'; value: number }
+  | { kind: 'literal'; value: number; gate?: Gate }
   | {
       kind: 'tune';
       /** Inclusive search range of the scale factor. */
       range: [number, number];
-      objective: 'maximize' | 'minimize';
+      /** `toward`: minimize |metric − target|. */
+      objective: 'maximize' | 'minimize' | 'toward';
+      toward?: TowardSpec;
       metric: MetricSpec;
       /** The datasets the metric is computed on (the tuning data). */
       data: string[];
+      gate?: Gate;
     };
 
 export interface SpecEdit {

@@ -11,7 +11,8 @@ import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
 const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]
 
-Writes the edited checkpoint (a byte-patched copy; the base model is only read) and SPEC.scalpel.lock:
+Writes the edited checkpoint (a byte-patched copy; gated edits add their path to the graph, every
+other tensor still copied as bytes; the base model is only read) and SPEC.scalpel.lock:
 hashes of base model, catalog and output, the components with labels, tuned scales, the exact tuning
 tokens and the loss of every dataset before and after. Without --edit every edit is applied together.
 While the spec, model and catalog are unchanged, tuned scales come from the lock, so a re-run writes

@@ -67,9 +67,12 @@ function chart(after: LockFile, before: LockFile | undefined): string {
 function metricsTable(after: LockFile, before: LockFile | undefined): string {
   const rows = Object.entries(after.metrics).map(([n, m]) => {
     const b = before?.metrics[n];
-    return `<tr><td>${esc(n)}</td><td>${m.tokens}</td><td>${m.before.toFixed(4)}</td><td>${m.after.toFixed(4)}</td><td>${signed(m.delta)}</td><td>${b ? signed(b.delta) : '—'}</td></tr>`;
+    const vsUniform = after.uniform !== undefined ? `<td>${signed(m.after - after.uniform)}</td>` : '';
+    return `<tr><td>${esc(n)}</td><td>${m.tokens}</td><td>${m.before.toFixed(4)}</td><td>${m.after.toFixed(4)}</td><td>${signed(m.delta)}</td>${vsUniform}<td>${b ? signed(b.delta) : '—'}</td></tr>`;
   });
-  return `<table id="metrics"><tr><th>dataset</th><th>tokens</th><th>loss before edit</th><th>after edit</th><th>Δ nats</th><th>Δ at base revision</th></tr>${rows.join('')}</table>`;
+  // Locks written before `uniform` was recorded have no such column.
+  const uniformHead = after.uniform !== undefined ? `<th title="ln V = ${after.uniform.toFixed(4)} nats: the loss of a uniform guess">after − ln V</th>` : '';
+  return `<table id="metrics"><tr><th>dataset</th><th>tokens</th><th>loss before edit</th><th>after edit</th><th>Δ nats</th>${uniformHead}<th>Δ at base revision</th></tr>${rows.join('')}</table>`;
 }
 
 export function reviewHtml(args: { spec: string; specBefore: string | undefined; specAfter: string; lock: LockFile; lockBefore: LockFile | undefined; base: string }): string {
@@ -104,7 +107,7 @@ ${metricsTable(lock, lockBefore)}
 <h2>Checks</h2>
 <table id="checks">${lock.checks.map((c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'pass' : 'FAIL'}</td><td>${esc(c.message)}</td></tr>`).join('')}</table>
 <h2>Components (${lock.components.length})</h2>
-<table id="components">${lock.components.map((c) => `<tr><td><code>${esc(c.key)}</code></td><td>${esc(c.label ?? '')}</td><td>${esc(c.edit)}</td><td>× ${c.scale.toPrecision(6)}</td></tr>`).join('')}</table>
+<table id="components">${lock.components.map((c) => `<tr><td><code>${esc(c.key)}</code></td><td>${esc(c.label ?? '')}</td><td>${esc(c.edit)}</td><td>× ${c.scale.toPrecision(6)}</td><td>${esc(c.gate ?? '')}</td></tr>`).join('')}</table>
 <script type="application/json" id="review-data">${scriptSafe(JSON.stringify(data))}</script>
 <script type="text/plain" id="editor-worker">${scriptSafe(a.worker)}</script>
 <script>${scriptSafe(a.js)}</script>

@@ -32,7 +32,9 @@ export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: 
   const previous = readLock(lockFile);
   const locked = opts.retune ? undefined : opts.locked ?? lockedScales(previous, plan.specText, modelSha256(runner.lm.file), catalogSha);
   const outcome = await runner.run(opts.edits, { ...opts, locked });
-  writeEditedModel(runner.lm.file, outFile, outcome.weights);
+  // Ungated edits are byte patches of their weights; gated ones add their paths to the graph.
+  const { patches, graph } = runner.gates.checkpoint(outcome.weights);
+  writeEditedModel(runner.lm.file, outFile, patches, graph);
   const labels = new Map(catalog.components.map((c) => [c.key, c.label?.text]));
   const editOf = new Map(plan.edits.flatMap((e) => e.components.map((k) => [k, e.name] as const)));
   const lock = buildLock({

@@ -23,6 +23,7 @@ import { NodeSpec, TensorSpec, floatTensor } from '../onnx/build';
 import { DataType, OnnxModel, modelFromBytes } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { GraphEdit, rewriteModel } from '../onnx/rewrite';
+import type { GraphAdditions } from '../onnx/write';
 import { Component, Origin } from './weights';
 
 /** Where a gated edit acts: `ci` (gate = CI) or `threshold` (gate = [CI > threshold]). */
@@ -52,6 +53,8 @@ export interface GatedModule {
 
 const PREFIX = 'scalpel.gate.';
 
+const slotKey = (key: string, gate: Gate) => `${key} ${gateText(gate)}`;
+
 /** The gated paths of a set of components, grouped by module. */
 export class GatedPaths {
   readonly modules: GatedModule[] = [];
@@ -64,7 +67,8 @@ export class GatedPaths {
     const weights = new Map(moduleWeights(model).map((m) => [m.module, m]));
     for (const g of gated) {
       const { component, origin } = g;
-      if (this.slots.has(component.key)) throw new ScalpelError(`component ${component.key} is gated twice; gate it once`, origin?.file, origin);
+      // Alternative edits (run one at a time) may gate the same component the same way: one slot serves them.
+      if (this.slots.has(slotKey(component.key, g.gate))) continue;
       if (!component.ci) throw new ScalpelError(`component ${component.key} has no causal-importance function in its catalog, so it cannot be gated`, origin?.file, origin);
       let m = this.modules.find((x) => x.weight.module === component.module);
       if (!m) {
@@ -77,14 +81,14 @@ export class GatedPaths {
       if (m.components.length && m.components[0].component.ci!.hidden !== component.ci.hidden) {
         throw new ScalpelError(`components of ${component.module} have CI functions of different sizes`, origin?.file, origin);
       }
-      this.slots.set(component.key, { module: m, index: m.components.length });
+      this.slots.set(slotKey(component.key, g.gate), { module: m, index: m.components.length });
       m.components.push(g);
     }
   }
 
-  /** The scale tensor and position of a gated component, if it is one of these. */
-  slot(key: string): { tensor: string; index: number; size: number } | undefined {
-    const s = this.slots.get(key);
+  /** The scale tensor and position of a component gated this way, if it is one of these. */
+  slot(key: string, gate: Gate): { tensor: string; index: number; size: number } | undefined {
+    const s = this.slots.get(slotKey(key, gate));
     return s && { tensor: s.module.scaleTensor, index: s.index, size: s.module.components.length };
   }
 
@@ -93,10 +97,20 @@ export class GatedPaths {
   }
 
   /**
+   * Edited tensors (`WeightEditor.weights`) as a written checkpoint takes them: base initializers
+   * patched in place, and the gated paths added with their scale vectors.
+   */
+  checkpoint(weights: Map<string, Float32Array>): { patches: Map<string, Float32Array>; graph?: GraphAdditions } {
+    const scales = new Set(this.scaleTensors);
+    const patches = new Map([...weights].filter(([name]) => !scales.has(name)));
+    return this.modules.length ? { patches, graph: this.graphEdit(weights) } : { patches };
+  }
+
+  /**
    * The graph edit that adds every path; `scales` holds each module's scale vector by tensor name
    * (missing: all ones, the identity).
    */
-  graphEdit(scales: Map<string, Float32Array> = new Map()): Required<Pick<GraphEdit, 'insertAfter' | 'addInitializers'>> {
+  graphEdit(scales: Map<string, Float32Array> = new Map()): Required<GraphAdditions> {
     const opset = this.model.opsets.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 0;
     if (this.modules.length && opset < 13) throw new ScalpelError(`gated edits need ONNX opset 13 or later; the model has opset ${opset}`, this.model.file);
     const producers = new Map<string, number>();

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { ScalpelError } from '../errors';
 import { modelSha256, sha256File } from '../identity';
 import { writeFileAtomic } from '../safetensors';
+import { gateText } from './gate';
 import { EditOutcome } from './run';
 
 export const LOCK_FORMAT = 'scalpel-lock/1';
@@ -23,7 +24,8 @@ export interface LockFile {
   catalog: { dir: string; sha256: string };
   output: { file: string; sha256: string };
   edits: string[];
-  components: { key: string; label: string | null; edit: string; scale: number }[];
+  /** `gate`: how a gated edit's component is gated (`gated`, `gated where ci > T`); absent for weight edits. */
+  components: { key: string; label: string | null; edit: string; scale: number; gate?: string }[];
   scales: Record<string, number>;
   tuning: {
     objective: string;
@@ -33,6 +35,8 @@ export interface LockFile {
     constrained: boolean;
   } | null;
   metrics: Record<string, { tokens: number; before: number; after: number; delta: number }>;
+  /** ln V: the loss of a uniform guess, against which `after` says forgotten (equal) or inverted (above); absent in older locks. */
+  uniform?: number;
   checks: { message: string; pass: boolean }[];
 }
 
@@ -76,7 +80,7 @@ export function buildLock(args: {
     catalog: { dir: rel(args.catalogDir), sha256: args.catalogSha },
     output: { file: rel(args.outFile), sha256: modelSha256(args.outFile) },
     edits: o.edits,
-    components: o.terms.map((term) => ({ key: term.component.key, label: args.labels.get(term.component.key) ?? null, edit: args.editOf.get(term.component.key)!, scale: term.scale })),
+    components: o.terms.map((term) => ({ key: term.component.key, label: args.labels.get(term.component.key) ?? null, edit: args.editOf.get(term.component.key)!, scale: term.scale, ...(term.gate ? { gate: gateText(term.gate) } : {}) })),
     scales: o.scales,
     tuning: t
       ? {
@@ -89,6 +93,7 @@ export function buildLock(args: {
       : null,
     metrics: Object.fromEntries(o.deltas.map((d) => [d.name, { tokens: d.tokens, before: round(d.base), after: round(d.edited), delta: round(d.delta) }])),
     checks: o.checks.map((c) => ({ message: c.message, pass: c.pass })),
+    uniform: round(o.uniform),
   };
 }
 

@@ -5,6 +5,7 @@
 import type { Catalog } from '../catalog/types';
 import { DataSource } from '../data';
 import { Check, Unit } from './checks';
+import type { Gate } from './gate';
 import { Origin } from './weights';
 
 export interface PlanDataset {
@@ -27,7 +28,10 @@ export interface PlanGuard {
 export interface PlanTune {
   low: number;
   high: number;
-  objective: 'maximize' | 'minimize';
+  /** `toward`: minimize |loss − toward|; maximizing stops counting at the uniform loss. */
+  objective: 'maximize' | 'minimize' | 'toward';
+  /** The loss `toward` aims at: `uniform` (ln V of the model's vocabulary) or nats. */
+  toward?: 'uniform' | number;
   /** The datasets whose mean edited loss is the objective: their tokens are the only tuning data. */
   datasets: string[];
   origin?: Origin;
@@ -38,6 +42,8 @@ export interface PlanEdit {
   /** Component keys, in selection order; every one is scaled by the edit's one scale. */
   components: string[];
   scale: { value: number } | { tune: PlanTune };
+  /** Scale the components only where they are causally important (gate.ts); absent: the weights change. */
+  gate?: Gate;
   /** Guard names this edit keeps. */
   keep: string[];
   origin?: Origin;

@@ -14,6 +14,7 @@ import { Check, CheckResult, runCheck, violation } from './checks';
 import { EditPlan, PlanEdit, PlanTune, guardChecks } from './plan';
 import { DatasetDelta, PreviewSession } from './preview';
 import { minimize, TraceEntry } from './tune';
+import { GatedPaths, withGatedPaths } from './gate';
 import { CatalogComponents, Component, ComponentSource, ScaleTerm, WeightEditor, checkDistinct } from './weights';
 
 export interface TuningRecord {
@@ -39,6 +40,8 @@ export interface EditOutcome {
   tuning?: TuningRecord;
   deltas: DatasetDelta[];
   checks: CheckResult[];
+  /** The uniform loss ln V of the model's vocabulary: where a dataset is forgotten rather than inverted. */
+  uniform: number;
 }
 
 export interface RunOptions {
@@ -57,6 +60,7 @@ export class PlanRunner {
     readonly plan: EditPlan,
     readonly lm: LanguageModel,
     readonly editor: WeightEditor,
+    readonly gates: GatedPaths,
     readonly catalog: CatalogTensors | undefined,
     private readonly components: Map<string, Component>,
     readonly session: PreviewSession,
@@ -65,7 +69,6 @@ export class PlanRunner {
   /** `components`: another source than the plan's catalog (e.g. the neuron basis, for baselines). */
   static async open(plan: EditPlan, opts: RuntimeOptions & { components?: ComponentSource } = {}): Promise<PlanRunner> {
     const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
-    const editor = new WeightEditor(lm.onnx);
     if (!plan.edits.length) throw new ScalpelError('the spec has no edit', plan.specFile);
     for (const e of plan.edits) {
       if (!e.components.length) throw new ScalpelError(`edit ${e.name} selects no components`, e.origin?.file ?? plan.specFile, e.origin);
@@ -78,8 +81,12 @@ export class PlanRunner {
       const components = new Map<string, Component>();
       const source = opts.components ?? (catalog && new CatalogComponents(catalog));
       if (source) for (const e of plan.edits) for (const key of e.components) components.set(key, source.get(key, e.origin));
-      const session = await PreviewSession.create(lm, editor, editor.initializers([...components.values()]), runtimeOf(opts));
-      return new PlanRunner(plan, lm, editor, catalog, components, session);
+      // Gated edits run in a graph that has their paths; one session serves every edit and scale.
+      const gates = new GatedPaths(lm.onnx, plan.edits.flatMap((e) => (e.gate ? e.components.map((key) => ({ component: components.get(key)!, gate: e.gate!, origin: e.origin })) : [])));
+      const editor = new WeightEditor(withGatedPaths(lm.onnx, gates), gates);
+      const ungated = plan.edits.flatMap((e) => (e.gate ? [] : e.components.map((key) => components.get(key)!)));
+      const session = await PreviewSession.create(lm, editor, [...editor.initializers(ungated), ...gates.scaleTensors], runtimeOf(opts));
+      return new PlanRunner(plan, lm, editor, gates, catalog, components, session);
     } catch (err) {
       catalog?.close();
       throw err;
@@ -107,7 +114,7 @@ export class PlanRunner {
   }
 
   private terms(edits: PlanEdit[], scales: Record<string, number>): ScaleTerm[] {
-    const terms = edits.flatMap((e) => e.components.map((key) => ({ component: this.components.get(key)!, scale: scales[e.name], origin: e.origin })));
+    const terms = edits.flatMap((e) => e.components.map((key) => ({ component: this.components.get(key)!, scale: scales[e.name], origin: e.origin, ...(e.gate ? { gate: e.gate } : {}) })));
     checkDistinct(terms);
     return terms;
   }
@@ -146,7 +153,7 @@ export class PlanRunner {
       deltas.push(await this.session.delta(this.dataset(name), weights));
     }
     const results = checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
-    return { edits: edits.map((e) => e.name), terms, scales, weights, tuning, deltas, checks: results };
+    return { edits: edits.map((e) => e.name), terms, scales, weights, tuning, deltas, checks: results, uniform: Math.log(this.session.vocabSize) };
   }
 
   private async tune(edits: PlanEdit[], tuned: PlanEdit[], scales: Record<string, number>, opts: RunOptions): Promise<TuningRecord> {
@@ -156,7 +163,11 @@ export class PlanRunner {
       const ids = [...ds.ids];
       return { dataset: name, ids, text: ids.map((id) => this.lm.tokenizer.tokenText(id)), scored: ids.length - 1 };
     });
-    const objective = specs.map((t) => `${t.objective} loss(${t.datasets.join(', ')})`).join(' + ');
+    const uniform = Math.log(this.session.vocabSize);
+    const target = (t: PlanTune) => (t.toward === 'uniform' || t.toward === undefined ? uniform : t.toward);
+    const objective = specs
+      .map((t) => (t.objective === 'toward' ? `loss(${t.datasets.join(', ')}) toward ${t.toward === 'uniform' ? `uniform (ln V = ${uniform.toFixed(4)} nats)` : `${target(t)} nats`}` : `${t.objective} loss(${t.datasets.join(', ')})`))
+      .join(' + ');
     const locked = opts.locked;
     if (locked && tuned.every((e) => Number.isFinite(locked[e.name]))) {
       tuned.forEach((e) => (scales[e.name] = locked[e.name]));
@@ -164,7 +175,6 @@ export class PlanRunner {
     }
     const constraints = opts.guardsAsConstraints ? this.checksFor(edits).filter((c) => c.kind === 'guard') : [];
     opts.onStatus?.(`tuning ${tuned.map((e) => e.name).join(', ')} on ${tokens.map((t) => `${t.scored} tokens of ${t.dataset}`).join(', ')}`);
-    const uniform = Math.log(this.session.vocabSize);
     const f = async (x: number[]) => {
       const s = { ...scales };
       tuned.forEach((e, i) => (s[e.name] = x[i]));
@@ -175,7 +185,7 @@ export class PlanRunner {
         for (const name of t.datasets) loss += (await this.session.evaluate(this.dataset(name), w)).loss / t.datasets.length;
         // A loss above the uniform loss ln V is confident mistakes, not less knowledge: maximizing
         // stops counting there, and among scales that reach it the smallest change (nearest 1) wins.
-        total += t.objective === 'maximize' ? -Math.min(loss, uniform) : loss;
+        total += t.objective === 'maximize' ? -Math.min(loss, uniform) : t.objective === 'toward' ? Math.abs(loss - target(t)) : loss;
       }
       total += 1e-6 * x.reduce((a, v) => a + Math.abs(v - 1), 0);
       // Each unit of guard violation costs more than any loss difference can gain.

@@ -190,7 +190,7 @@ export class WeightEditor {
     const out = new Map<string, Float32Array>();
     for (const t of terms) {
       if (t.gate) {
-        const slot = this.gates?.slot(t.component.key);
+        const slot = this.gates?.slot(t.component.key, t.gate);
         if (!slot) throw new ScalpelError(`component ${t.component.key} is gated, but this model was opened without its gated path`, t.origin?.file, t.origin);
         let s = out.get(slot.tensor);
         if (!s) out.set(slot.tensor, (s = new Float32Array(slot.size).fill(1)));

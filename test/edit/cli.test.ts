@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { openModel, readTensorBytes } from '../../engine/onnx/model';
 import { writeFixture } from './fixture';
 
 // The CLI from source (the bundle is rebuilt by `npm test` in parallel with other test files).
@@ -83,4 +84,35 @@ test('scalpel apply SPEC -o OUT: writes model and lock; a re-run reproduces the 
   const lock2 = fs.readFileSync(`${file}.lock`, 'utf8');
   assert.equal(lock2.replace('"file": "b.onnx"', '"file": "a.onnx"'), lock1, 'same lock but for the output name');
   assert.ok(fs.readFileSync(fx.model).equals(baseBytes), 'base model untouched');
+});
+
+test('scalpel apply of a gated edit tuned toward a loss: the gate is in the written graph, the tuned loss is the target, the lock says so', () => {
+  const fx = writeFixture();
+  const file = path.join(fx.dir, 'gated.scalpel');
+  // First the loss a gated scale of -3 reaches on the tuning data, then a spec that tunes toward it.
+  fs.writeFileSync(file, spec(100, 'scale -3 gated where ci > 0.2'));
+  const probe = scalpel(fx.dir, 'eval', file, '--json');
+  assert.equal(probe.code, 0, probe.stderr);
+  const target = JSON.parse(probe.stdout).edits[0].datasets.find((d: { name: string }) => d.name === 'sample').after;
+  fs.writeFileSync(file, spec(100, `scale tune in [-6, 1] loss(sample) toward ${target.toFixed(4)} nats gated where ci > 0.2`));
+  const out = path.join(fx.dir, 'gated.onnx');
+  const r = scalpel(fx.dir, 'apply', file, '-o', out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 components \(gated where ci > 0\.2\)/);
+  assert.match(r.stdout, new RegExp(`tuned: loss\\(sample\\) toward ${target.toFixed(4)} nats on 4 tokens`));
+  assert.match(r.stdout, /uniform loss ln V = 5\.5452 nats \(V = 256\)/);
+  const lock = JSON.parse(fs.readFileSync(`${file}.lock`, 'utf8'));
+  assert.ok(Math.abs(lock.metrics.sample.after - target) < 1e-3, `tuned to ${lock.metrics.sample.after}, target ${target}`);
+  assert.equal(lock.uniform, Number(Math.log(256).toFixed(6)));
+  assert.deepEqual(lock.components.map((c: { key: string; gate: string }) => [c.key, c.gate]), [['h.0.mlp.c_proj:2', 'gated where ci > 0.2'], ['h.1.mlp.c_fc:1', 'gated where ci > 0.2']]);
+  // The written model has both modules' gated paths and no patched weight.
+  const base = openModel(fx.model);
+  const written = openModel(out);
+  try {
+    assert.deepEqual([...written.initializers.keys()].filter((n) => n.endsWith('.scale')), ['scalpel.gate.h.0.mlp.c_proj.scale', 'scalpel.gate.h.1.mlp.c_fc.scale']);
+    for (const t of base.initializers.values()) assert.ok(Buffer.from(readTensorBytes(written, written.initializers.get(t.name)!)).equals(Buffer.from(readTensorBytes(base, t))), t.name);
+  } finally {
+    base.close();
+    written.close();
+  }
 });

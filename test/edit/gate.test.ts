@@ -85,10 +85,9 @@ function setup(fx: Fixture, edits: Gated[]) {
 /** Writes the edits as `scalpel apply` does: ungated ones as weight patches, gated ones as graph paths. */
 function writeGated(fx: Fixture, edits: Gated[], name: string): string {
   const { paths, editor, terms } = setup(fx, edits);
-  const w = editor.weights(terms);
-  const patches = new Map([...w].filter(([k]) => !paths.scaleTensors.includes(k)));
+  const { patches, graph } = paths.checkpoint(editor.weights(terms));
   const out = path.join(fx.dir, name);
-  writeEditedModel(fx.model, out, patches, paths.graphEdit(w));
+  writeEditedModel(fx.model, out, patches, graph);
   return out;
 }
 
@@ -189,10 +188,12 @@ test('one preview session serves every scale of a gated edit: its losses equal t
   }
 });
 
-test('a component without a CI function cannot be gated', () => {
+test('a component without a CI function cannot be gated; alternative edits share or split slots', () => {
   const fx = writeFixture();
   const { lm, components } = setup(fx, []);
   const c = components.get('h.1.mlp.c_fc:1');
   assert.throws(() => new GatedPaths(lm.onnx, [{ component: { ...c, ci: undefined }, gate: { kind: 'ci' } }]), /has no causal-importance function/);
-  assert.throws(() => new GatedPaths(lm.onnx, [{ component: c, gate: { kind: 'ci' } }, { component: c, gate: { kind: 'ci' } }]), /gated twice/);
+  // Alternative edits may gate one component alike (one slot) or differently (two).
+  assert.equal(new GatedPaths(lm.onnx, [{ component: c, gate: { kind: 'ci' } }, { component: c, gate: { kind: 'ci' } }]).modules[0].components.length, 1);
+  assert.equal(new GatedPaths(lm.onnx, [{ component: c, gate: { kind: 'ci' } }, { component: c, gate: { kind: 'threshold', threshold: 0.5 } }]).modules[0].components.length, 2);
 });

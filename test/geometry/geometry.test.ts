@@ -1,0 +1,240 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { openCatalogTensors } from '../../engine/catalog/read';
+import { Dataset } from '../../engine/data';
+import { neuronComponent, WeightEditor } from '../../engine/edit/weights';
+import { ScalpelError } from '../../engine/errors';
+import { CancelledError } from '../../engine/evaluate';
+import { openLanguageModel } from '../../engine/lm';
+import { alignComponents } from '../../engine/geometry/align';
+import { Activations, ActivationCapture } from '../../engine/geometry/capture';
+import { measureGeometry } from '../../engine/geometry';
+import { Moments, pca, project } from '../../engine/geometry/pca';
+import { resolvePoint, splitSentences } from '../../engine/geometry/points';
+import { probeDirection, scoreProbe, trainProbe } from '../../engine/geometry/probe';
+import { Tracer, captured } from '../../engine/trace/trace';
+import { tinyWithCatalog } from '../debugger/helpers';
+
+/** A seeded generator of standard normal values (Box–Muller over xorshift32). */
+function normals(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  const u = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) + 1) / (2 ** 32 + 2);
+  };
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+
+/** Synthetic activations: `perTag` rows per tag, tag t shifted by `shift` along axis t, the rest noise. */
+function synthetic(tags: string[], perTag: number, d: number, shift: number, seed = 7): Activations {
+  const g = normals(seed);
+  const n = tags.length * perTag;
+  const a: Activations = {
+    point: { id: 'synthetic', kind: 'residual', tensor: 'synthetic' }, width: d, tags, rows: new Float32Array(n * d), count: n,
+    tag: new Int32Array(n), document: new Int32Array(n), position: new Int32Array(n), token: new Int32Array(n), heldout: new Uint8Array(n),
+    moments: new Moments(), tokens: tags.map(() => perTag),
+  };
+  for (let r = 0; r < n; r++) {
+    const t = Math.floor(r / perTag);
+    for (let j = 0; j < d; j++) a.rows[r * d + j] = g() + (j === t ? shift : 0);
+    a.tag[r] = t;
+    a.document[r] = r % perTag;
+    a.heldout[r] = r % 3 === 0 ? 1 : 0;
+    a.moments.add(a.rows.subarray(r * d, (r + 1) * d));
+  }
+  return a;
+}
+
+test('sentences split at end punctuation and blank lines, keeping each leading space, covering the text', () => {
+  const text = 'Alle Menschen sind frei. Sie haben Rechte!  "Wirklich?" fragt er…\n\nNeuer Absatz ohne Punkt\nund weiter. 3.5 bleibt eins.';
+  const s = splitSentences(text);
+  assert.deepEqual(s.map((x) => x.text.trim()), ['Alle Menschen sind frei.', 'Sie haben Rechte!', '"Wirklich?"', 'fragt er…', 'Neuer Absatz ohne Punkt\nund weiter.', '3.5 bleibt eins.']);
+  assert.equal(s.map((x) => x.text).join(''), text, 'the pieces are the text, in order');
+  assert.equal(s[1].text[0], ' ', 'a sentence keeps its leading space');
+  assert.deepEqual(splitSentences('  \n '), []);
+  assert.deepEqual(splitSentences(text), s, 'deterministic');
+});
+
+test('streamed moments give the covariance, and PCA finds a planted direction with its share of variance', () => {
+  const d = 6;
+  const g = normals(3);
+  const planted = Float64Array.from([3, -4, 0, 0, 12, 0].map((v) => v / 13));
+  const m = new Moments();
+  const rows: number[][] = [];
+  for (let r = 0; r < 4000; r++) {
+    const along = 5 * g();
+    const row = Array.from({ length: d }, (_, j) => 100 + along * planted[j] + 0.5 * g());
+    rows.push(row);
+    m.add(row);
+  }
+  // Covariance by the textbook two-pass formula.
+  const mean = Array.from({ length: d }, (_, j) => rows.reduce((s, r) => s + r[j], 0) / rows.length);
+  const cov = m.covariance();
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
+    const want = rows.reduce((s, r) => s + (r[i] - mean[i]) * (r[j] - mean[j]), 0) / (rows.length - 1);
+    assert.ok(Math.abs(cov[i * d + j] - want) < 1e-9 * Math.max(1, Math.abs(want)), `cov[${i},${j}] ${cov[i * d + j]} vs ${want}`);
+  }
+  const p = pca(m, 2);
+  const cos = Math.abs(p.components[0].reduce((s, v, i) => s + v * planted[i], 0));
+  assert.ok(cos > 0.999, `first component vs planted direction: cosine ${cos}`);
+  assert.ok(Math.abs(p.components[0].reduce((s, v, i) => s + v * p.components[1][i], 0)) < 1e-9, 'components are orthogonal');
+  // Variance 25 along the plant, 0.25 per axis of noise: its share is 25.25 / (25 + 6·0.25).
+  assert.ok(Math.abs(p.explained[0] - 25.25 / 26.5) < 0.03, `explained ${p.explained}`);
+  const xy = project(p, Float32Array.from(rows[0]), 1);
+  const want = rows[0].reduce((s, v, i) => s + (v - p.mean[i]) * p.components[0][i], 0);
+  assert.ok(Math.abs(xy[0] - want) < 1e-4, `${xy[0]} vs ${want}`); // float32 rows near 100: ~1e-5 rounding
+  const controller = new AbortController();
+  controller.abort();
+  assert.throws(() => pca(m, 2, { signal: controller.signal }), CancelledError);
+});
+
+for (const kind of ['logistic', 'mean-difference'] as const) {
+  test(`${kind} probes separate shifted tags on held-out rows, and not shuffled ones`, async () => {
+    const tags = ['de', 'fr', 'en'];
+    const a = synthetic(tags, 300, 8, 3);
+    const probe = await trainProbe(a, kind);
+    const s = scoreProbe(probe, a);
+    assert.equal(s.rows, a.heldout.reduce((x, y) => x + y, 0));
+    for (const t of s.perTag) assert.ok(t.balanced > 0.9, `${t.tag}: ${t.balanced}`);
+    assert.ok(s.accuracy > 0.85, `accuracy ${s.accuracy}`);
+    // Each tag's direction points along its own axis.
+    tags.forEach((tag, t) => {
+      const dir = probeDirection(probe, tag);
+      const best = dir.reduce((bi, v, i) => (v > dir[bi] ? i : bi), 0);
+      assert.equal(best, t, `${tag}'s direction is along axis ${best}`);
+    });
+    // No signal: the same rows with tags shuffled (a fixed permutation) give chance.
+    const shuffled = synthetic(tags, 300, 8, 0);
+    const chance = scoreProbe(await trainProbe(shuffled, kind), shuffled);
+    for (const t of chance.perTag) assert.ok(Math.abs(t.balanced - 0.5) < 0.12, `${t.tag} without signal: ${t.balanced}`);
+  });
+}
+
+test('a probe needs two tags and training rows for each', async () => {
+  const one = synthetic(['de'], 20, 4, 1);
+  await assert.rejects(trainProbe(one, 'logistic'), /at least two tagged datasets/);
+  const a = synthetic(['de', 'fr'], 20, 4, 1);
+  for (let i = 0; i < a.count; i++) if (a.tag[i] === 1) a.heldout[i] = 1;
+  await assert.rejects(trainProbe(a, 'mean-difference'), /no training rows for tag fr/);
+});
+
+function docs(texts: string[], lang: string): Dataset {
+  return { name: lang, source: `inline:${lang}`, documents: texts.map((text) => ({ text, tags: { lang } })) };
+}
+
+test('captured rows are the tensors the tracer records at the same positions (real onnxruntime), and an edit moves them', async () => {
+  const dir = tinyWithCatalog();
+  const lm = openLanguageModel(dir);
+  const text = 'alle Mensch ist frei und die Würde der Mensch ist';
+  const sources = [{ tag: 'a', dataset: docs([text], 'a') }, { tag: 'b', dataset: docs(['die Würde', 'der Mensch ist frei'], 'b') }];
+  const capture = await ActivationCapture.create(lm, ['h.1.resid', 'h.0.mlp.c_fc']);
+  const got = await capture.datasets(sources);
+  await capture.release();
+  const tracer = await Tracer.create(lm);
+  const ids = [lm.tokenizer.bos!, ...lm.tokenizer.encode(text)];
+  const trace = await tracer.trace(Int32Array.from(ids));
+  const a = got.get('h.1.resid')!;
+  const structure = tracer.structure;
+  const block = resolvePoint(structure, 'h.1.resid');
+  assert.equal(block.tensor, structure.blocks[1].sublayers[1].residualAfter);
+  const rowsOfA = [...a.tag].filter((t) => t === 0).length;
+  assert.equal(rowsOfA, ids.length - 1, 'every token that is an input: all but the last of the stream');
+  for (let p = 0; p < ids.length - 1; p++) {
+    const want = captured(trace, 'base', block, p);
+    const row = a.rows.subarray(p * a.width, (p + 1) * a.width);
+    assert.equal(a.position[p], p);
+    assert.equal(a.token[p], ids[p]);
+    for (let j = 0; j < a.width; j++) assert.ok(Math.abs(row[j] - want[j]) < 1e-5, `position ${p}, ${j}: ${row[j]} vs ${want[j]}`);
+  }
+  const fc = got.get('h.0.mlp.c_fc')!;
+  assert.equal(fc.point.kind, 'module-out');
+  assert.equal(fc.width, structure.modules.find((m) => m.module === 'h.0.mlp.c_fc')!.dOut);
+  await tracer.release();
+
+  const editor = new WeightEditor(lm.onnx);
+  const patches = editor.weights([{ component: neuronComponent(lm.onnx, editor.module('h.1.mlp.c_proj'), 'in', 2), scale: 0 }]);
+  const editedCapture = await ActivationCapture.create(lm, ['h.1.resid', 'h.0.mlp.c_fc'], { patches });
+  const edited = await editedCapture.datasets(sources);
+  await editedCapture.release();
+  const e = edited.get('h.1.resid')!;
+  assert.deepEqual([...e.token], [...a.token], 'the same tokens in the same order');
+  let moved = 0;
+  for (let i = 0; i < a.rows.length; i++) moved = Math.max(moved, Math.abs(a.rows[i] - e.rows[i]));
+  assert.ok(moved > 1e-4, 'the edit changes the residual stream after its block');
+  const before = edited.get('h.0.mlp.c_fc')!;
+  assert.deepEqual([...before.rows], [...fc.rows], 'and nothing upstream of it');
+});
+
+test('a text\'s sentences give one row each, at the sentence\'s last token', async () => {
+  const lm = openLanguageModel(tinyWithCatalog());
+  const capture = await ActivationCapture.create(lm, ['h.1.resid']);
+  const text = 'alle Mensch ist frei . die Würde der Mensch . und die Würde';
+  const got = (await capture.sentences(text)).get('h.1.resid')!;
+  const tracer = await Tracer.create(lm);
+  const ids = [lm.tokenizer.bos!, ...lm.tokenizer.encode(text)];
+  const trace = await tracer.trace(Int32Array.from(ids));
+  assert.deepEqual(got.sentences, ['alle Mensch ist frei .', 'die Würde der Mensch .', 'und die Würde']);
+  assert.equal(got.count, 3);
+  assert.equal(got.position[2], ids.length - 1, 'the last sentence ends at the last token');
+  for (let s = 0; s < 3; s++) {
+    const want = captured(trace, 'base', resolvePoint(tracer.structure, 'h.1.resid'), got.position[s]);
+    for (let j = 0; j < got.width; j++) assert.ok(Math.abs(got.rows[s * got.width + j] - want[j]) < 1e-5);
+  }
+  await capture.release();
+  await tracer.release();
+});
+
+test('unknown capture points are one clear error naming the choices', async () => {
+  const lm = openLanguageModel(tinyWithCatalog());
+  await assert.rejects(ActivationCapture.create(lm, ['h.9.resid']), (e: Error) => e instanceof ScalpelError && /no capture point "h\.9\.resid": use embed, h\.0\.resid, h\.1\.resid/.test(e.message));
+});
+
+test('a direction equal to a component\'s read vector aligns with that component first (cosine 1)', async () => {
+  const dir = tinyWithCatalog();
+  const lm = openLanguageModel(dir);
+  const catalog = openCatalogTensors(path.join(dir, 'components'));
+  const tracer = await Tracer.create(lm);
+  const point = resolvePoint(tracer.structure, 'h.0.resid');
+  // The tiny catalog is the neuron basis by input (V = I): h.1.mlp.c_fc:3 reads axis 3 of h.1's normalised input.
+  const d = tracer.structure.modules.find((m) => m.module === 'h.1.mlp.c_fc')!.dIn;
+  const axis = Float64Array.from({ length: d }, (_, i) => (i === 3 ? 1 : 0));
+  const top = alignComponents(axis, point, tracer.structure, catalog, 3);
+  assert.equal(top[0].side, 'read');
+  assert.ok(Math.abs(top[0].cosine - 1) < 1e-6);
+  assert.ok(['h.1.attn.c_attn:3', 'h.1.mlp.c_fc:3'].includes(top[0].key), top[0].key);
+  assert.ok(top.every((t) => !t.key.startsWith('h.0.')), 'nothing upstream reads h.0\'s output');
+  catalog.close();
+  await tracer.release();
+});
+
+test('measureGeometry: coordinates for base and edited rows, probe accuracy on both, sentence path, JSON-safe', async () => {
+  const dir = tinyWithCatalog();
+  const lm = openLanguageModel(dir);
+  const editor = new WeightEditor(lm.onnx);
+  const patches = editor.weights([{ component: neuronComponent(lm.onnx, editor.module('h.1.mlp.c_proj'), 'in', 2), scale: 0 }]);
+  const a = Array.from({ length: 10 }, (_, i) => `alle Mensch ist frei${' und die Würde'.repeat(i + 1)}`);
+  const b = Array.from({ length: 10 }, (_, i) => `der Mensch ist${' frei der'.repeat(i + 1)} Würde`);
+  const r = await measureGeometry(lm, {
+    points: ['h.0.resid', 'h.1.resid'], sources: [{ tag: 'a', dataset: docs(a, 'a') }, { tag: 'b', dataset: docs(b, 'b') }],
+    patches, text: 'alle Mensch . der Mensch ist frei .', probe: 'mean-difference', catalog: openCatalogTensors(path.join(dir, 'components')),
+  });
+  assert.deepEqual(r.tags, ['a', 'b']);
+  assert.equal(r.hasEdit, true);
+  const n = r.rows.tag.length;
+  for (const p of r.points) {
+    assert.equal(p.base.coords.length, n);
+    assert.equal(p.edited!.coords.length, n);
+    assert.ok(p.base.coords.every((c) => c.length === 2 && c.every(Number.isFinite)));
+    assert.equal(p.text!.base.coords.length, 2);
+    assert.ok(p.probe.perTag.every((t) => t.base >= 0 && t.base <= 1 && t.edited !== undefined && t.editedRetrained !== undefined));
+    assert.ok(p.explained[0] >= p.explained[1]);
+  }
+  assert.deepEqual(r.sentences, ['alle Mensch .', 'der Mensch ist frei .']);
+  assert.deepEqual(r.points[0].base.coords, r.points[0].edited!.coords, 'h.0 is upstream of the edit in h.1');
+  assert.notDeepEqual(r.points[1].base.coords, r.points[1].edited!.coords);
+  assert.equal(r.points[0].probe.perTag[0].aligned.length > 0, true);
+  assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+});

@@ -4,13 +4,14 @@
  * Δloss, Test Explorer items for every guard and expectation, the debugger's adapter, and the
  * webview panels. In an untrusted workspace editing and checking work, but no model runs.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
 import { Panel } from './panels';
-import type { ApplyResult, CatalogView, DatasetView, FromWebview, JobRuntime, PreviewResult, ReviewResult } from './protocol';
+import type { ApplyResult, CatalogView, DatasetView, FromWebview, GeometryData, JobRuntime, PreviewResult, ReviewResult } from './protocol';
 import { VIEWS, VIEW_KINDS } from './protocol';
 import { SpecTests } from './tests';
 
@@ -128,6 +129,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
               new vscode.CodeLens(range, { title: '$(eye) Preview', command: 'scalpel.previewEdit', arguments: [doc.uri, i.label] }),
               new vscode.CodeLens(range, { title: '$(check) Apply', command: 'scalpel.applyEdit', arguments: [doc.uri, i.label] }),
               new vscode.CodeLens(range, { title: '$(debug-alt) Debug', command: 'scalpel.debugEdit', arguments: [doc.uri, i.label] }),
+              new vscode.CodeLens(range, { title: '$(graph-scatter) Geometry', command: 'scalpel.showGeometry', arguments: [doc.uri, i.label] }),
             ];
           });
       },
@@ -143,6 +145,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       else if (m.type === 'debug' && previewState.spec) void debugEdit(vscode.Uri.file(previewState.spec), previewState.edit, m.dataset);
       else if (m.type === 'insertSelector') void insertSelector(m.key);
       else if (m.type === 'diff' && previewState.spec) void openSpecDiff(vscode.Uri.file(previewState.spec));
+      else if (m.type === 'debugToken' && geometryState.spec) void debugToken(m.dataset, m.document, m.position);
     });
   };
 
@@ -221,6 +224,43 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     } catch (err) {
       report(err);
     }
+  }
+
+  /** What the Geometry panel shows: its spec, edit and the edit's scale (for the debugger). */
+  const geometryState: { spec?: string; edit?: string; scale?: number } = {};
+  async function showGeometry(arg?: vscode.Uri, edit?: string, textFile?: string): Promise<void> {
+    const spec = await specOf(arg);
+    if (!spec || !trusted()) return;
+    const name = typeof edit === 'string' ? edit : undefined;
+    const panel = Panel.show('geometry', webviewRoot, wire);
+    void panel.post({ type: 'busy', message: `capturing activations${name ? ` (base and ${name})` : ''}…` });
+    try {
+      const text = typeof textFile === 'string' ? fs.readFileSync(textFile, 'utf8') : undefined;
+      const r = await jobs.withProgress<GeometryData>(`Scalpel: activation geometry${name ? ` of ${name}` : ''}`, {
+        kind: 'geometry', spec: spec.fsPath, edit: name, text, maxPerTag: config().get<number>('geometry.maxPerTag') ?? 1500, runtime: runtime(),
+      });
+      Object.assign(geometryState, { spec: r.spec, edit: r.edit, scale: r.scale });
+      await panel.post({ type: 'geometry', data: r });
+    } catch (err) {
+      void panel.post({ type: 'error', message: err instanceof JobError ? err.format() : String(err) });
+      report(err);
+    }
+  }
+
+  /** A token of the Geometry panel in the debugger: document N of a spec dataset, stopped at its position. */
+  async function debugToken(dataset: string, document: number, position: number): Promise<boolean> {
+    if (!debuggerContributed || !trusted()) return false;
+    const spec = vscode.Uri.file(geometryState.spec!);
+    return vscode.debug.startDebugging(vscode.workspace.getWorkspaceFolder(spec), {
+      type: 'scalpel',
+      request: 'launch',
+      name: `Scalpel: ${dataset}#${document}, token ${position}`,
+      spec: spec.fsPath,
+      ...(geometryState.edit ? { edit: geometryState.edit, scale: geometryState.scale } : {}),
+      example: `${dataset}#${document}`,
+      position,
+      stopOnEntry: true,
+    });
   }
 
   // The spec as it was at its last apply from this editor, for VS Code's own diff view.
@@ -312,6 +352,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     vscode.commands.registerCommand('scalpel.showComponents', showComponents),
     vscode.commands.registerCommand('scalpel.reviewEdit', review),
     vscode.commands.registerCommand('scalpel.debugEdit', debugEdit),
+    vscode.commands.registerCommand('scalpel.showGeometry', showGeometry),
     vscode.commands.registerCommand('scalpel.showOutput', () => log.show()),
     vscode.debug.registerDebugAdapterDescriptorFactory('scalpel', {
       // The adapter is the bundled CLI's `dap` command in its own process: the model never runs in the extension host.
@@ -319,8 +360,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     }),
     ...VIEW_KINDS.map((kind) =>
       vscode.window.registerWebviewPanelSerializer(VIEWS[kind].viewType, {
-        async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: { last?: { data?: { spec?: string; edit?: string } } } | undefined) {
+        async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: { last?: { data?: { spec?: string; edit?: string; scale?: number } } } | undefined) {
           if (kind === 'preview' && state?.last?.data?.spec) Object.assign(previewState, { spec: state.last.data.spec, edit: state.last.data.edit });
+          if (kind === 'geometry' && state?.last?.data?.spec) Object.assign(geometryState, { spec: state.last.data.spec, edit: state.last.data.edit, scale: state.last.data.scale });
           Panel.restore(kind, panel, webviewRoot, wire);
         },
       }),

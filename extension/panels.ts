@@ -1,5 +1,5 @@
 /**
- * The webview panels (Edit Preview, Components, Review): one page from the webview bundle each, a
+ * The webview panels (Edit Preview, Components, Review, Geometry): one page from the webview bundle each, a
  * fresh nonce per render, resources only from dist/webviews, and a serializer so that a panel
  * survives a window reload by redrawing from its saved state.
  */

@@ -2,6 +2,7 @@
  * Messages between the extension host and its model worker (extension/worker.ts), and the data the
  * webviews render. Plain JSON: no vscode, no engine classes, so webviews/ can import the types too.
  */
+import type { GeometryResult } from '../engine/geometry/index';
 
 /**
  * The webview panels, each one kind of page of the webview bundle (webviews/main.ts maps a kind to its
@@ -11,6 +12,7 @@ export const VIEWS = {
   preview: { viewType: 'scalpel.preview', title: 'Scalpel: Edit Preview' },
   components: { viewType: 'scalpel.components', title: 'Scalpel: Components' },
   review: { viewType: 'scalpel.review', title: 'Scalpel: Review' },
+  geometry: { viewType: 'scalpel.geometry', title: 'Scalpel: Geometry' },
 } as const;
 export type ViewKind = keyof typeof VIEWS;
 export const VIEW_KINDS = Object.keys(VIEWS) as ViewKind[];
@@ -29,7 +31,12 @@ export type Job =
   | { kind: 'evaluate'; spec: string; runtime?: JobRuntime }
   | { kind: 'apply'; spec: string; out: string; edits: string[]; runtime?: JobRuntime }
   | { kind: 'review'; spec: string }
-  | { kind: 'catalog'; spec: string };
+  | { kind: 'catalog'; spec: string }
+  /** The spec's checked datasets at every block's output, base and (with `edit`) edited; `text`: a file whose sentences make a path. */
+  | { kind: 'geometry'; spec: string; edit?: string; text?: string; maxPerTag: number; runtime?: JobRuntime };
+
+/** The Geometry panel's data: `scalpel geometry`'s result, with the spec and edit it came from. */
+export type GeometryData = GeometryResult & { spec: string; edit?: string; scale?: number };
 
 export interface CheckView {
   kind: 'guard' | 'expect';
@@ -101,7 +108,7 @@ export interface ReviewResult {
   weights: { initializer: string; shape: number[]; changed: number; relFrobenius: number; maxAbs: number }[];
 }
 
-export type JobResult = PreviewResult | EvaluateResult | ApplyResult | ReviewResult | CatalogView;
+export type JobResult = PreviewResult | EvaluateResult | ApplyResult | ReviewResult | CatalogView | GeometryData;
 
 export type WorkerMessage =
   | { type: 'status'; message: string }
@@ -129,6 +136,7 @@ export type ToWebview =
   | { type: 'preview'; data: PreviewResult }
   | { type: 'catalog'; data: CatalogView }
   | { type: 'review'; data: ReviewResult }
+  | { type: 'geometry'; data: GeometryData }
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string };
 
@@ -139,4 +147,6 @@ export type FromWebview =
   | { type: 'refresh' }
   | { type: 'apply'; edit: string }
   | { type: 'debug'; dataset: string }
-  | { type: 'diff' };
+  | { type: 'diff' }
+  /** Geometry: open this token (document N of a spec dataset, position in it) in the debugger. */
+  | { type: 'debugToken'; dataset: string; document: number; position: number };

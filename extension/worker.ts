@@ -1,11 +1,11 @@
 /**
  * The extension's model worker: a child process (forked by extension/jobs.ts) that runs one job —
- * preview, evaluate, apply, review — with the edits engine and exits. Running models here keeps the
+ * preview, evaluate, apply, review, geometry — with the engine and exits. Running models here keeps the
  * extension host's thread free, and cancelling a job is killing this process, which really stops it.
  */
 import * as path from 'node:path';
 import { keyModule } from '../engine/catalog/key';
-import { readCatalogMetadata } from '../engine/catalog/read';
+import { openCatalogTensors, readCatalogMetadata } from '../engine/catalog/read';
 import { ScalpelError, readTextFile } from '../engine/errors';
 import { applyPlan } from '../engine/edit/apply';
 import { inUnit } from '../engine/edit/checks';
@@ -19,7 +19,12 @@ import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
 import { loadPlan, lockedFor } from '../language/plan';
-import type { CatalogView, CheckView, DatasetView, Job, JobResult, JobRuntime, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
+import { measureGeometry } from '../engine/geometry';
+import { blockOutputs } from '../engine/geometry/points';
+import { openLanguageModel } from '../engine/lm';
+import { analyzeModel } from '../engine/trace/graph';
+import { specSubject } from '../language/geometry';
+import type { CatalogView, CheckView, DatasetView, GeometryData, Job, JobResult, JobRuntime, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
 const send = (m: WorkerMessage) => process.send!(m);
 
@@ -148,6 +153,37 @@ async function run(job: Job): Promise<JobResult> {
       return review(job.spec);
     case 'catalog':
       return catalogView(job.spec);
+    case 'geometry':
+      return geometry(job);
+  }
+}
+
+/** Every block's output for the spec's checked datasets, base and edited, as `scalpel geometry --spec --layers` computes it. */
+async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<GeometryData> {
+  const subject = await specSubject(job.spec, job.edit, { runtime: runtimeOptions(job.runtime), onStatus: (message) => send({ type: 'status', message }) });
+  const names = subject.checked.length >= 2 ? subject.checked : [...subject.datasets.keys()];
+  if (names.length < 2) throw new ScalpelError('geometry compares datasets: the spec needs at least two', job.spec);
+  const lm = openLanguageModel(subject.model, { tokenizer: subject.tokenizer });
+  const catalog = subject.components ? openCatalogTensors(subject.components) : undefined;
+  try {
+    const structure = analyzeModel(lm.onnx, lm.logitsName);
+    let last = '';
+    const r = await measureGeometry(lm, {
+      points: ['embed', ...blockOutputs(structure)],
+      sources: names.map((n) => ({ tag: n, dataset: subject.datasets.get(n)! })),
+      text: job.text,
+      patches: subject.edit?.weights,
+      catalog,
+      maxPerTag: job.maxPerTag,
+      probe: 'mean-difference',
+      runtime: runtimeOptions(job.runtime),
+      onProgress: (p) => {
+        if (p.stage !== last) send({ type: 'status', message: (last = p.stage) });
+      },
+    });
+    return { ...r, spec: job.spec, ...(subject.edit ? { edit: subject.edit.name, scale: subject.edit.scales[subject.edit.name] } : {}) };
+  } finally {
+    catalog?.close();
   }
 }
 

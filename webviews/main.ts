@@ -10,18 +10,20 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { ToWebview, ViewKind } from '../extension/protocol.js';
 import { ComponentsView } from './components.js';
+import { GeometryView } from './geometry.js';
 import { PreviewView } from './preview.js';
 import { ReviewView } from './review.js';
 import { vscode } from './vscode.js';
 
-const VIEW_ELEMENTS: Record<ViewKind, () => PreviewView | ComponentsView | ReviewView> = {
+const VIEW_ELEMENTS: Record<ViewKind, () => PreviewView | ComponentsView | ReviewView | GeometryView> = {
   preview: () => new PreviewView(),
   components: () => new ComponentsView(),
   review: () => new ReviewView(),
+  geometry: () => new GeometryView(),
 };
 
 class App extends HTMLElement {
-  private view?: PreviewView | ComponentsView | ReviewView;
+  private view?: PreviewView | ComponentsView | ReviewView | GeometryView;
 
   connectedCallback(): void {
     const kind = this.getAttribute('view') ?? '';
@@ -48,6 +50,8 @@ class App extends HTMLElement {
     } else if (m.type === 'catalog' && v instanceof ComponentsView) {
       v.data = m.data;
     } else if (m.type === 'review' && v instanceof ReviewView) {
+      v.data = m.data;
+    } else if (m.type === 'geometry' && v instanceof GeometryView) {
       v.data = m.data;
     }
   }

@@ -10,6 +10,7 @@ import { dapCommand } from './dap';
 import { applyCommand } from './apply';
 import { diffCommand } from './diff';
 import { reviewCommand } from './review';
+import { geometryCommand } from './geometry';
 
 /** Every subcommand, in the order `scalpel --help` lists them. */
-export const commands: Command[] = [evalCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand];
+export const commands: Command[] = [evalCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand, geometryCommand];

@@ -10,10 +10,10 @@ import { Dataset, splitDocuments } from '../data';
 import { ScalpelError } from '../errors';
 import { Evaluator, Progress, TokenizedDataset, tokenizeDataset } from '../evaluate';
 import { LanguageModel } from '../lm';
-import { DataType, modelFromBytes } from '../onnx/model';
-import { rewriteModel } from '../onnx/rewrite';
+import { RuntimeOptions, runtimeOf } from '../runtime';
+import { initializersAsInputs, withExtraOutputs } from '../onnx/rewrite';
 import { Capture, analyzeModel } from '../trace/graph';
-import { patchedBytes } from '../trace/trace';
+import { patchFeeds } from '../trace/trace';
 import { Moments } from './pca';
 import { resolvePoint, splitSentences } from './points';
 
@@ -22,10 +22,9 @@ export interface TaggedSource {
   dataset: Dataset;
 }
 
-export interface CaptureOptions {
+export interface CaptureOptions extends RuntimeOptions {
   /** Replaced float32 initializers (an edit's patched weights). */
   patches?: Map<string, Float32Array>;
-  threads?: number;
   /** Windows per ORT run (default 8). */
   batchSize?: number;
 }
@@ -75,14 +74,15 @@ export class ActivationCapture {
     if (!pointNames.length) throw new ScalpelError('capture needs at least one capture point (e.g. h.2.resid)');
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const points = pointNames.map((n) => resolvePoint(structure, n));
-    const onnx = opts.patches?.size ? modelFromBytes(patchedBytes(lm.onnx, opts.patches), lm.file) : lm.onnx;
-    const existing = new Set(onnx.outputs.map((o) => o.name));
-    const tensors = [...new Set(points.map((p) => p.tensor))].filter((t) => !existing.has(t));
-    const bytes = rewriteModel(onnx, {
-      inlineExternal: true,
-      addOutputs: tensors.map((name) => ({ name, elemType: DataType.FLOAT, shape: ['batch', 'sequence', `${name}_width`] })),
+    // An edit's patched weights are fed per run (initializers turned into inputs), as the tracer does.
+    const patched = [...(opts.patches?.keys() ?? [])];
+    const tensors = [...new Set(points.map((p) => p.tensor))];
+    const evaluator = await Evaluator.create(lm, {
+      edit: withExtraOutputs(lm.onnx, tensors, patched.length ? initializersAsInputs(lm.onnx, patched) : {}),
+      feeds: opts.patches?.size ? patchFeeds(lm.onnx, opts.patches) : undefined,
+      batchSize: opts.batchSize,
+      ...runtimeOf(opts),
     });
-    const evaluator = await Evaluator.create(lm, { modelBytes: bytes, batchSize: opts.batchSize, threads: opts.threads });
     return new ActivationCapture(lm, points, evaluator);
   }
 

@@ -9,6 +9,7 @@ import { CatalogTensors } from '../catalog/read';
 import { ScalpelError } from '../errors';
 import { Progress } from '../evaluate';
 import { LanguageModel } from '../lm';
+import { RuntimeOptions } from '../runtime';
 import { analyzeModel } from '../trace/graph';
 import { Activations, ActivationCapture, TaggedSource } from './capture';
 import { ComponentAlignment, alignComponents } from './align';
@@ -31,7 +32,7 @@ export interface GeometryRequest {
   catalog?: CatalogTensors;
   /** Aligned components reported per tag (default 5). */
   alignTop?: number;
-  threads?: number;
+  runtime?: RuntimeOptions;
   signal?: AbortSignal;
   onProgress?: (p: Progress & { stage: string }) => void;
 }
@@ -94,7 +95,7 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
   const captured: { rows: Map<string, Activations>; text?: Map<string, Activations> }[] = [];
   for (const [s, patches] of sides.entries()) {
     const stage = s ? 'edited' : 'base';
-    const capture = await ActivationCapture.create(lm, req.points, { patches, threads: req.threads });
+    const capture = await ActivationCapture.create(lm, req.points, { patches, ...req.runtime });
     try {
       const rows = await capture.datasets(req.sources, {
         maxPerTag: req.maxPerTag, heldoutFraction: req.heldoutFraction, signal: req.signal,
@@ -119,10 +120,10 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
     const e = edited?.rows.get(id);
     const p = pca(a.moments, dims, { signal: req.signal });
     const coords = (x: Activations): SideCoords => ({ coords: chunk(project(p, x.rows, x.count), dims) });
-    const probe = await trainProbe(a, kind, { signal: req.signal, threads: req.threads });
+    const probe = await trainProbe(a, kind, { signal: req.signal, runtime: req.runtime });
     const sBase = scoreProbe(probe, a);
     const sEdited = e ? scoreProbe(probe, e) : undefined;
-    const sRetrained = e ? scoreProbe(await trainProbe(e, kind, { signal: req.signal, threads: req.threads }), e) : undefined;
+    const sRetrained = e ? scoreProbe(await trainProbe(e, kind, { signal: req.signal, runtime: req.runtime }), e) : undefined;
     const perTag: TagProbe[] = a.tags.map((tag, t) => ({
       tag,
       base: round(sBase.perTag[t].balanced),

@@ -17,6 +17,7 @@ import { CancelledError } from '../evaluate';
 import { Activations } from './capture';
 import { NodeSpec, buildModel, floatTensor } from '../onnx/build';
 import { DataType } from '../onnx/model';
+import { RuntimeOptions, startSession } from '../runtime';
 import { dot } from './pca';
 
 export type ProbeKind = 'logistic' | 'mean-difference';
@@ -36,7 +37,8 @@ export interface ProbeOptions {
   regularization?: number;
   /** Adam steps (logistic, default 300). */
   steps?: number;
-  threads?: number;
+  /** Where the logistic gradient graph runs. */
+  runtime?: RuntimeOptions;
   signal?: AbortSignal;
 }
 
@@ -165,7 +167,7 @@ async function logistic(a: Activations, train: number[], opts: ProbeOptions): Pr
     ],
     outputs: [{ name: 'gw', elemType: DataType.FLOAT, shape: [T, d] }, { name: 'gb', elemType: DataType.FLOAT, shape: [T] }],
   });
-  const session = await ort.InferenceSession.create(graph, opts.threads ? { intraOpNumThreads: opts.threads } : {});
+  const session = await startSession(graph, opts.runtime ?? {}, 'the probe gradient graph');
   const l2 = opts.regularization ?? 1e-3;
   const steps = opts.steps ?? 300;
   const lr = 0.05;

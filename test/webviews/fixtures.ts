@@ -1,5 +1,5 @@
 /** Fixture data for the webview tests: what the model worker would post, built deterministically. */
-import type { CatalogView, PreviewResult, ReviewResult } from '../../extension/protocol';
+import type { CatalogView, GeometryData, PreviewResult, ReviewResult } from '../../extension/protocol';
 
 const DATASETS = ['german', 'french', 'spanish', 'italian', 'english'];
 
@@ -69,5 +69,43 @@ export function reviewFixture(): ReviewResult {
     metrics: DATASETS.map((name, i) => ({ name, tokens: 500, before: 1.5, after: 1.5 + (i ? 0.01 : 1.2345), delta: i ? 0.01 : 1.2345 })),
     checks: [{ message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats', pass: true }],
     weights: [{ initializer: 'h.1.mlp.c_fc.weight', shape: [128, 512], changed: 65536, relFrobenius: 0.0123, maxAbs: 0.031 }],
+  };
+}
+
+/**
+ * Two capture points, three tags of 40 rows each on a circle per tag, the edited rows pulled to the centre,
+ * and a three-sentence path. Sentence 1 is the lowest-left coordinate and row 0 the highest-right one of the
+ * first point, so the tests know where they are drawn (the plot's corners).
+ */
+export function geometryFixture(): GeometryData {
+  const tags = ['german', 'french', 'english'];
+  const n = tags.length * 40;
+  const coords = (point: number, pull: number) => Array.from({ length: n }, (_, i) => {
+    if (i === 0) return [10, 10];
+    const t = Math.floor(i / 40);
+    const a = (i % 40) * 0.157 + point;
+    return [(3 * Math.cos(t * 2.1) + Math.cos(a)) * pull, (3 * Math.sin(t * 2.1) + Math.sin(a)) * pull];
+  });
+  const point = (name: string, k: number) => ({
+    point: name, capture: name, kind: 'residual', width: 128, explained: [0.2 + k / 10, 0.1],
+    base: { coords: coords(k, 1) }, edited: { coords: coords(k, 0.5) },
+    text: { base: { coords: [[-10, -10], [0, 1], [2, 2]] }, edited: { coords: [[-9, -9], [0, 0.5], [1, 1]] } },
+    probe: {
+      kind: 'mean-difference' as const, accuracy: { base: 0.9 + k / 20, edited: 0.7, editedRetrained: 0.9 }, heldoutRows: 36,
+      perTag: tags.map((tag, t) => ({ tag, base: 0.95 - t / 100 + k / 100, edited: 0.6 + t / 10, editedRetrained: 0.9, aligned: [{ key: `h.3.mlp.c_fc:${t}`, side: 'read' as const, cosine: 0.4 - t / 10, label: `${tag} words` }] })),
+    },
+  });
+  return {
+    spec: '/ws/remove-german.scalpel', edit: 'no_german', scale: -36.5,
+    model: '/ws/models/polyglot/model.onnx', tags, dimensions: 2,
+    rows: {
+      tag: Array.from({ length: n }, (_, i) => Math.floor(i / 40)), document: Array.from({ length: n }, (_, i) => i % 7),
+      position: Array.from({ length: n }, (_, i) => i % 40), token: Array.from({ length: n }, (_, i) => (i === 0 ? ' Würde' : `t${i}`)), heldout: Array.from({ length: n }, (_, i) => (i % 3 ? 0 : 1)),
+    },
+    tokens: { german: 400, french: 380, english: 350 },
+    sentences: ['Alle Menschen sind frei.', 'Tous les êtres humains naissent libres.', 'All human beings are born free.'],
+    points: [point('h.1.resid', 0), point('h.2.resid', 1)],
+    hasEdit: true,
+    seconds: { capture: 1, analysis: 1 },
   };
 }

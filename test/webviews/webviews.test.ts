@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
-import { catalogFixture, previewFixture, reviewFixture } from './fixtures';
+import { catalogFixture, geometryFixture, previewFixture, reviewFixture } from './fixtures';
 import { Loaded, launch, load } from './harness';
 
 let browser: Browser;
@@ -137,4 +137,40 @@ test('the CSP is enforced and a violation is caught: inline script and inline st
   assert.ok(v.some((x) => x.startsWith('script-src')), v.join('\n'));
   assert.ok(v.some((x) => x.startsWith('style-src')), v.join('\n'));
   await l.page.close();
+});
+
+test('Geometry: scatter drawn, the layer slider switches points, hover names a sentence, a click debugs the token, state kept', async () => {
+  const l = await load(browser, 'geometry');
+  await l.send({ type: 'geometry', data: geometryFixture() });
+  const name = l.page.locator('#point-name');
+  await name.waitFor();
+  // The default point is the middle one of two: index 1.
+  assert.equal(await name.textContent(), 'h.2.resid');
+  assert.ok(await painted(l, 'scatter'), 'the scatter is drawn');
+  assert.equal(await l.page.locator('#probe tr[data-tag="german"] td.base').textContent(), '96.0%');
+  assert.equal(await l.page.locator('#probe tr[data-tag="german"] td.edited').textContent(), '60.0%');
+  assert.match((await l.page.locator('#probe tr[data-tag="french"] td.aligned').textContent())!, /h\.3\.mlp\.c_fc:1 read 0\.30 french words/);
+  // The slider: point 0.
+  await l.page.locator('#layer').fill('0');
+  await l.page.waitForFunction(() => document.querySelector('scalpel-app')!.querySelector('scalpel-geometry')!.shadowRoot!.querySelector('#point-name')!.textContent === 'h.1.resid');
+  assert.equal(await l.page.locator('#accuracy').textContent(), '90.0%');
+  assert.equal((await l.state())?.ui?.geometryPoint, 0);
+  // Sentence 1 is the lowest-left coordinate: drawn at the plot's lower-left corner (16 px padding).
+  const canvas = l.page.locator('canvas#scatter');
+  await canvas.hover({ position: { x: 16, y: 440 - 16 } });
+  await l.page.locator('#tip').waitFor();
+  assert.equal(await l.page.locator('#tip').textContent(), 'sentence 1: Alle Menschen sind frei.');
+  // Row 0 (German, document 0, token 0) is the highest-right base point: a click opens it in the debugger.
+  await canvas.click({ position: { x: 640 - 16, y: 16 } });
+  const posted = (await l.posted()).filter((m) => m.type !== 'ready');
+  assert.deepEqual(posted, [{ type: 'debugToken', dataset: 'german', document: 0, position: 0 }]);
+  assert.equal((await l.state())?.last?.type, 'geometry');
+  await clean(l);
+});
+
+test('Geometry: a restored panel redraws its last point from saved state', async () => {
+  const l = await load(browser, 'geometry', { last: { type: 'geometry', data: geometryFixture() }, ui: { geometryPoint: 0, geometryMode: 'base' } });
+  assert.equal(await l.page.locator('#point-name').textContent(), 'h.1.resid');
+  assert.ok(await painted(l, 'scatter'));
+  await clean(l);
 });

@@ -1,0 +1,71 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+// The CLI as users run it: the esbuild bundle behind bin/scalpel.js, on the demo model.
+before(() => {
+  if (!fs.existsSync('dist/cli.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+});
+
+function scalpel(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/scalpel.js', ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-geometry-cli-'));
+
+test('scalpel geometry --json: probe accuracy per tag, points JSON with one coordinate pair per row, an SVG plot', { timeout: 120000 }, () => {
+  const out = path.join(tmp, 'points.json');
+  const svg = path.join(tmp, 'plot.svg');
+  const text = path.join(tmp, 'text.txt');
+  fs.writeFileSync(text, 'Alle Menschen sind frei. All human beings are born free. Sie sind mit Vernunft begabt.');
+  const r = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.2.resid', '--at', 'embed',
+    '--max-per-tag', '300', '--text', text, '--probe', 'mean-difference', '--json', '-o', out, '--svg', svg);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.deepEqual(s.tags, ['de', 'en']);
+  assert.deepEqual(s.points.map((p: { point: string }) => p.point), ['h.2.resid', 'embed']);
+  assert.equal(s.bestPoint, 'h.2.resid');
+  for (const t of s.points[0].perTag) assert.ok(t.base > 0.9, `${t.tag} at h.2.resid: ${t.base}`);
+  assert.ok(s.points[0].perTag[0].aligned.length > 0, 'aligned with catalog components');
+  const points = JSON.parse(fs.readFileSync(out, 'utf8'));
+  assert.equal(points.rows.tag.length, 600);
+  assert.equal(points.points[0].base.coords.length, 600);
+  assert.equal(points.sentences.length, 3);
+  assert.equal(points.points[0].text.base.coords.length, 3);
+  const plot = fs.readFileSync(svg, 'utf8');
+  assert.match(plot, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.equal((plot.match(/<polyline/g) ?? []).length, 2, 'the sentence path in each panel');
+  assert.ok((plot.match(/<circle/g) ?? []).length >= 1200);
+  assert.doesNotMatch(plot, /<script|href=/);
+});
+
+test('scalpel geometry --spec --edit: the base probe scored on the edited model\'s activations too', { timeout: 120000 }, () => {
+  const r = scalpel('geometry', '--spec', 'examples/one-component.scalpel', '--edit', 'off', '--data', 'german', '--data', 'english', '--at', 'h.3.resid', '--max-per-tag', '200', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.deepEqual(s.tags, ['german', 'english']);
+  assert.deepEqual(s.edit, { name: 'off', scales: { off: 0 } });
+  const p = s.points[0];
+  assert.ok(p.accuracy.edited !== undefined && p.accuracy.editedRetrained !== undefined);
+  for (const t of p.perTag) assert.ok(t.edited >= 0 && t.edited <= 1);
+});
+
+test('exit codes for CI: 1 when --min-accuracy is not met, 2 with one clear line for bad input', { timeout: 120000 }, () => {
+  const low = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'embed', '--max-per-tag', '200', '--probe', 'mean-difference', '--min-accuracy', '0.99');
+  assert.equal(low.code, 1, low.stderr);
+  assert.match(low.stderr, /held-out probe accuracy below 0.99: de at embed/);
+  const bad = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.9.resid');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^scalpel: no capture point "h\.9\.resid": use embed, h\.0\.resid, h\.1\.resid, h\.2\.resid, h\.3\.resid/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  const one = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu');
+  assert.equal(one.code, 2);
+  assert.match(one.stderr, /at least two tagged datasets/);
+  const kind = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--probe', 'svm');
+  assert.equal(kind.code, 2);
+  assert.match(kind.stderr, /--probe takes logistic or mean-difference, not "svm"/);
+});

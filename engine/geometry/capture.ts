@@ -32,7 +32,10 @@ export interface CaptureOptions extends RuntimeOptions {
 export interface DatasetCaptureOptions {
   /** Points kept per tag for plots and probes (default 4000); moments use every token. */
   maxPerTag?: number;
-  /** Fraction of each dataset's documents held out for probe accuracy (default 0.3, by document content). */
+  /**
+   * Fraction of each dataset's documents held out for probe accuracy (default 0.3, by document content);
+   * a dataset too small to hold a document out holds out that fraction of its tokens, at its end.
+   */
   heldoutFraction?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress & { tag: string }) => void;
@@ -94,14 +97,19 @@ export class ActivationCapture {
     const sinks = this.points.map(() => new Sink(tags, max));
     for (let ti = 0; ti < sources.length; ti++) {
       const ds = sources[ti].dataset;
-      const held = new Set(splitDocuments(ds.documents, opts.heldoutFraction ?? 0.3).heldout);
+      const fraction = opts.heldoutFraction ?? 0.3;
+      const held = new Set(splitDocuments(ds.documents, fraction).heldout);
       const tokenized = tokenizeDataset(ds, this.lm.tokenizer);
       if (tokenized.ids.length < 2) throw new ScalpelError(`dataset ${ds.name} has no tokens`);
+      // Too few documents to hold some out (an inline text is one): hold out the last part of the token stream instead.
+      const byPosition = held.size === 0 || held.size === ds.documents.length;
+      const cut = Math.floor((1 - fraction) * (tokenized.ids.length - 1));
+      const isHeldout = (pos: number, doc: number) => (byPosition ? pos >= cut : held.has(ds.documents[doc]));
       const reservoirs = this.points.map(() => new Reservoir(max, ti + 1));
       await this.run(tokenized, (pi, row, pos, doc) => {
         sinks[pi].moments.add(row);
         const slot = reservoirs[pi].offer();
-        if (slot >= 0) sinks[pi].put(ti, slot, row, { document: doc, position: pos - tokenized.documentStarts[doc], token: tokenized.ids[pos], heldout: held.has(ds.documents[doc]) });
+        if (slot >= 0) sinks[pi].put(ti, slot, row, { document: doc, position: pos - tokenized.documentStarts[doc], token: tokenized.ids[pos], heldout: isHeldout(pos, doc) });
         if (pi === 0) sinks[0].tokens[ti]++;
       }, opts.signal, (p) => opts.onProgress?.({ ...p, tag: sources[ti].tag }));
     }

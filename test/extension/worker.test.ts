@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CatalogView, EvaluateResult, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
+import type { CatalogView, EvaluateResult, GeometryData, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
 import { outline } from '../../extension/outline';
 import { writeFixture } from '../edit/fixture';
 
@@ -116,4 +116,21 @@ test('worker apply writes the model and lock; review measures the weight diff', 
   assert.deepEqual(r.weights.map((w) => w.initializer).sort(), ['h.0.mlp.c_proj.weight', 'h.1.mlp.c_fc.weight']);
   for (const w of r.weights) assert.ok(w.changed > 0 && w.relFrobenius > 0 && w.maxAbs > 0, JSON.stringify(w));
   assert.deepEqual(r.metrics.map((m) => m.name).sort(), ['all', 'other', 'sample']);
+});
+
+test('worker geometry: every block output for the checked datasets, base and edited, ready for the panel', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale -2'));
+  const { result, error, status } = await runJob({ kind: 'geometry', spec, edit: 'e', text: 'Alle Menschen sind frei . The dog .', maxPerTag: 100 });
+  assert.equal(error, undefined, error?.message);
+  const r = result as GeometryData;
+  assert.deepEqual(r.tags, ['all', 'other'], "the guard's and the expectation's datasets, in declaration order");
+  assert.equal(r.edit, 'e');
+  assert.equal(r.scale, -2);
+  assert.deepEqual(r.points.map((p) => p.point), ['embed', 'h.0.resid', 'h.1.resid']);
+  for (const p of r.points) assert.equal(p.edited!.coords.length, r.rows.tag.length);
+  assert.equal(r.sentences?.length, 2);
+  assert.ok(r.rows.heldout.some((h) => h === 1) && r.rows.heldout.some((h) => h === 0), 'one-document datasets are held out by position');
+  assert.ok(status.some((s) => s.startsWith('probe')));
 });

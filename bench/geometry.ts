@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const a = captured!.get('h.2.resid')!;
   const probeRows: (string | number)[][] = [];
   for (const kind of ['mean-difference', 'logistic'] as const) {
-    const seconds = await best(async () => void (await trainProbe(a, kind, { threads })));
+    const seconds = await best(async () => void (await trainProbe(a, kind, { runtime: { threads } })));
     probeRows.push([kind, a.count, seconds.toFixed(3), `${(seconds / evalSeconds).toFixed(2)}×`]);
   }
   process.stdout.write(formatTable(['probe at h.2.resid (5 tags)', 'rows', 'seconds', 'time vs evaluate'], probeRows) + '\n');

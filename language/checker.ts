@@ -684,10 +684,10 @@ class Checker {
       if (!repeats && !clashes) return;
       const where = (prev: number) => `edit "${edits[prev].name!.text}" (line ${this.line(edits[prev].start)})`;
       for (const [prev, n] of repeats ?? []) {
-        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" repeats a selector of ${where(prev)}: both scale the same ${n} component${n > 1 ? 's' : ''}`));
+        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" repeats a selector of ${where(prev)}: both scale the same ${n} component${n > 1 ? 's' : ''}, so they are alternatives (apply one at a time with --edit)`));
       }
       for (const [prev, { n, example }] of clashes ?? []) {
-        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" scales ${n} component${n > 1 ? 's' : ''} that ${where(prev)} also scales, e.g. ${example}`));
+        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" scales ${n} component${n > 1 ? 's' : ''} that ${where(prev)} also scales, e.g. ${example}, so they are alternatives (apply one at a time with --edit)`));
       }
     });
   }

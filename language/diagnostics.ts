@@ -48,7 +48,7 @@ export const CODES = {
   S402: ['error', 'edit selects nothing'],
   S403: ['error', 'tuning range is not a proper interval'],
   S404: ['warning', 'scale 1 leaves the model unchanged'],
-  S405: ['warning', 'two edits on the same model scale the same component'],
+  S405: ['info', 'two edits scale the same component: they are alternatives, applied one at a time'],
   S406: ['error', 'CI threshold outside [0, 1)'],
   S407: ['error', 'gated edit on a catalog without causal-importance functions'],
   S501: ['error', 'threshold must be positive'],

@@ -36,7 +36,9 @@ export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: 
   const { patches, graph } = runner.gates.checkpoint(outcome.weights);
   writeEditedModel(runner.lm.file, outFile, patches, graph);
   const labels = new Map(catalog.components.map((c) => [c.key, c.label?.text]));
-  const editOf = new Map(plan.edits.flatMap((e) => e.components.map((k) => [k, e.name] as const)));
+  // The edits applied, not every edit of the spec: another edit may select the same component.
+  const applied = new Set(outcome.edits);
+  const editOf = new Map(plan.edits.filter((e) => applied.has(e.name)).flatMap((e) => e.components.map((k) => [k, e.name] as const)));
   const lock = buildLock({
     specFile: plan.specFile,
     specText: plan.specText,

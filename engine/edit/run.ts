@@ -17,6 +17,24 @@ import { minimize, TraceEntry } from './tune';
 import { GatedPaths, withGatedPaths } from './gate';
 import { CatalogComponents, Component, ComponentSource, ScaleTerm, WeightEditor, checkDistinct } from './weights';
 
+/**
+ * Edits run together must scale disjoint components. Two edits of a spec that share a component are
+ * alternatives: each is evaluated, previewed and debugged on its own, and applied one at a time
+ * (`--edit`); applied together they are refused here, before any tuning (the checker says so as S405).
+ */
+export function checkDisjoint(edits: PlanEdit[]): void {
+  const owner = new Map<string, PlanEdit>();
+  for (const e of edits) {
+    for (const key of e.components) {
+      const first = owner.get(key);
+      if (first && first !== e) {
+        throw new ScalpelError(`edits ${first.name} and ${e.name} both scale ${key}: edits that share a component are alternatives, apply one of them (--edit ${first.name} or --edit ${e.name})`, e.origin?.file, e.origin);
+      }
+      owner.set(key, e);
+    }
+  }
+}
+
 export interface TuningRecord {
   /** Edits tuned, in coordinate order, and the values found. */
   edits: string[];
@@ -139,8 +157,8 @@ export class PlanRunner {
     const scales: Record<string, number> = {};
     const tuned = edits.filter((e) => 'tune' in e.scale);
     for (const e of edits) if ('value' in e.scale) scales[e.name] = e.scale.value;
-    // Checked before tuning, so a duplicate fails fast.
-    this.terms(edits, Object.fromEntries(edits.map((e) => [e.name, 1])));
+    // Checked before tuning, so that a clash fails fast.
+    checkDisjoint(edits);
     let tuning: TuningRecord | undefined;
     if (tuned.length) tuning = await this.tune(edits, tuned, scales, opts);
     const terms = this.terms(edits, scales);

@@ -206,6 +206,25 @@ test('apply tunes on the limited tokens only, writes a byte-stable lock, and a r
   out2.close();
 });
 
+test('two edits that share a component are alternatives: each runs alone, together they are refused before tuning, and the lock names the edit applied', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'alternatives.scalpel');
+  fs.writeFileSync(spec, '# two alternatives\n');
+  const p = plan(fx, { value: 0 }, spec);
+  const other = { ...p.edits[0], name: 'other', components: ['h.1.mlp.c_fc:1', 'h.1.mlp.c_fc:3'], scale: { tune: { low: -4, high: 4, objective: 'maximize' as const, datasets: ['tune'] } } };
+  const runner = await PlanRunner.open({ ...p, edits: [p.edits[0], other] });
+  try {
+    let evaluations = 0;
+    await assert.rejects(runner.run([], { onStatus: () => evaluations++ }), (e: unknown) => e instanceof ScalpelError && /edits e and other both scale h\.1\.mlp\.c_fc:1/.test(e.message) && /--edit e or --edit other/.test(e.message));
+    assert.equal(evaluations, 0, 'refused before tuning or measuring');
+    for (const name of ['e', 'other']) assert.deepEqual((await runner.run([name])).edits, [name]);
+    const r = await applyPlan(runner, { edits: ['e'], outFile: path.join(fx.dir, 'e.onnx') });
+    assert.deepEqual(r.lock.components.map((c) => [c.key, c.edit]), [['h.1.mlp.c_fc:1', 'e'], ['h.0.mlp.c_proj:0', 'e']]);
+  } finally {
+    await runner.close();
+  }
+});
+
 test('PlanRunner: unknown guard, unknown edit and a catalog-less model are ScalpelErrors', async () => {
   const fx = writeFixture();
   const spec = path.join(fx.dir, 's.scalpel');

@@ -10,11 +10,13 @@ import { CatalogTensors, openCatalogTensors } from '../engine/catalog/read';
 import { DataSource, loadDataset, parseDataArg } from '../engine/data';
 import { lockFileFor } from '../engine/edit/apply';
 import { catalogHash, lockedScales, readLock } from '../engine/edit/lock';
+import { GatedPaths, gateText, withGatedPaths } from '../engine/edit/gate';
 import { CatalogComponents, Component, WeightEditor, neuronComponent } from '../engine/edit/weights';
 import { ScalpelError } from '../engine/errors';
 import { modelSha256 } from '../engine/identity';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { LanguageModel, openLanguageModel } from '../engine/lm';
+import { OnnxModel } from '../engine/onnx/model';
 import { initializersAsInputs } from '../engine/onnx/rewrite';
 import { RuntimeOptions, parseExecutionProviders } from '../engine/runtime';
 import { TraceAnalysis } from '../engine/trace/analysis';
@@ -119,6 +121,8 @@ interface Subject {
   patches: Map<string, Float32Array> | undefined;
   /** Scale factor per edited catalog component (for the edited side's component activations). */
   editScales: Map<string, number>;
+  /** A gated edit's paths, and the graph that has them (both sides run it; `patches` sets its scales). */
+  gates?: { paths: GatedPaths; model: OnnxModel };
   description: string;
   datasets: Map<string, NamedDataset>;
 }
@@ -135,11 +139,13 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
   const evaluators = new Map<Side, Promise<Evaluator>>();
   const evaluator = (side: Side) => {
     const key = patches ? side : 'base';
-    if (!evaluators.has(key)) evaluators.set(key, Evaluator.create(lm, key === 'edited' ? { ...rt, edit: initializersAsInputs(lm.onnx, [...patches!.keys()]), feeds: patchFeeds(lm.onnx, patches!) } : rt));
+    const graph = subject.gates?.model ?? lm.onnx;
+    if (!evaluators.has(key)) evaluators.set(key, Evaluator.create(lm, key === 'edited' ? { ...rt, model: graph, edit: initializersAsInputs(graph, [...patches!.keys()]), feeds: patchFeeds(graph, patches!) } : rt));
     return evaluators.get(key)!;
   };
   try {
-    tracer = await Tracer.create(lm, { ...rt, patches });
+    const gates = subject.gates;
+    tracer = await Tracer.create(lm, { ...rt, patches, ...(gates ? { model: gates.model, record: gates.paths.modules.map((m) => m.gateTensor) } : {}) });
     let text = args.input;
     let worst: WorstToken | undefined;
     if (text === undefined) {
@@ -158,7 +164,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
     const tokens = ids.subarray(0, lm.contextLength);
     if (tokens.length === 0) throw new ScalpelError('the input has no tokens');
     const trace = await tracer.trace(tokens);
-    const analysis = new TraceAnalysis(tracer, trace, catalog, subject.editScales);
+    const analysis = new TraceAnalysis(tracer, trace, catalog, subject.editScales, gates?.paths);
     const position = resolvePosition(args.position ?? worst?.position, tokens.length);
     const target = resolveTarget(analysis, args.target, position);
     const runtime = new DebugRuntime({
@@ -260,9 +266,14 @@ function fromSpec(args: ScalpelLaunchArgs): Subject {
     }
     const components = new CatalogComponents(catalog!);
     const keys = edit.components;
-    const patches = new WeightEditor(lm.onnx).weights(keys.map((key) => ({ component: components.get(key, edit.origin), scale })));
+    const terms = keys.map((key) => ({ component: components.get(key, edit.origin), scale, ...(edit.gate ? { gate: edit.gate } : {}) }));
+    // A gated edit traces the graph with its gated path (as `scalpel apply` writes it), scale fed as an input.
+    const paths = edit.gate ? new GatedPaths(lm.onnx, terms.map((t) => ({ component: t.component, gate: edit.gate!, origin: edit.origin }))) : undefined;
+    const gates = paths && { paths, model: withGatedPaths(lm.onnx, paths) };
+    const patches = new WeightEditor(gates?.model ?? lm.onnx, paths).weights(terms);
     const shown = keys.length <= 3 ? keys.join(', ') : `${keys.slice(0, 3).join(', ')} and ${keys.length - 3} more`;
-    return { lm, catalog, patches, editScales: new Map(keys.map((k) => [k, scale])), description: `${edit.name}: ${shown} × ${fmt(scale)}${how}`, datasets };
+    const gated = edit.gate ? ` ${gateText(edit.gate)}` : '';
+    return { lm, catalog, patches, editScales: new Map(keys.map((k) => [k, scale])), gates, description: `${edit.name}: ${shown} × ${fmt(scale)}${gated}${how}`, datasets };
   } catch (err) {
     catalog?.close();
     throw err;

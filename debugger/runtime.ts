@@ -436,6 +436,15 @@ export class DebugRuntime {
       { name: 'write norm ‖U[c]‖', value: fmt(norm(f.U.subarray(c * f.module.dOut, (c + 1) * f.module.dOut))) },
     ];
     const info = a.info(componentKey(module, c));
+    const gate = a.gateValues(componentKey(module, c));
+    if (gate) {
+      // The gate decides how much of the edit this token gets: shown here and per token.
+      vars.splice(1, 0, {
+        name: 'gate (edit applied × gate)',
+        value: fmt(gate[this.pos]),
+        children: () => Array.from(gate, (g, t) => ({ name: `[${t}] ${JSON.stringify(this.tokenText(a.trace.tokens[t]))}`, value: fmt(g) })),
+      });
+    }
     if (info?.label) vars.unshift({ name: 'label', value: `${info.label.text} (${info.label.source})` });
     if (info?.promotes?.length) vars.push({ name: 'promotes (catalog)', value: info.promotes.slice(0, 5).map((t) => `${JSON.stringify(t.token)} ${fmt(t.logit)}`).join(', ') });
     const selectivity = Object.entries(info?.selectivity ?? {}).sort((x, y) => y[1] - x[1]);
@@ -649,6 +658,13 @@ export class DebugRuntime {
             const c = component(str(args[0], 'component()', start), start);
             return a.activations(c.module, side, this.pos)![c.index];
           }
+          case 'gate': {
+            arity(1);
+            const key = str(args[0], 'gate()', start);
+            const g = a.gateValues(key);
+            if (!g) throw exprError(`${key} is not gated in this edit`, start);
+            return g[this.pos];
+          }
           case 'contribution': {
             arity(1);
             const c = component(str(args[0], 'contribution()', start), start);
@@ -674,7 +690,7 @@ export class DebugRuntime {
             return (await this.opts.datasets.loss(str(args[0], 'loss()', start)))[side];
           }
           default:
-            throw exprError(`unknown function ${name}() (known: loss, logit, prob, component, contribution, summary, abs, base, edited)`, start);
+            throw exprError(`unknown function ${name}() (known: loss, logit, prob, component, gate, contribution, summary, abs, base, edited)`, start);
         }
       },
     };

@@ -8,6 +8,7 @@ import { CatalogTensors, ModuleFactors } from '../catalog/read';
 import { ComponentInfo } from '../catalog/types';
 import { ScalpelError } from '../errors';
 import { ModuleWeight } from '../onnx/modules';
+import type { GatedPaths } from '../edit/gate';
 import { Capture } from './graph';
 import { Side, Trace, Tracer, captured } from './trace';
 
@@ -54,12 +55,15 @@ export class TraceAnalysis {
   /**
    * `editScales`: the edit's scale factor per component key. On the edited side an edited component's
    * activation includes its factor (W' = W + (s − 1)·v⊗u makes its piece s·v⊗u): ablated reads 0.
+   * `gates`: the gated paths traced (their gates recorded); a gated component's factor at a token is
+   * 1 + (s − 1)·gate there.
    */
   constructor(
     readonly tracer: Tracer,
     readonly trace: Trace,
     readonly catalog: CatalogTensors | undefined,
     readonly editScales: ReadonlyMap<string, number> = new Map(),
+    readonly gates?: GatedPaths,
   ) {
     this.modules = new Map(trace.structure.modules.map((m) => [m.module, m]));
     this.infos = new Map((catalog?.catalog.components ?? []).map((c) => [c.key, c]));
@@ -120,11 +124,27 @@ export class TraceAnalysis {
       if (side === 'edited' && this.trace.hasEdit) {
         for (const [key, scale] of this.editScales) {
           const k = parseComponentKey(key);
-          if (k?.module === module) out[k.index] *= scale;
+          if (k?.module !== module) continue;
+          const gate = this.gateValues(key);
+          out[k.index] *= gate ? 1 + (scale - 1) * gate[position] : scale;
         }
       }
       return out;
     });
+  }
+
+  /** A gated component's gate at every position (edited side: what the edit used), or undefined when it is not gated. */
+  gateValues(key: string): Float32Array | undefined {
+    for (const m of this.gates?.modules ?? []) {
+      const slot = m.components.findIndex((g) => g.component.key === key);
+      if (slot < 0) continue;
+      return this.cached(`gate\0${key}`, () => {
+        const r = this.trace.recorded.edited.get(m.gateTensor);
+        if (!r) throw new ScalpelError(`nothing recorded for the gate of ${key}`);
+        return Float32Array.from({ length: this.length }, (_, t) => r.data[t * r.width + slot]);
+      });
+    }
+    return undefined;
   }
 
   private mw(module: string): ModuleWeight {

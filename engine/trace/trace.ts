@@ -22,6 +22,13 @@ export interface TracerOptions extends SessionOptions {
   patches?: Map<string, Float32Array>;
   /** A whole edited model on disk (e.g. written by `scalpel apply`); its graph must match the base's. */
   editedFile?: string;
+  /**
+   * The graph to trace for both sides instead of the base file's: the base with gated paths (gate.ts),
+   * whose scale vectors `patches` sets (ones, the base, on the base side).
+   */
+  model?: OnnxModel;
+  /** Further tensors to record on both sides, [1, sequence, width] each (e.g. the gates of gated paths). */
+  record?: string[];
 }
 
 /** How the edited side runs: the base session fed patched weights, or a session of its own over another file. */
@@ -54,6 +61,9 @@ export class Tracer {
     readonly structure: ModelStructure,
     private readonly session: ort.InferenceSession,
     private readonly edited: EditedSide,
+    /** The graph the session runs: the base file's, or the base with gated paths. */
+    private readonly graph: OnnxModel,
+    private readonly record: string[],
   ) {}
 
   get hasEdit(): boolean {
@@ -64,15 +74,17 @@ export class Tracer {
     if (opts.patches && opts.editedFile) throw new ScalpelError('give an edit as patches or as a model file, not both');
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const patches = opts.patches?.size ? opts.patches : undefined;
-    if (patches) checkPatches(lm.onnx, patches);
-    const session = await createTraceSession(lm.onnx, structure, [...(patches?.keys() ?? [])], opts);
-    if (patches) return new Tracer(lm, structure, session, { kind: 'patches', patches });
-    if (!opts.editedFile) return new Tracer(lm, structure, session, { kind: 'none' });
+    const graph = opts.model ?? lm.onnx;
+    const record = opts.record ?? [];
+    if (patches) checkPatches(graph, patches);
+    const session = await createTraceSession(graph, structure, [...(patches?.keys() ?? [])], record, opts);
+    if (patches) return new Tracer(lm, structure, session, { kind: 'patches', patches }, graph, record);
+    if (!opts.editedFile) return new Tracer(lm, structure, session, { kind: 'none' }, graph, record);
     const model = openModel(opts.editedFile);
     try {
       checkSameGraph(lm.onnx, model, structure);
-      const editedSession = await createTraceSession(model, structure, [], opts);
-      return new Tracer(lm, structure, session, { kind: 'file', model, session: editedSession });
+      const editedSession = await createTraceSession(model, structure, [], record, opts);
+      return new Tracer(lm, structure, session, { kind: 'file', model, session: editedSession }, graph, record);
     } catch (err) {
       model.close();
       await session.release();
@@ -105,7 +117,7 @@ export class Tracer {
     const key = `${this.differs(side, name) ? 'edited' : 'base'}\0${name}`;
     let w = this.weightCache.get(key);
     if (!w) {
-      w = readFloatTensor(this.edited.kind === 'file' && this.differs(side, name) ? this.edited.model : this.lm.onnx, name);
+      w = readFloatTensor(this.edited.kind === 'file' && this.differs(side, name) ? this.edited.model : this.graph, name);
       this.weightCache.set(key, w);
     }
     return w;
@@ -114,7 +126,7 @@ export class Tracer {
   /** The patched initializers, fed as graph inputs: the base weights or the edited ones. */
   private patchFeeds(side: Side): Record<string, ort.Tensor> {
     if (this.edited.kind !== 'patches') return {};
-    return side === 'edited' ? patchFeeds(this.lm.onnx, this.edited.patches) : patchFeeds(this.lm.onnx, new Map([...this.edited.patches.keys()].map((n) => [n, this.weight('base', n)])));
+    return side === 'edited' ? patchFeeds(this.graph, this.edited.patches) : patchFeeds(this.graph, new Map([...this.edited.patches.keys()].map((n) => [n, this.weight('base', n)])));
   }
 
   /** A module's weight as a (dIn, dOut) row-major matrix, whatever its stored layout; cached. */
@@ -143,7 +155,7 @@ export class Tracer {
     const inputs = new Set(session.inputNames);
     if (inputs.has('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', new BigInt64Array(t).fill(1n), [1, t]);
     if (inputs.has('position_ids')) feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from({ length: t }, (_, i) => BigInt(i)), [1, t]);
-    const fetches = recordedTensors(this.structure);
+    const fetches = recordedTensors(this.structure, this.record);
     let out: ort.InferenceSession.ReturnType;
     try {
       out = await session.run(feeds, fetches);
@@ -175,8 +187,8 @@ export class Tracer {
 }
 
 /** Every tensor a trace records: the captures, and the attention probabilities of value paths. */
-function recordedTensors(structure: ModelStructure): string[] {
-  return [...new Set([...structure.captures.map((c) => c.tensor), ...[...structure.valuePaths.values()].map((v) => v.probs)])];
+function recordedTensors(structure: ModelStructure, record: string[]): string[] {
+  return [...new Set([...structure.captures.map((c) => c.tensor), ...[...structure.valuePaths.values()].map((v) => v.probs), ...record])];
 }
 
 /** The vector of a capture at one position. */
@@ -210,10 +222,10 @@ function checkSameGraph(base: OnnxModel, edited: OnnxModel, structure: ModelStru
 }
 
 /** A session recording every capture; `asInputs`: initializers fed per run (an edit's patched weights). */
-async function createTraceSession(model: OnnxModel, structure: ModelStructure, asInputs: string[], opts: SessionOptions): Promise<ort.InferenceSession> {
+async function createTraceSession(model: OnnxModel, structure: ModelStructure, asInputs: string[], record: string[], opts: SessionOptions): Promise<ort.InferenceSession> {
   const existing = new Set(model.outputs.map((o) => o.name));
   const probs = new Set([...structure.valuePaths.values()].map((v) => v.probs));
-  const addOutputs = recordedTensors(structure)
+  const addOutputs = recordedTensors(structure, record)
     .filter((t) => !existing.has(t))
     .map((name) => ({ name, elemType: DataType.FLOAT, shape: probs.has(name) ? ['batch', 'heads', 'sequence', 'sequence'] : ['batch', 'sequence', `${name}_width`] }));
   return createSession(model, { ...initializersAsInputs(model, asInputs), addOutputs }, opts, 'the traced model');

@@ -18,8 +18,20 @@ export const DEMO_PRESENT = fs.existsSync(path.join(DEMO, 'model.onnx'));
 /** Modules of the tiny GPT that get catalog components. */
 export const CATALOG_MODULES = ['h.1.attn.c_attn', 'h.1.attn.c_proj', 'h.1.mlp.c_fc', 'h.1.mlp.c_proj', 'lm_head'];
 
-/** A temporary copy of the tiny GPT (in a folder named tiny-gpt) with `components/` (neuron-by-input basis for CATALOG_MODULES). */
-export function tinyWithCatalog(): string {
+/** Hidden units of the CI functions `tinyWithCatalog({ ci: true })` adds. */
+export const CI_HIDDEN = 2;
+
+/** The CI function parameters of component c of a module with C components (what `tinyWithCatalog({ ci: true })` stores). */
+export function ciParams(C: number): { wIn: Float32Array; bIn: Float32Array; wOut: Float32Array; bOut: Float32Array } {
+  const f = (n: number, k: number, b: number) => Float32Array.from({ length: n }, (_, i) => b + k * Math.sin(1.7 * i + 0.3));
+  return { wIn: f(C * CI_HIDDEN, 2, 0), bIn: f(C * CI_HIDDEN, 0.5, 0), wOut: f(C * CI_HIDDEN, 0.4, 0), bOut: f(C, 0.2, 0.5) };
+}
+
+/**
+ * A temporary copy of the tiny GPT (in a folder named tiny-gpt) with `components/` (neuron-by-input basis for
+ * CATALOG_MODULES); `ci`: with causal-importance functions (`ciParams`), as an SPD catalog has, so edits can be gated.
+ */
+export function tinyWithCatalog(opts: { ci?: boolean } = {}): string {
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-debugger-')), 'tiny-gpt');
   fs.mkdirSync(dir);
   for (const f of fs.readdirSync(TINY)) fs.copyFileSync(path.join(TINY, f), path.join(dir, f));
@@ -28,12 +40,17 @@ export function tinyWithCatalog(): string {
   const tensors: ModuleTensors[] = modules.map((m) => {
     const V = new Float32Array(m.dIn * m.dIn);
     for (let i = 0; i < m.dIn; i++) V[i * m.dIn + i] = 1;
-    return { module: m.module, V, U: readFloatTensor(model, m.initializer) }; // in_out: U[c] = W[c, :]
+    const ci = ciParams(m.dIn);
+    const shape = [m.dIn, CI_HIDDEN];
+    const extra = opts.ci
+      ? [{ name: `${m.module}.ci.w_in`, shape, data: ci.wIn }, { name: `${m.module}.ci.b_in`, shape, data: ci.bIn }, { name: `${m.module}.ci.w_out`, shape, data: ci.wOut }, { name: `${m.module}.ci.b_out`, shape: [m.dIn], data: ci.bOut }]
+      : [];
+    return { module: m.module, V, U: readFloatTensor(model, m.initializer), extra }; // in_out: U[c] = W[c, :]
   });
   const catalog: Catalog = {
     format: CATALOG_FORMAT,
     model: { file: 'model.onnx', sha256: '' },
-    method: { name: 'neuron', provenance: 'test/debugger/helpers.ts' },
+    method: { name: opts.ci ? 'neuron-with-ci' : 'neuron', provenance: 'test/debugger/helpers.ts' },
     tensors: 'components.safetensors',
     modules: modules.map((m) => ({ path: m.module, initializer: m.initializer, layout: m.layout, dIn: m.dIn, dOut: m.dOut, components: m.dIn })),
     components: [

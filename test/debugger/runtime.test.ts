@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { ScalpelError } from '../../engine/errors';
 import { Launched, ScalpelLaunchArgs, launchRuntime } from '../../debugger/launch';
 import { DebugRuntime, RunResult, VarNode } from '../../debugger/runtime';
-import { TINY, tinyWithCatalog } from './helpers';
+import { captured } from '../../engine/trace/trace';
+import { CI_HIDDEN, TINY, ciParams, tinyWithCatalog } from './helpers';
 
 const INPUT = 'alle Mensch ist frei und die Würde der Mensch ist';
 const ABLATE = { 'h.1.mlp.c_fc:n5': 0 };
@@ -234,4 +235,40 @@ test('a spec launch debugs its edit: selectors resolved in the catalog, its scal
   const given = await launchRuntime({ spec, input: 'alle Mensch', scale: -1.5 });
   assert.ok(given.summary.includes('edit: drop: h.1.mlp.c_fc:3 × -1.5000 (from the launch configuration)'), given.summary.join('\n'));
   await given.release();
+});
+
+test('a gated edit is traced through its gated path: the gate per token, the edited product and activation follow it', async () => {
+  const dir = tinyWithCatalog({ ci: true });
+  const spec = path.join(dir, 'gated.scalpel');
+  fs.writeFileSync(spec, `model tiny from "." {\n  components "components"\n}\n\nedit drop on tiny {\n  select "h.1.mlp.c_fc:3"\n  scale -2 gated\n}\n`);
+  const l = await launchRuntime({ spec, input: INPUT });
+  try {
+    assert.ok(l.summary.includes('edit: drop: h.1.mlp.c_fc:3 × -2.0000 gated'), l.summary.join('\n'));
+    const a = l.runtime.analysis;
+    const mw = a.modules.get('h.1.mlp.c_fc')!;
+    const C = mw.dIn;
+    const ci = ciParams(C);
+    const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    const gates = a.gateValues('h.1.mlp.c_fc:3')!;
+    assert.equal(gates.length, a.length);
+    const U = a.factors('h.1.mlp.c_fc')!.U;
+    for (let t = 0; t < a.length; t++) {
+      // V = I: the component's activation is input unit 3; its CI computed here from the catalog's parameters.
+      const x = captured(a.trace, 'base', mw.inputTensor, t);
+      const act = x[3];
+      let g = ci.bOut[3];
+      for (let h = 0; h < CI_HIDDEN; h++) g += ci.wOut[3 * CI_HIDDEN + h] * gelu(act * ci.wIn[3 * CI_HIDDEN + h] + ci.bIn[3 * CI_HIDDEN + h]);
+      g = Math.min(1, Math.max(0, g));
+      assert.ok(Math.abs(gates[t] - g) < 1e-5, `gate at ${t}: ${gates[t]} vs ${g}`);
+      // The edited product is the base one plus (s − 1)·gate·a·U[3]; the edited activation is a·(1 + (s − 1)·gate).
+      const [yb, ye] = (['base', 'edited'] as const).map((s) => captured(a.trace, s, mw.outputTensor, t));
+      for (let j = 0; j < mw.dOut; j++) assert.ok(Math.abs(ye[j] - (yb[j] - 3 * g * act * U[3 * mw.dOut + j])) < 1e-4, `product [${t}, ${j}]`);
+      assert.ok(Math.abs(a.activations('h.1.mlp.c_fc', 'edited', t)![3] - act * (1 - 3 * g)) < 1e-4);
+    }
+    assert.ok(gates.some((g) => g > 0.05 && g < 0.95), `gates ${[...gates].map((g) => g.toFixed(2))}`);
+    assert.equal(await l.runtime.evaluate('gate("h.1.mlp.c_fc:3")'), fmtNum(gates[l.runtime.opts.position]));
+    await assert.rejects(l.runtime.evaluate('gate("h.1.mlp.c_fc:4")'), /h\.1\.mlp\.c_fc:4 is not gated in this edit/);
+  } finally {
+    await l.release();
+  }
 });

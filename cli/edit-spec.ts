@@ -1,19 +1,27 @@
 /**
  * Specs on the command line: `scalpel eval SPEC.scalpel`, which runs every expectation and guard
- * (the spec becomes an edit plan through language/plan.ts), and the tables and reports it prints.
+ * (the spec becomes an edit plan through language/plan.ts), sharded (`--shard I/N --out PART`) or
+ * whole, and `scalpel merge`, which combines the parts; both print through the same reports.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
 import { gateText } from '../engine/edit/gate';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
+import { lockFileFor } from '../engine/edit/apply';
+import { CheckResult } from '../engine/edit/checks';
+import { EvalPart, MergedEval, PART_FORMAT, lockSha256, parseShard, partEdit, partJson, resultOf } from '../engine/edit/shard';
+import { writeFileAtomic } from '../engine/safetensors';
 import { loadPlan, lockedFor } from '../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from './runtime-flags';
 import { formatTable } from './table';
 
+type Measured = { name: string; tokens: number; base: number; edited: number; delta: number };
+
 /** Per dataset: loss before and after, the change, and the loss after against the uniform loss ln V (0: forgotten). */
-export function metricsTable(o: EditOutcome): string {
+export function metricsTable(o: { deltas: Measured[]; uniform: number }): string {
   return formatTable(
     ['dataset', 'tokens', 'before', 'after', 'Δ nats', 'Δ bits', 'Δ %', 'after − ln V'],
     o.deltas.map((d) => [d.name, d.tokens, d.base.toFixed(4), d.edited.toFixed(4), signed(d.delta, 4), signed(d.delta / Math.LN2, 4), signed((d.delta / d.base) * 100, 2), signed(d.edited - o.uniform, 4)]),
@@ -23,6 +31,11 @@ export function metricsTable(o: EditOutcome): string {
 const signed = (v: number, digits: number) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
 
 export function describeOutcome(o: EditOutcome, runner: PlanRunner): string {
+  return [...outcomeSummary(o, runner), '', metricsTable(o)].join('\n');
+}
+
+/** What was edited and how its scale was found: the lines above the metrics table. */
+export function outcomeSummary(o: EditOutcome, runner: PlanRunner): string[] {
   const lines: string[] = [];
   const gates = [...new Set(o.terms.map((t) => (t.gate ? gateText(t.gate) : '')))].filter(Boolean);
   const gated = gates.length ? ` (${gates.join(', ')})` : '';
@@ -33,8 +46,7 @@ export function describeOutcome(o: EditOutcome, runner: PlanRunner): string {
     lines.push(t.fromLock ? `  tuned scale from the lock file (tuned on ${toks})` : `  tuned: ${t.objective} on ${toks}; ${t.trace.length} evaluations${t.constrained ? ', guards as constraints' : ''}`);
   }
   lines.push(`  uniform loss ln V = ${o.uniform.toFixed(4)} nats (V = ${Math.round(Math.exp(o.uniform))}): a dataset at it is forgotten, above it confidently wrong`);
-  lines.push('', metricsTable(o));
-  return lines.join('\n');
+  return lines;
 }
 
 function fmtScale(s: number): string {
@@ -45,7 +57,7 @@ function xmlEscape(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
-export function junitXml(specFile: string, outcomes: EditOutcome[], seconds: number): string {
+export function junitXml(specFile: string, outcomes: { edits: string[]; checks: CheckResult[] }[], seconds: number): string {
   const all = outcomes.flatMap((o) => o.checks.map((c) => ({ o, c })));
   const failures = all.filter((x) => !x.c.pass).length;
   const suites = outcomes.map((o) => {
@@ -64,12 +76,17 @@ export const specEvalUsage = `scalpel eval SPEC.scalpel [--edit NAME …] [--jso
 
 Runs every expectation and guard of a spec's edits (each edit on its own); exit 1 when one fails.
 Tuned scales come from SPEC.scalpel.lock when it was written for this spec, model and catalog.
+With --shard, measures a deterministic 1/N of every dataset's batches and writes a part for
+\`scalpel merge\` (exit 0 once written; the merge runs the checks): docs/scale.md.
 
   --edit NAME          only this edit (repeatable)
   --retune             ignore the lock file and tune again
   --tune-with-guards   use each edit's kept guards as constraints while tuning
   --json               machine-readable results
   --junit FILE         also write JUnit XML (one testcase per check)
+  --shard I/N          shard I of N (from 0); --shard N takes I from JOB_COMPLETION_INDEX
+  --out FILE|DIR/      where a shard's part goes (in a folder: part-I-of-N.json); without --shard,
+                       the whole evaluation as one part (what merging all parts gives, byte for byte)
 ${runtimeUsage}`;
 
 export async function evalSpec(argv: string[]): Promise<number> {
@@ -81,62 +98,106 @@ export async function evalSpec(argv: string[]): Promise<number> {
       'tune-with-guards': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       junit: { type: 'string' },
+      shard: { type: 'string' },
+      out: { type: 'string' },
       ...runtimeFlags,
     },
     strict: true,
     allowPositionals: true,
   });
   if (positionals.length !== 1) throw new ScalpelError('eval takes one spec file (or --model and --data)');
+  if (values.shard !== undefined && values.out === undefined) throw new ScalpelError('--shard needs --out FILE (or a folder) for the part');
+  if (values.out !== undefined && (values.json || values.junit)) throw new ScalpelError('--out writes a part: print or report it with scalpel merge PART… [--json] [--junit FILE]');
   const started = performance.now();
-  const plan = loadPlan(positionals[0]);
-  const runner = await PlanRunner.open(plan, runtimeFromFlags(values));
-  const outcomes: EditOutcome[] = [];
+  const shard = values.shard === undefined ? undefined : parseShard(values.shard);
+  const part = await evaluatePart(positionals[0], { ...values, shard }, runtimeFromFlags(values));
+  if (values.out !== undefined) {
+    const file = partFile(values.out, part);
+    writeFileAtomic(file, [partJson(part)]);
+    const windows = part.edits[0]?.datasets.reduce((a, d) => a + d.base.filter((v) => v !== null).length, 0) ?? 0;
+    process.stdout.write(`shard ${part.shard.index}/${part.shard.count}: ${windows} windows of ${part.edits[0]?.datasets.length ?? 0} datasets, ${part.edits.length} edit${part.edits.length === 1 ? '' : 's'} → ${file}\n`);
+    return 0;
+  }
+  // Through the part's bytes, exactly as a merge reads them back.
+  return report(resultOf(JSON.parse(partJson(part))), { json: values.json, junit: values.junit, seconds: (performance.now() - started) / 1000 });
+}
+
+/** The part of a spec's evaluation that `shard` measures (all of it without one). */
+async function evaluatePart(specFile: string, opts: { edit?: string[]; retune: boolean; 'tune-with-guards': boolean; shard?: EvalPart['shard'] }, runtime: ReturnType<typeof runtimeFromFlags>): Promise<EvalPart> {
+  const plan = loadPlan(specFile);
+  const runner = await PlanRunner.open(plan, runtime);
   try {
-    const locked = values.retune ? undefined : lockedFor(runner);
-    const names = values.edit?.length ? values.edit : plan.edits.map((e) => e.name);
+    const locked = opts.retune ? undefined : lockedFor(runner);
+    const names = opts.edit?.length ? opts.edit : plan.edits.map((e) => e.name);
+    const edits = [];
     for (const name of names) {
-      outcomes.push(await runner.run([name], { locked, guardsAsConstraints: values['tune-with-guards'], onStatus: (m) => process.stderr.isTTY && process.stderr.write(`\r${m}\x1b[K`) }));
+      const o = await runner.run([name], { locked, guardsAsConstraints: opts['tune-with-guards'], shard: opts.shard, onStatus: (m) => process.stderr.isTTY && process.stderr.write(`\r${m}\x1b[K`) });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+      edits.push(partEdit(runner, o, outcomeSummary(o, runner)));
     }
+    return {
+      format: PART_FORMAT,
+      spec: plan.specFile!,
+      specSha256: createHash('sha256').update(plan.specText ?? '').digest('hex'),
+      lockSha256: opts.retune ? null : lockSha256(lockFileFor(plan.specFile!)),
+      shard: opts.shard ?? { index: 0, count: 1 },
+      batchSize: runner.session.evaluator.batchSize,
+      edits,
+    };
   } finally {
     await runner.close();
   }
-  const seconds = (performance.now() - started) / 1000;
-  const failed = outcomes.flatMap((o) => o.checks).filter((c) => !c.pass);
-  if (values.junit) {
+}
+
+function partFile(out: string, part: EvalPart): string {
+  const isDir = out.endsWith('/') || (fs.existsSync(out) && fs.statSync(out).isDirectory());
+  if (!isDir) return out;
+  try {
+    fs.mkdirSync(out, { recursive: true });
+  } catch (err) {
+    throw fileError(err, out, 'create the folder for parts');
+  }
+  return path.join(out, `part-${part.shard.index}-of-${part.shard.count}.json`);
+}
+
+/** The table (or --json), the JUnit file, one stderr line per failed check, and the exit code. */
+export function report(result: MergedEval, opts: { json: boolean; junit?: string; seconds: number }): number {
+  const { edits, spec } = result;
+  const failed = edits.flatMap((o) => o.checks).filter((c) => !c.pass);
+  if (opts.junit) {
     try {
-      fs.writeFileSync(values.junit, junitXml(plan.specFile!, outcomes, seconds));
+      fs.writeFileSync(opts.junit, junitXml(spec, edits, opts.seconds));
     } catch (err) {
-      throw fileError(err, values.junit, 'write JUnit report');
+      throw fileError(err, opts.junit, 'write JUnit report');
     }
   }
-  if (values.json) {
+  if (opts.json) {
     const out = {
-      spec: plan.specFile,
+      spec,
       pass: failed.length === 0,
-      edits: outcomes.map((o) => ({
+      edits: edits.map((o) => ({
         edits: o.edits,
         scales: o.scales,
-        components: o.terms.map((t) => t.component.key),
-        gates: Object.fromEntries(o.terms.filter((t) => t.gate).map((t) => [t.component.key, gateText(t.gate!)])),
+        components: o.components,
+        gates: o.gates,
         uniform: o.uniform,
-        tuning: o.tuning ? { objective: o.tuning.objective, values: o.tuning.values, fromLock: o.tuning.fromLock, tokens: o.tuning.tokens, evaluations: o.tuning.trace.length } : null,
+        tuning: o.tuning,
         datasets: o.deltas.map((d) => ({ name: d.name, tokens: d.tokens, before: d.base, after: d.edited, delta: d.delta })),
         checks: o.checks.map((c) => ({ kind: c.check.kind, dataset: c.check.dataset, pass: c.pass, value: c.value, bound: c.check.bound, unit: c.check.unit, message: c.message, line: c.check.origin?.line })),
       })),
-      seconds,
+      seconds: opts.seconds,
     };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
-    for (const o of outcomes) {
-      process.stdout.write(describeOutcome(o, runner) + '\n\n');
+    for (const o of edits) {
+      process.stdout.write([...o.summary, '', metricsTable(o)].join('\n') + '\n\n');
       if (o.checks.length) process.stdout.write(formatTable(['', 'check', 'at'], o.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message, c.check.origin?.line ? `line ${c.check.origin.line}` : ''])) + '\n\n');
     }
-    const total = outcomes.reduce((a, o) => a + o.checks.length, 0);
-    process.stdout.write(`${total - failed.length} of ${total} checks passed in ${seconds.toFixed(1)} s\n`);
+    const total = edits.reduce((a, o) => a + o.checks.length, 0);
+    process.stdout.write(`${total - failed.length} of ${total} checks passed in ${opts.seconds.toFixed(1)} s\n`);
   }
   for (const f of failed) {
-    const at = f.check.origin?.line ? `${path.relative(process.cwd(), plan.specFile!)}:${f.check.origin.line}:${f.check.origin.column ?? 1}: ` : '';
+    const at = f.check.origin?.line ? `${path.relative(process.cwd(), spec)}:${f.check.origin.line}:${f.check.origin.column ?? 1}: ` : '';
     process.stderr.write(`scalpel: ${at}${f.message}\n`);
   }
   return failed.length ? 1 : 0;

@@ -30,8 +30,26 @@ export interface DatasetLoss {
   tokens: number;
   /** Mean next-token cross-entropy, nats per token. */
   loss: number;
-  /** perToken[i] is the loss of predicting ids[i + 1] from ids[0..i]. */
+  /** perToken[i] is the loss of predicting ids[i + 1] from ids[0..i] (0 where a shard did not score it). */
   perToken: Float32Array;
+  /** Per window of the context length, in order: the sum of its tokens' losses (NaN where a shard did not score it). */
+  windowSums: Float64Array;
+}
+
+/** Which part of the work a process does: batch b of every dataset when b mod count = index. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/**
+ * The mean loss from per-window sums, added in window order: the one reduction for whole runs and for
+ * merged shards, so both give the same bits (a different summation order would not).
+ */
+export function meanOfWindows(windowSums: ArrayLike<number>, tokens: number): number {
+  let sum = 0;
+  for (let w = 0; w < windowSums.length; w++) sum += windowSums[w];
+  return tokens ? sum / tokens : NaN;
 }
 
 export interface Progress {
@@ -83,6 +101,12 @@ export interface EvaluateOptions {
   /** Extra outputs to fetch, handed to `onBatch` with the batch index. */
   fetches?: string[];
   onBatch?: (batch: number, outputs: ort.InferenceSession.ReturnType) => void;
+  /**
+   * Score only this shard's batches: batch b when (b + offset) mod count = index, where `offset` counts
+   * the batches of the datasets before this one, so shards stay even over many small datasets. The mean
+   * loss is then NaN: merge the window sums.
+   */
+  shard?: Shard & { offset?: number };
 }
 
 const NLL_OUTPUT = 'scalpel_token_nll';
@@ -153,6 +177,11 @@ export class Evaluator {
     }
   }
 
+  /** How many runs `evaluate` makes for a dataset (windows of the context length, batchSize at a time). */
+  batches(ds: TokenizedDataset): number {
+    return Math.ceil(Math.ceil(Math.max(0, ds.ids.length - 1) / this.lm.contextLength) / this.batchSize);
+  }
+
   /** Mean and per-token loss over a tokenized dataset, in windows of the model's context length. */
   async evaluate(ds: TokenizedDataset, opts: EvaluateOptions = {}): Promise<DatasetLoss> {
     const n = ds.ids.length;
@@ -160,22 +189,31 @@ export class Evaluator {
     const perToken = new Float32Array(Math.max(0, n - 1));
     const windows: number[] = [];
     for (let start = 0; start < n - 1; start += ctx) windows.push(start);
+    const windowSums = new Float64Array(windows.length).fill(NaN);
+    const shard = opts.shard;
+    // Shards split whole batches, so every window runs in the very batch (same shape, same padding) as unsharded.
     for (let i = 0; i < windows.length; i += this.batchSize) {
       if (opts.signal?.aborted) throw new CancelledError();
+      const b = i / this.batchSize;
+      if (shard && (b + (shard.offset ?? 0)) % shard.count !== shard.index) continue;
       const starts = windows.slice(i, i + this.batchSize);
       const batch = starts.map((s) => ds.ids.subarray(s, Math.min(n, s + ctx + 1)));
       const length = Math.max(...batch.map((w) => w.length - 1));
-      const b = i / this.batchSize;
       const feeds = { ...this.feeds(batch, length), ...opts.feeds, ...opts.batchFeeds?.(b, starts) };
       const out = await this.run(feeds, [NLL_OUTPUT, ...(opts.fetches ?? [])]);
       opts.onBatch?.(b, out);
       const nll = out[NLL_OUTPUT].data as Float32Array;
-      starts.forEach((s, r) => perToken.set(nll.subarray(r * length, r * length + batch[r].length - 1), s));
+      starts.forEach((s, r) => {
+        const scored = nll.subarray(r * length, r * length + batch[r].length - 1);
+        perToken.set(scored, s);
+        let sum = 0;
+        for (const v of scored) sum += v;
+        windowSums[i + r] = sum;
+      });
       opts.onProgress?.({ done: Math.min(n - 1, starts[starts.length - 1] + ctx), total: n - 1 });
     }
-    let sum = 0;
-    for (const v of perToken) sum += v;
-    return { name: ds.name, source: ds.source, tokens: perToken.length, loss: perToken.length ? sum / perToken.length : NaN, perToken };
+    // A shard's mean is NaN (windows it did not score are NaN): its window sums are what gets merged.
+    return { name: ds.name, source: ds.source, tokens: perToken.length, loss: meanOfWindows(windowSums, perToken.length), perToken, windowSums };
   }
 
   async release(): Promise<void> {

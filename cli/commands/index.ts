@@ -11,6 +11,7 @@ import { applyCommand } from './apply';
 import { diffCommand } from './diff';
 import { reviewCommand } from './review';
 import { geometryCommand } from './geometry';
+import { mergeCommand } from './merge';
 
 /** Every subcommand, in the order `scalpel --help` lists them. */
-export const commands: Command[] = [evalCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand, geometryCommand];
+export const commands: Command[] = [evalCommand, mergeCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand, geometryCommand];

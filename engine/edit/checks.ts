@@ -72,7 +72,10 @@ function compare(a: number, op: Comparison, b: number): boolean {
 
 const fmt = (v: number, unit: Unit) => (unit === '%' ? `${v.toFixed(2)}%` : `${v.toFixed(4)} ${unit}`);
 
-export function runCheck(check: Check, d: DatasetDelta): CheckResult {
+/** What a check reads of a dataset's measurement (a merged evaluation has no per-token losses). */
+export type Measured = Pick<DatasetDelta, 'name' | 'base' | 'edited' | 'delta'>;
+
+export function runCheck(check: Check, d: Measured): CheckResult {
   if (d.name !== check.dataset) throw new Error(`check for ${check.dataset} given results of ${d.name}`);
   const nats = check.change === 'rises' ? d.delta : check.change === 'falls' ? -d.delta : check.change === 'moves' ? Math.abs(d.delta) : d.edited;
   // An edited loss in % is relative to the base loss, like a Δ.
@@ -85,7 +88,7 @@ export function runCheck(check: Check, d: DatasetDelta): CheckResult {
 }
 
 /** How far a guard is violated, in its unit (0 when it holds): the penalty for constrained tuning. */
-export function violation(check: Check, d: DatasetDelta): number {
+export function violation(check: Check, d: Measured): number {
   const r = runCheck(check, d);
   return r.pass ? 0 : Math.abs(r.value - check.bound);
 }

@@ -22,6 +22,8 @@ export interface DatasetDelta {
   delta: number;
   /** Per scored token: edited − base (for heatmaps). */
   perToken: Float32Array;
+  /** Per window, the sums of base and edited token losses (what shards of an evaluation merge). */
+  windowSums: { base: Float64Array; edited: Float64Array };
 }
 
 /** A stable identity of a tokenized dataset: its source and a hash of its token ids. */
@@ -72,7 +74,7 @@ export class PreviewSession {
   }
 
   async base(ds: TokenizedDataset, opts: EvaluateOptions = {}): Promise<DatasetLoss> {
-    const key = datasetKey(ds);
+    const key = `${datasetKey(ds)}${opts.shard ? ` shard ${opts.shard.index}/${opts.shard.count}+${opts.shard.offset ?? 0}` : ''}`;
     let r = this.baseCache.get(key);
     if (!r) {
       r = await this.evaluator.evaluate(ds, opts);
@@ -100,7 +102,16 @@ export class PreviewSession {
 export function deltaOf(base: DatasetLoss, edited: DatasetLoss): DatasetDelta {
   const perToken = new Float32Array(base.perToken.length);
   for (let i = 0; i < perToken.length; i++) perToken[i] = edited.perToken[i] - base.perToken[i];
-  return { name: base.name, source: base.source, tokens: base.tokens, base: base.loss, edited: edited.loss, delta: edited.loss - base.loss, perToken };
+  return {
+    name: base.name,
+    source: base.source,
+    tokens: base.tokens,
+    base: base.loss,
+    edited: edited.loss,
+    delta: edited.loss - base.loss,
+    perToken,
+    windowSums: { base: base.windowSums, edited: edited.windowSums },
+  };
 }
 
 /** Anything that scores a dataset under edited weights, with a cached base: preview or suffix session. */

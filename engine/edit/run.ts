@@ -5,7 +5,7 @@
  */
 import { loadDataset } from '../data';
 import { ScalpelError } from '../errors';
-import { TokenizedDataset, tokenizeDataset } from '../evaluate';
+import { Shard, TokenizedDataset, tokenizeDataset } from '../evaluate';
 import { LanguageModel, openLanguageModel } from '../lm';
 import { RuntimeOptions, runtimeOf } from '../runtime';
 import { CatalogTensors, openCatalogTensors } from '../catalog/read';
@@ -68,6 +68,12 @@ export interface RunOptions {
   /** Use each edit's kept guards as constraints while tuning (a penalty outside them). */
   guardsAsConstraints?: boolean;
   onStatus?: (message: string) => void;
+  /**
+   * Measure only this shard's batches of each dataset (tuning still reads all of its data, so every shard
+   * finds the same scales). The deltas then carry partial window sums and NaN means, and no check is run:
+   * engine/edit/shard.ts merges the shards and runs the checks.
+   */
+  shard?: Shard;
 }
 
 /** Everything a spec's edits need, opened once. */
@@ -166,11 +172,14 @@ export class PlanRunner {
     const checks = this.checksFor(edits);
     const names = [...new Set([...this.plan.datasets.map((d) => d.name)])];
     const deltas: DatasetDelta[] = [];
+    let offset = 0;
     for (const name of names) {
       opts.onStatus?.(`measuring ${name}`);
-      deltas.push(await this.session.delta(this.dataset(name), weights));
+      const ds = this.dataset(name);
+      deltas.push(await this.session.delta(ds, weights, { shard: opts.shard && { ...opts.shard, offset } }));
+      offset += this.session.evaluator.batches(ds);
     }
-    const results = checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
+    const results = opts.shard ? [] : checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
     return { edits: edits.map((e) => e.name), terms, scales, weights, tuning, deltas, checks: results, uniform: Math.log(this.session.vocabSize) };
   }
 

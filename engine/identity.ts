@@ -19,21 +19,52 @@ export function sha256File(file: string): string {
  * catalogs made from the file's own sha256 stay valid.
  */
 export function modelSha256(file: string): string {
-  const model = openModel(file);
-  let locations: string[];
-  try {
-    locations = [...new Set([...model.initializers.values()].flatMap((t) => (t.storage.kind === 'external' ? [t.storage.file] : [])))];
-  } finally {
-    model.close();
-  }
+  const { main, sides } = modelParts(file);
   const h = createHash('sha256');
-  hashInto(h, model.file);
-  for (const location of locations) {
-    const side = externalPath(model, location);
+  hashInto(h, main);
+  for (const [location, side] of sides) {
     h.update(`\0${location}\0${fs.statSync(side).size}\0`);
     hashInto(h, side);
   }
   return h.digest('hex');
+}
+
+/** `modelSha256` read asynchronously block by block (a server keeps answering meanwhile); `signal` stops it. */
+export async function modelSha256Async(file: string, signal?: AbortSignal): Promise<string> {
+  const { main, sides } = modelParts(file);
+  const h = createHash('sha256');
+  await hashIntoAsync(h, main, signal);
+  for (const [location, side] of sides) {
+    h.update(`\0${location}\0${fs.statSync(side).size}\0`);
+    await hashIntoAsync(h, side, signal);
+  }
+  return h.digest('hex');
+}
+
+/** The model file and its external data files (location as named, path), in the order the model first names them. */
+function modelParts(file: string): { main: string; sides: [string, string][] } {
+  const model = openModel(file);
+  try {
+    const locations = [...new Set([...model.initializers.values()].flatMap((t) => (t.storage.kind === 'external' ? [t.storage.file] : [])))];
+    return { main: model.file, sides: locations.map((l) => [l, externalPath(model, l)]) };
+  } finally {
+    model.close();
+  }
+}
+
+async function hashIntoAsync(h: Hash, file: string, signal?: AbortSignal): Promise<void> {
+  const fd = openReadOnly(file, 'read');
+  try {
+    const buf = Buffer.alloc(1 << 22);
+    for (;;) {
+      signal?.throwIfAborted();
+      const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (err, got) => (err ? reject(err) : resolve(got))));
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function hashInto(h: Hash, file: string): void {

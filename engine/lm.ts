@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError, fileError } from './errors';
+import { ScalpelError, fileError, readTextFile } from './errors';
 import { OnnxModel, ValueInfo, openModel } from './onnx/model';
 import { TextTokenizer, loadTokenizer } from './tokenizer';
 
@@ -90,7 +90,7 @@ function contextLengthOf(dir: string, onnx: OnnxModel): number {
   if (fs.existsSync(configFile)) {
     let config: Record<string, unknown>;
     try {
-      config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+      config = JSON.parse(readTextFile(configFile, 'read model config'));
     } catch (err) {
       throw new ScalpelError(`invalid JSON: ${(err as Error).message}`, configFile);
     }

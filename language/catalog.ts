@@ -10,6 +10,7 @@ import { componentKey, componentsByKey, parseComponentKey } from '../engine/cata
 import { Catalog, CatalogModule, ComponentInfo } from '../engine/catalog/types';
 import { moduleGlob } from '../engine/onnx/modules';
 import type { SelectorSpec } from './spec';
+import { compileLabelRegex } from './regex';
 import { statistic } from './statistics';
 
 export interface CatalogIndex {
@@ -109,12 +110,8 @@ function compute(index: CatalogIndex, sel: SelectorSpec, tagOf: (data: string) =
       return [...index.modules.values()].filter((m) => re.test(m.path)).flatMap(moduleKeys);
     }
     case 'label': {
-      let re: RegExp;
-      try {
-        re = new RegExp(sel.pattern, sel.flags.replace(/[gy]/g, ''));
-      } catch {
-        return [];
-      }
+      const re = compileLabelRegex(sel.pattern, sel.flags);
+      if (typeof re === 'string') return [];
       return index.catalog.components.filter((c) => c.label && re.test(c.label.text)).map((c) => c.key);
     }
     case 'top': {

@@ -7,13 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource, udhrDocuments } from '../engine/data';
 import { componentKey, parseComponentKey } from '../engine/catalog/key';
-import { modelSha256 } from '../engine/identity';
+import { modelSha256, modelSha256Async } from '../engine/identity';
 import { moduleGlob } from '../engine/onnx/modules';
 import * as A from './ast';
 import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
 import type { Gate } from '../engine/edit/gate';
+import { compileLabelRegex } from './regex';
 import type { MetricSpec, ScaleSpec, SelectorSpec, TowardSpec } from './spec';
 import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
 
@@ -44,9 +45,12 @@ export interface ModelInfo {
 
 /** File-system access of the checker, injected so that servers can cache and tests can count. */
 export interface FileProbe {
-  kind(file: string): 'file' | 'dir' | undefined;
-  /** A model's SHA-256 hex (`modelSha256`: its file and external data), or undefined when unreadable. */
+  /** `other`: exists but is neither a regular file nor a folder (a FIFO, a device, a socket). */
+  kind(file: string): 'file' | 'dir' | 'other' | undefined;
+  /** A model's SHA-256 hex (`modelSha256`: its file and external data), or undefined when unreadable (or, in the background, not hashed yet). */
   sha256(file: string): string | undefined;
+  /** Stops hashing in the background. */
+  dispose?(): void;
 }
 
 export interface CheckEnv {
@@ -76,28 +80,55 @@ export interface Analysis {
   env: CheckEnv;
 }
 
-/** A probe that caches hashes by path, size and mtime (a model is hashed once, not per keystroke). */
-export function cachingProbe(): FileProbe {
+/** Files up to this size are hashed on the spot; the language server hashes bigger ones in the background. */
+export const SYNC_HASH_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A probe that caches hashes by path, size, mtime and inode (a model is hashed once, not per
+ * keystroke), streaming the file in chunks. With `onHashed`, files over SYNC_HASH_BYTES are hashed
+ * in the background and `onHashed` is called when a hash is ready, so a keystroke never waits on a
+ * large model; a newer stamp cancels a hash in flight.
+ */
+export function cachingProbe(onHashed?: () => void): FileProbe {
   const hashes = new Map<string, { stamp: string; hash?: string }>();
+  const inFlight = new Map<string, AbortController>();
+  const background = (file: string, stamp: string) => {
+    inFlight.get(file)?.abort();
+    const stop = new AbortController();
+    inFlight.set(file, stop);
+    const finish = (hash: string | undefined) => {
+      if (inFlight.get(file) === stop) inFlight.delete(file);
+      if (stop.signal.aborted || hashes.get(file)?.stamp !== stamp) return;
+      hashes.set(file, { stamp, hash });
+      onHashed!();
+    };
+    modelSha256Async(file, stop.signal).then(finish, () => finish(undefined));
+  };
   return {
     kind(file) {
       try {
         const st = fs.statSync(file);
-        return st.isDirectory() ? 'dir' : 'file';
+        return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
       } catch {
         return undefined;
       }
     },
     sha256(file) {
-      let stamp: string;
+      let st: fs.Stats;
       try {
-        const st = fs.statSync(file);
-        stamp = `${st.size}:${st.mtimeMs}`;
+        st = fs.statSync(file);
       } catch {
         return undefined;
       }
+      if (!st.isFile()) return undefined;
+      const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
       const hit = hashes.get(file);
       if (hit?.stamp === stamp) return hit.hash;
+      if (onHashed && st.size > SYNC_HASH_BYTES) {
+        hashes.set(file, { stamp });
+        background(file, stamp);
+        return undefined;
+      }
       let hash: string | undefined;
       try {
         hash = modelSha256(file);
@@ -106,6 +137,10 @@ export function cachingProbe(): FileProbe {
       }
       hashes.set(file, { stamp, hash });
       return hash;
+    },
+    dispose() {
+      for (const stop of inFlight.values()) stop.abort();
+      inFlight.clear();
     },
   };
 }
@@ -272,6 +307,7 @@ class Checker {
       const abs = this.resolvePath(d.path.value);
       const kind = this.env.files.kind(abs);
       if (!kind) this.report(diag('S201', d.path.start, d.path.end, `model not found: ${d.path.value}`));
+      else if (kind === 'other') this.report(diag('S201', d.path.start, d.path.end, `the model path is neither a regular file nor a folder: ${d.path.value}`));
       else {
         const file = kind === 'dir' ? path.join(abs, 'model.onnx') : abs;
         if (kind === 'dir' && this.env.files.kind(file) !== 'file') this.report(diag('S201', d.path.start, d.path.end, `no model.onnx in the folder ${d.path.value}`));
@@ -281,7 +317,8 @@ class Checker {
     const tok = seen.get('tokenizer');
     if (tok?.value) {
       const abs = this.resolvePath(tok.value.value);
-      if (this.env.files.kind(abs) !== 'file') this.report(diag('S201', tok.value.start, tok.value.end, `tokenizer not found: ${tok.value.value}`));
+      const kind = this.env.files.kind(abs);
+      if (kind !== 'file') this.report(diag('S201', tok.value.start, tok.value.end, kind ? `the tokenizer is not a regular file: ${tok.value.value}` : `tokenizer not found: ${tok.value.value}`));
       else info.tokenizer = abs;
     } else if (info.file) {
       const beside = path.join(path.dirname(info.file), 'tokenizer.json');
@@ -300,8 +337,9 @@ class Checker {
     const comp = seen.get('components');
     if (comp?.value) {
       const abs = this.resolvePath(comp.value.value);
-      if (!this.env.files.kind(abs)) {
-        this.report(diag('S201', comp.value.start, comp.value.end, `component catalog not found: ${comp.value.value}`));
+      const kind = this.env.files.kind(abs);
+      if (kind !== 'dir' && kind !== 'file') {
+        this.report(diag('S201', comp.value.start, comp.value.end, kind ? `the component catalog is neither a folder nor a regular file: ${comp.value.value}` : `component catalog not found: ${comp.value.value}`));
         return;
       }
       info.components = abs;
@@ -339,7 +377,8 @@ class Checker {
       source = { kind: 'inline', text: arg.value };
     } else {
       const abs = this.resolvePath(arg.value);
-      if (this.env.files.kind(abs) !== 'file') this.report(diag('S201', arg.start, arg.end, `data file not found: ${arg.value}`));
+      const kind = this.env.files.kind(abs);
+      if (kind !== 'file') this.report(diag('S201', arg.start, arg.end, kind ? `the data file is not a regular file: ${arg.value}` : `data file not found: ${arg.value}`));
       else if (src === 'text') source = { kind: 'text', file: abs };
       else {
         const where: Record<string, string> = {};
@@ -527,11 +566,7 @@ class Checker {
       case 'label': {
         if (!s.regex) return undefined;
         spec = { kind: 'label', pattern: s.regex.source, flags: s.regex.flags };
-        try {
-          new RegExp(spec.pattern, spec.flags);
-        } catch {
-          return undefined;
-        }
+        if (typeof compileLabelRegex(spec.pattern, spec.flags) === 'string') return undefined;
         // Under `top … by`, the ranking already picks the specific ones.
         if (catalog && !ranked) this.broadLabel(s, spec, catalog);
         break;

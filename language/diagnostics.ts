@@ -17,12 +17,16 @@ export interface Diagnostic {
 
 /** Every code with its default severity and a one-line summary (docs/language.md has the long form). */
 export const CODES = {
+  S000: ['error', 'internal error of the language server'],
   S001: ['error', 'unexpected character'],
   S002: ['error', 'syntax error: expected something else here'],
   S003: ['error', 'unterminated string'],
   S004: ['error', 'invalid regular expression'],
   S005: ['error', 'invalid number'],
   S006: ['error', 'unknown escape in a string'],
+  S007: ['error', 'spec or line too long'],
+  S008: ['error', 'selector nested too deeply'],
+  S009: ['info', 'more problems than are shown'],
   S101: ['error', 'unknown name'],
   S102: ['error', 'name declared twice'],
   S103: ['error', 'name of the wrong kind'],

@@ -24,7 +24,9 @@ export function format(text: string, parsed: ParseResult = parse(text)): string 
     for (let i = a.t.end; i < b.t.start; i++) if (text.charCodeAt(i) === 10) n++;
     return n;
   };
-  const nextToken = (from: number) => items.slice(from).find((x) => x.index !== undefined);
+  // The next token at or after each item (comments come in runs: a scan per comment would be quadratic).
+  const nextTokens: (Item | undefined)[] = new Array(items.length);
+  for (let i = items.length - 1, next: Item | undefined; i >= 0; i--) nextTokens[i] = next = items[i].index !== undefined ? items[i] : next;
 
   items.forEach((item, i) => {
     const { t } = item;
@@ -35,7 +37,7 @@ export function format(text: string, parsed: ParseResult = parse(text)): string 
       if (!prev) out += t.text;
       else if (gap === 0) out += `  ${t.text}`;
       else {
-        const next = nextToken(i);
+        const next = nextTokens[i];
         const nextDepth = next && parsed.lineStarts.has(next.index!) ? parsed.lineStarts.get(next.index!)! + (next.t.text === '}' ? 1 : 0) : depth + 1;
         out += `\n${blank}${INDENT.repeat(nextDepth)}${t.text}`;
       }

@@ -4,6 +4,7 @@
  * Newlines are plain whitespace: every statement starts with a keyword, so the parser needs no separators.
  */
 import { Diagnostic, diag } from './diagnostics';
+import { compileLabelRegex } from './regex';
 
 export type TokenKind = 'ident' | 'number' | 'string' | 'regex' | 'punct' | 'comment' | 'error' | 'eof';
 
@@ -33,6 +34,13 @@ const NUMBER = /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 /** Two-character operators first so that `>=` is not lexed as `>` `=`. */
 const PUNCT = ['==', '>=', '<=', '{', '}', '[', ']', '(', ')', ',', ':', '=', '>', '<', '%'];
 
+/**
+ * Size limits on spec text, so that no input makes a step slow (a spec is a few hundred lines; the
+ * limits leave room for generated ones). A longer line is reported and skipped like a comment.
+ */
+export const MAX_LINE_LENGTH = 100_000;
+export const MAX_SPEC_LENGTH = 16 * 1024 * 1024;
+
 /** Lexes `text[from, to)`; `to` must be the end of the text or a line start (no token crosses a line). */
 export function lex(text: string, from = 0, to = text.length): LexResult {
   const tokens: Token[] = [];
@@ -40,6 +48,8 @@ export function lex(text: string, from = 0, to = text.length): LexResult {
   const diagnostics: Diagnostic[] = [];
   let i = from;
   const n = to;
+  const long = longLines(text, from, to);
+  let nextLong = 0;
   // One object shape for every token keeps the hot loop monomorphic.
   const push = (kind: TokenKind, start: number, end: number, value?: string | number, flags?: string) => {
     const t: Token = { kind, text: text.slice(start, end), start, end, value, flags };
@@ -50,6 +60,12 @@ export function lex(text: string, from = 0, to = text.length): LexResult {
   const regexAllowed = () => tokens.length > 0 && tokens[tokens.length - 1].kind === 'ident' && tokens[tokens.length - 1].text === 'label';
 
   while (i < n) {
+    if (nextLong < long.length && i >= long[nextLong][0]) {
+      const [start, end] = long[nextLong++];
+      diagnostics.push(diag('S007', start, end, `this line has ${end - start} characters (at most ${MAX_LINE_LENGTH}): it is skipped`));
+      i = end;
+      continue;
+    }
     const c = text[i];
     if (c === ' ' || c === '\t' || c === '\r' || c === '\n' || c === '\f' || c === '\v' || c === '\u00a0' || c === '\ufeff') {
       i++;
@@ -58,7 +74,10 @@ export function lex(text: string, from = 0, to = text.length): LexResult {
     const start = i;
     if (c === '#') {
       while (i < n && text[i] !== '\n') i++;
-      push('comment', start, text[i - 1] === '\r' ? i - 1 : i);
+      // A comment ends before the line's `\r`s (`\r\r\n` too), so that reprinting it is idempotent.
+      let end = i;
+      while (end > start && text[end - 1] === '\r') end--;
+      push('comment', start, end);
       continue;
     }
     if (isIdentStart(c)) {
@@ -125,7 +144,8 @@ export function lex(text: string, from = 0, to = text.length): LexResult {
       while (i < n && text[i] !== '\n') {
         const ch = text[i];
         if (ch === '\\') {
-          i += 2;
+          // An escape never swallows the line's end: no token crosses a line.
+          i += text[i + 1] === '\n' ? 1 : 2;
           continue;
         }
         if (ch === '[') inClass = true;
@@ -152,11 +172,8 @@ export function lex(text: string, from = 0, to = text.length): LexResult {
       if (bad || new Set(flags).size !== flags.length) {
         diagnostics.push(diag('S004', flagStart, i, `invalid regular expression flags "${flags}" (allowed: i, m, s, u, each once)`));
       } else {
-        try {
-          new RegExp(body, flags);
-        } catch (err) {
-          diagnostics.push(diag('S004', t.start, t.end, `invalid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`));
-        }
+        const re = compileLabelRegex(body, flags);
+        if (typeof re === 'string') diagnostics.push(diag('S004', t.start, t.end, `invalid regular expression: ${re}`));
       }
       continue;
     }
@@ -174,6 +191,19 @@ export function lex(text: string, from = 0, to = text.length): LexResult {
   }
   tokens.push({ kind: 'eof', text: '', start: n, end: n, value: undefined, flags: undefined });
   return { tokens, comments, diagnostics };
+}
+
+/** `[start, end)` of each line in `text[from, to)` longer than MAX_LINE_LENGTH (end before its newline). */
+function longLines(text: string, from: number, to: number): [number, number][] {
+  const found: [number, number][] = [];
+  if (to - from <= MAX_LINE_LENGTH) return found;
+  for (let start = from; start < to;) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 || nl > to ? to : nl;
+    if (end - start > MAX_LINE_LENGTH) found.push([start, end]);
+    start = end + 1;
+  }
+  return found;
 }
 
 function isIdentStart(c: string): boolean {

@@ -8,7 +8,7 @@ import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE, names } from
 import * as A from './ast';
 import { statisticSignatures } from './statistics';
 import { Diagnostic, diag } from './diagnostics';
-import { Token, lex } from './lexer';
+import { MAX_SPEC_LENGTH, Token, lex } from './lexer';
 
 export const TOP_KEYWORDS = ['model', 'data', 'guard', 'edit', 'expect'] as const;
 export const BLOCK_KEYWORDS = ['select', 'scale', 'keep'] as const;
@@ -44,7 +44,19 @@ export interface ParseResult {
   lineStarts: Map<number, number>;
 }
 
+/**
+ * How deep a selector may nest (parentheses, `top … where`, alternating `or`/`minus` chains): far
+ * beyond any real spec, and far below what would exhaust the stack of the parser, the checker or the
+ * selector resolution, which all recurse over the tree. `or` runs are built balanced, so a chain of
+ * thousands of keys is only a dozen levels deep.
+ */
+export const MAX_SELECTOR_DEPTH = 100;
+
 export function parse(text: string): ParseResult {
+  if (text.length > MAX_SPEC_LENGTH) {
+    const d = diag('S007', 0, 0, `this spec has ${text.length} characters (at most ${MAX_SPEC_LENGTH}): it is not checked`);
+    return { text, file: { decls: [] }, tokens: [{ kind: 'eof', text: '', start: text.length, end: text.length }], comments: [], diagnostics: [d], owners: [0], lineStarts: new Map() };
+  }
   const lexed = lex(text);
   const p = new Parser(lexed.tokens);
   const file = p.parseFile();
@@ -63,6 +75,7 @@ export function parse(text: string): ParseResult {
  */
 export function reparse(old: ParseResult, text: string): ParseResult {
   const was = old.text;
+  if (was.length > MAX_SPEC_LENGTH || text.length > MAX_SPEC_LENGTH) return parse(text);
   const max = Math.min(was.length, text.length);
   let p = 0;
   while (p < max && was.charCodeAt(p) === text.charCodeAt(p)) p++;
@@ -108,8 +121,15 @@ export function reparse(old: ParseResult, text: string): ParseResult {
       owners.push(owner + delta);
     }
   });
-  diagnostics.push(...lexed.diagnostics, ...parser.diagnostics);
-  owners.push(...lexed.diagnostics.map((d) => d.start), ...parser.owners);
+  // Loops, not push(...xs): a spread of 100,000+ arguments overflows the stack.
+  for (const d of lexed.diagnostics) {
+    diagnostics.push(d);
+    owners.push(d.start);
+  }
+  for (let i = 0; i < parser.diagnostics.length; i++) {
+    diagnostics.push(parser.diagnostics[i]);
+    owners.push(parser.owners[i]);
+  }
   const comments = [...old.comments.filter((c) => c.start < from), ...lexed.comments, ...old.comments.filter((c) => c.start >= wasTo).map((c) => shift(c, delta))];
   return {
     text, file: { decls: [...decls.slice(0, keep), ...regionDecls, ...tailDecls] }, tokens: [...old.tokens.slice(0, a), ...region, ...tail],
@@ -496,19 +516,76 @@ class Parser {
     return node;
   }
 
+  /** Height of each selector node built in this parse (a leaf is 1), for the depth limit. */
+  private readonly heights = new WeakMap<A.Selector, number>();
+  /** Selector recursion depth of the parser itself (parentheses and `where`). */
+  private nesting = 0;
+
+  private height(s: A.Selector | undefined): number {
+    return s ? this.heights.get(s) ?? 1 : 0;
+  }
+
+  private node(s: A.SetSel): A.Selector {
+    this.heights.set(s, 1 + Math.max(this.height(s.left), this.height(s.right)));
+    return s;
+  }
+
+  /** A union of `terms` (ending at `ends`) as a balanced tree: union is associative, so the tree stays shallow. */
+  private union(terms: A.Selector[], ends: number[], lo = 0, hi = terms.length): A.Selector {
+    if (hi - lo === 1) return terms[lo];
+    const mid = (lo + hi) >> 1;
+    const left = this.union(terms, ends, lo, mid);
+    const right = this.union(terms, ends, mid, hi);
+    return this.node({ kind: 'or', left, right, start: left.start, end: ends[hi - 1] });
+  }
+
   private selector(): A.Selector | undefined {
     let left = this.selectorTerm();
     if (!left) return undefined;
     for (;;) {
       const op = this.keyword(SET_OPERATORS);
       if (!op) return left;
-      const right = this.selectorTerm();
-      left = { kind: op.text, left, right, start: left.start, end: this.prevEnd };
+      let right = this.selectorTerm();
+      if (op.text === 'or' && right) {
+        const terms = [left, right];
+        const ends = [left.end, this.prevEnd];
+        while (right && this.eat('or')) {
+          right = this.selectorTerm();
+          if (right) {
+            terms.push(right);
+            ends.push(this.prevEnd);
+          }
+        }
+        left = this.union(terms, ends);
+        if (!right) left = this.node({ kind: 'or', left, right, start: left.start, end: this.prevEnd });
+      } else {
+        left = this.node({ kind: op.text, left, right, start: left.start, end: this.prevEnd });
+      }
+      if (this.height(left) > MAX_SELECTOR_DEPTH) return this.tooDeep(left.start, left.end);
       if (!right) return left;
     }
   }
 
+  /** Reports a selector over the depth limit and skips the rest of its statement. */
+  private tooDeep(start: number, end: number): undefined {
+    this.diagnostics.push(diag('S008', start, end, `this selector nests more than ${MAX_SELECTOR_DEPTH} levels deep: split it into several select statements`));
+    this.owners.push(this.owner);
+    this.lastReported = this.peek().start;
+    this.skipTo((t) => isTop(t) || isBlock(t) || (t.kind === 'punct' && t.text === '}'));
+    return undefined;
+  }
+
   private selectorTerm(): A.Selector | undefined {
+    if (this.nesting >= MAX_SELECTOR_DEPTH) return this.tooDeep(this.peek().start, this.peek().end);
+    this.nesting++;
+    try {
+      return this.term();
+    } finally {
+      this.nesting--;
+    }
+  }
+
+  private term(): A.Selector | undefined {
     const t = this.peek();
     if (t.kind === 'string') {
       const key = this.str('a component key')!;
@@ -545,7 +622,10 @@ class Parser {
       if (!this.want('by')) return done();
       node.stat = this.stat();
       if (!node.stat) return done();
-      if (this.eat('where')) node.where = this.selectorTerm();
+      if (this.eat('where')) {
+        node.where = this.selectorTerm();
+        this.heights.set(node, 1 + this.height(node.where));
+      }
       return done();
     }
     this.fail('a selector: a key string, module "…", label /…/, top N by … or ( … )');

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CodeActionKind, Connection, DidChangeWatchedFilesNotification, InitializeResult, ResponseError, TextDocumentSyncKind, TextDocuments,
+  CodeActionKind, Connection, DiagnosticSeverity, DidChangeWatchedFilesNotification, InitializeResult, ResponseError,
+  TextDocumentSyncKind, TextDocuments,
 } from 'vscode-languageserver';
 import { createConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
@@ -26,7 +27,8 @@ export interface ServerOptions {
 export function startServer(connection: Connection, options: ServerOptions = {}): void {
   const documents = new TextDocuments(TextDocument);
   const catalogs = new CatalogCache();
-  const files = cachingProbe();
+  // A model's hash finished in the background: the pin and catalog checks can now be made.
+  const files = cachingProbe(() => catalogChanged());
   const analyses = new Map<string, { version: number; analysis: Analysis }>();
   const timers = new Map<string, NodeJS.Timeout>();
   const watchers = new Map<string, fs.FSWatcher>();
@@ -49,11 +51,30 @@ export function startServer(connection: Connection, options: ServerOptions = {})
     const hit = analyses.get(doc.uri);
     if (hit && hit.version === doc.version) return hit.analysis;
     // The previous version's parse is handed over to reparse (which shifts it in place) and then dropped.
+    analyses.delete(doc.uri);
     const text = doc.getText();
     const analysis = analyze(text, envFor(doc.uri), hit ? reparse(hit.analysis.parse, text) : undefined);
     analyses.set(doc.uri, { version: doc.version, analysis });
     watchCatalogs(analysis);
     return analysis;
+  };
+
+  const logFailure = (what: string, err: unknown) => {
+    connection.console.error(`scalpel: internal error in ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  };
+
+  /**
+   * Every handler runs through this: an internal error is logged and answered with `fallback`, so no
+   * spec, catalog or request can take the server down. Protocol errors (a refused rename) pass through.
+   */
+  const guarded = <P extends unknown[], T>(what: string, fallback: T, f: (...args: P) => T) => (...args: P): T => {
+    try {
+      return f(...args);
+    } catch (err) {
+      if (err instanceof ResponseError) throw err;
+      logFailure(what, err);
+      return fallback;
+    }
   };
 
   /** Watches each catalog.json in use; a change drops cached analyses and re-checks open documents. */
@@ -80,8 +101,15 @@ export function startServer(connection: Connection, options: ServerOptions = {})
   const publish = (doc: TextDocument) => {
     const current = documents.get(doc.uri);
     if (!current || current.version !== doc.version) return;
-    const a = analysisOf(current);
-    void connection.sendDiagnostics({ uri: current.uri, version: current.version, diagnostics: S.lspDiagnostics(a) });
+    let diagnostics: ReturnType<typeof S.lspDiagnostics>;
+    try {
+      diagnostics = S.lspDiagnostics(analysisOf(current));
+    } catch (err) {
+      logFailure('checking', err);
+      const message = `internal error while checking this spec (details in the Scalpel log): ${err instanceof Error ? err.message : String(err)}`;
+      diagnostics = [{ range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, severity: DiagnosticSeverity.Error, code: 'S000', source: 'scalpel', message }];
+    }
+    void connection.sendDiagnostics({ uri: current.uri, version: current.version, diagnostics });
   };
 
   const schedule = (doc: TextDocument, ms = delay) => {
@@ -130,7 +158,7 @@ export function startServer(connection: Connection, options: ServerOptions = {})
     catalogChanged();
   });
 
-  documents.onDidChangeContent((e) => schedule(e.document));
+  documents.onDidChangeContent(guarded('a change', undefined, (e) => schedule(e.document)));
   documents.onDidClose((e) => {
     clearTimeout(timers.get(e.document.uri));
     timers.delete(e.document.uri);
@@ -140,31 +168,32 @@ export function startServer(connection: Connection, options: ServerOptions = {})
 
   const offset = (doc: TextDocument, pos: { line: number; character: number }) => doc.offsetAt(pos);
 
-  connection.onCompletion((p) => withDoc(p.textDocument.uri, null, (a, doc) => S.completions(a, offset(doc, p.position))));
-  connection.onCompletionResolve((item) => S.resolveCompletion(item, (dir) => catalogs.get(dir).index));
-  connection.onHover((p) => withDoc(p.textDocument.uri, null, (a, doc) => S.hover(a, offset(doc, p.position))));
-  connection.onDefinition((p) => withDoc(p.textDocument.uri, null, (a, doc) => {
+  connection.onCompletion(guarded('completion', null, (p) => withDoc(p.textDocument.uri, null, (a, doc) => S.completions(a, offset(doc, p.position)))));
+  connection.onCompletionResolve(guarded('completion', null as never, (item) => S.resolveCompletion(item, (dir) => catalogs.get(dir).index)));
+  connection.onHover(guarded('hover', null, (p) => withDoc(p.textDocument.uri, null, (a, doc) => S.hover(a, offset(doc, p.position)))));
+  connection.onDefinition(guarded('definition', null, (p) => withDoc(p.textDocument.uri, null, (a, doc) => {
     const r = S.definition(a, offset(doc, p.position));
     return r ? { uri: doc.uri, range: r } : null;
-  }));
-  connection.onReferences((p) => withDoc(p.textDocument.uri, [], (a, doc) =>
-    S.references(a, offset(doc, p.position), p.context.includeDeclaration).map((range) => ({ uri: doc.uri, range }))));
-  connection.onPrepareRename((p) => withDoc(p.textDocument.uri, null, (a, doc) => S.prepareRename(a, offset(doc, p.position))));
-  connection.onRenameRequest((p) => withDoc(p.textDocument.uri, null, (a, doc) => {
+  })));
+  connection.onReferences(guarded('references', [], (p) => withDoc(p.textDocument.uri, [], (a, doc) =>
+    S.references(a, offset(doc, p.position), p.context.includeDeclaration).map((range) => ({ uri: doc.uri, range })))));
+  connection.onPrepareRename(guarded('rename', null, (p) => withDoc(p.textDocument.uri, null, (a, doc) => S.prepareRename(a, offset(doc, p.position)))));
+  connection.onRenameRequest(guarded('rename', null, (p) => withDoc(p.textDocument.uri, null, (a, doc) => {
     const r = S.rename(a, offset(doc, p.position), p.newName);
     if (typeof r === 'string') throw new ResponseError(-32803, r);
     return { changes: { [doc.uri]: r } };
-  }));
-  connection.onDocumentSymbol((p) => withDoc(p.textDocument.uri, [], (a) => S.documentSymbols(a)));
-  connection.languages.semanticTokens.on((p) => withDoc(p.textDocument.uri, { data: [] }, (a) => ({ data: S.semanticTokens(a) })));
-  connection.onDocumentFormatting((p) => withDoc(p.textDocument.uri, [], (a) => S.formatting(a)));
-  connection.onFoldingRanges((p) => withDoc(p.textDocument.uri, [], (a) => S.foldingRanges(a)));
-  connection.onCodeAction((p) => withDoc(p.textDocument.uri, [], (a, doc) =>
-    S.codeActions(a, { start: doc.offsetAt(p.range.start), end: doc.offsetAt(p.range.end) }, doc.uri)));
+  })));
+  connection.onDocumentSymbol(guarded('symbols', [], (p) => withDoc(p.textDocument.uri, [], (a) => S.documentSymbols(a))));
+  connection.languages.semanticTokens.on(guarded('semantic tokens', { data: [] }, (p) => withDoc(p.textDocument.uri, { data: [] }, (a) => ({ data: S.semanticTokens(a) }))));
+  connection.onDocumentFormatting(guarded('formatting', [], (p) => withDoc(p.textDocument.uri, [], (a) => S.formatting(a))));
+  connection.onFoldingRanges(guarded('folding', [], (p) => withDoc(p.textDocument.uri, [], (a) => S.foldingRanges(a))));
+  connection.onCodeAction(guarded('code actions', [], (p) => withDoc(p.textDocument.uri, [], (a, doc) =>
+    S.codeActions(a, { start: doc.offsetAt(p.range.start), end: doc.offsetAt(p.range.end) }, doc.uri))));
 
   connection.onShutdown(() => {
     for (const t of timers.values()) clearTimeout(t);
     for (const w of watchers.values()) w.close();
+    files.dispose?.();
   });
 
   documents.listen(connection);
@@ -183,4 +212,6 @@ export function startStdioServer(options: ServerOptions = {}): void {
   const connection = startStreamServer(process.stdin, process.stdout, options);
   // stdout carries the protocol: stray console output goes to the client's log instead.
   console.log = console.info = (...args: unknown[]) => connection.console.log(args.map(String).join(' '));
+  // The last line of defence (every handler is guarded already): a stray error is logged, the server lives on.
+  process.on('uncaughtException', (err) => connection.console.error(`scalpel: internal error: ${err.stack ?? err.message}`));
 }

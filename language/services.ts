@@ -44,13 +44,17 @@ function inComment(a: Analysis, offset: number): boolean {
   return a.parse.comments.some((c) => c.start < offset && offset <= c.end);
 }
 
-function declAt(a: Analysis, offset: number): A.Decl | undefined {
-  let found: A.Decl | undefined;
-  for (const d of a.parse.file.decls) {
-    if (d.start < offset) found = d;
-    else break;
+/** The last declaration starting before `offset` (`orAt`: at or before it); binary search, declarations are in text order. */
+function declAt(a: Analysis, offset: number, orAt = false): A.Decl | undefined {
+  const decls = a.parse.file.decls;
+  let lo = 0;
+  let hi = decls.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (decls[mid].start < offset || (orAt && decls[mid].start === offset)) lo = mid + 1;
+    else hi = mid;
   }
-  return found;
+  return lo > 0 ? decls[lo - 1] : undefined;
 }
 
 /** The model (and its catalog) an offset belongs to: the edit's model, else the only model. */
@@ -482,8 +486,14 @@ function toLspDiagnostic(a: Analysis, d: Diagnostic) {
   return { range: range(a, d), severity: d.severity === 'error' ? DiagnosticSeverity.Error : d.severity === 'warning' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information, code: d.code, source: 'scalpel', message: d.message };
 }
 
+/** The most diagnostics published for one document: more are noise, and each costs the editor time. */
+export const MAX_PUBLISHED_DIAGNOSTICS = 1000;
+
 export function lspDiagnostics(a: Analysis) {
-  return a.diagnostics.map((d) => toLspDiagnostic(a, d));
+  const shown = a.diagnostics.slice(0, MAX_PUBLISHED_DIAGNOSTICS).map((d) => toLspDiagnostic(a, d));
+  const more = a.diagnostics.length - shown.length;
+  if (more > 0) shown.push({ range: shown[shown.length - 1].range, severity: DiagnosticSeverity.Information, code: 'S009', source: 'scalpel', message: `${more} more problems are not shown` });
+  return shown;
 }
 
 /** Quick fixes for the analysis' own diagnostics that overlap `span` (the client's copies are not trusted). */
@@ -504,7 +514,8 @@ export function codeActions(a: Analysis, span: A.Span, uri: string): CodeAction[
     if (d.code === 'S308' && data.key) {
       fix(`Narrow to ${data.key} (the component labelled for the target alone)`, d, [{ range: range(a, d), newText: JSON.stringify(data.key) }], true);
     }
-    const edit = a.parse.file.decls.find((x): x is A.EditDecl => x.kind === 'edit' && x.start <= d.start && d.end <= x.end);
+    const around = declAt(a, d.start, true);
+    const edit = around?.kind === 'edit' && d.end <= around.end ? around : undefined;
     if (d.code === 'S504' && edit?.block) {
       const close = { start: edit.block.end - 1, end: edit.block.end - 1 };
       for (const g of data.guards ?? []) fix(`Keep guard ${g}`, d, [{ range: range(a, close), newText: `  keep ${g}\n` }]);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError, readTextFile } from '../errors';
 import { SafetensorsFile } from '../safetensors';
+import * as S from '../schema';
 import { CATALOG_FORMAT, Catalog, CatalogModule } from './types';
 
 /** `location` is a catalog folder or its catalog.json. */
@@ -25,7 +26,57 @@ export function readCatalogMetadata(location: string): Catalog & { dir: string }
   if (!Array.isArray(json.modules) || !Array.isArray(json.components)) {
     throw new ScalpelError('catalog has no "modules" or "components" list', file);
   }
+  const problem = CATALOG_SCHEMA(json, '') ?? crossCheck(json);
+  if (problem) throw new ScalpelError(`bad catalog: ${problem}`, file);
   return { ...json, dir: path.dirname(path.resolve(file)) };
+}
+
+/** Bounds that keep every index the readers build (dense ordinals, per-module tensors) allocatable. */
+export const MAX_CATALOG_COMPONENTS = 1 << 22;
+const MAX_DIM = 1 << 20;
+
+const label = S.object({ text: S.string }, { source: S.string, confidence: S.number });
+const tokenLogit = S.object({ token: S.string, logit: S.number });
+
+/** What readers of catalog.json rely on (types.ts describes each field); fields beyond these are kept unread. */
+const CATALOG_SCHEMA = S.object({
+  modules: S.array(S.object(
+    { path: S.string, initializer: S.string, layout: S.oneOf('in_out', 'out_in'), dIn: S.integer(1, MAX_DIM), dOut: S.integer(1, MAX_DIM), components: S.integer(0, MAX_CATALOG_COMPONENTS) },
+    { hasResidual: S.boolean, sourceIndices: S.array(S.integer(0, Number.MAX_SAFE_INTEGER)) },
+  )),
+  components: S.array(S.object({ key: S.string, module: S.string, index: S.integer(0, MAX_CATALOG_COMPONENTS) }, {
+    label, autoLabel: label, stats: S.record(S.object({ meanAbs: S.number, firingRate: S.number })), selectivity: S.record(S.number),
+    contexts: S.array(S.object({ tag: S.string, text: S.string, activation: S.number })), promotes: S.array(tokenLogit), suppresses: S.array(tokenLogit),
+    promotesVia: S.string, norm: S.number,
+  }), MAX_CATALOG_COMPONENTS),
+}, {
+  model: S.object({}, { file: S.string, sha256: S.string }),
+  method: S.object({}, { name: S.string }),
+  tensors: S.string,
+  datasets: S.array(S.object({ name: S.string }, { source: S.string, sha256: S.string, tokens: S.number, tag: S.string, split: S.string })),
+  firingThreshold: S.number,
+  statsMeasure: S.oneOf('activation', 'ci'),
+  created: S.string,
+});
+
+/** What the schema cannot say: unique module paths, a bounded total, and components that name a module slot. */
+function crossCheck(c: Catalog): string | undefined {
+  const modules = new Map<string, CatalogModule>();
+  let total = 0;
+  for (const [i, m] of c.modules.entries()) {
+    if (modules.has(m.path)) return `modules[${i}].path "${m.path}" is listed twice`;
+    modules.set(m.path, m);
+    if (m.sourceIndices && m.sourceIndices.length !== m.components) return `modules[${i}].sourceIndices has ${m.sourceIndices.length} entries for ${m.components} components`;
+    total += m.components;
+  }
+  if (total > MAX_CATALOG_COMPONENTS) return `the modules have ${total} components in all (at most ${MAX_CATALOG_COMPONENTS})`;
+  for (const [i, x] of c.components.entries()) {
+    const m = modules.get(x.module);
+    if (!m) return `components[${i}].module "${x.module}" is not in "modules"`;
+    if (x.index >= m.components) return `components[${i}].index ${x.index} is past the ${m.components} components of ${m.path}`;
+    if (x.key !== `${x.module}:${x.index}`) return `components[${i}].key must be "${x.module}:${x.index}", not ${JSON.stringify(x.key)}`;
+  }
+  return undefined;
 }
 
 /** One module's factors: torch-layout W ≈ (V @ U).T (+ residual). Row-major Float32Arrays. */

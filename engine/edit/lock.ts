@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError } from '../errors';
+import { ScalpelError, readTextFile } from '../errors';
 import { modelSha256, sha256File } from '../identity';
 import { writeFileAtomic } from '../safetensors';
 import { gateText } from './gate';
@@ -105,7 +105,7 @@ export function readLock(file: string): LockFile | undefined {
   if (!fs.existsSync(file)) return undefined;
   let json: LockFile;
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(readTextFile(file, 'read lock file'));
   } catch (err) {
     throw new ScalpelError(`invalid lock file: ${(err as Error).message}`, file);
   }

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { removeStaleTemps, tempName } from './atomic';
 import { ScalpelError, fileError, openReadOnly } from './errors';
 
 export interface SafetensorEntry {
@@ -128,27 +129,52 @@ export function encodeSafetensors(tensors: NamedTensor[], metadata?: Record<stri
   return [len, Buffer.from(json, 'utf8'), ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
 }
 
-/** Writes `file` atomically: a temporary file in the same folder, then a rename. */
-export function writeFileAtomic(file: string, parts: (Buffer | string)[]): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+/** A file written to its temporary, fsynced, waiting for `commit` (the rename) or `abort`. */
+export interface PreparedFile {
+  temp: string;
+  commit(): void;
+  abort(): void;
+}
+
+/** Writes `parts` to a temporary beside `file` (stale temporaries of `file` are removed first). */
+export function prepareFile(file: string, parts: (Buffer | string)[]): PreparedFile {
+  removeStaleTemps(file);
+  const temp = tempName(file);
   let fd: number;
   try {
-    fd = fs.openSync(tmp, 'w');
+    fd = fs.openSync(temp, 'wx');
   } catch (err) {
     throw fileError(err, file, 'write');
   }
   let open = true;
+  const abort = () => fs.rmSync(temp, { force: true });
   try {
     for (const p of parts) fs.writeSync(fd, typeof p === 'string' ? Buffer.from(p, 'utf8') : p);
     fs.fsyncSync(fd);
     open = false;
     fs.closeSync(fd);
-    fs.renameSync(tmp, file);
   } catch (err) {
     if (open) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    abort();
     throw fileError(err, file, 'write');
   }
+  return {
+    temp,
+    commit() {
+      try {
+        fs.renameSync(temp, file);
+      } catch (err) {
+        abort();
+        throw fileError(err, file, 'write');
+      }
+    },
+    abort,
+  };
+}
+
+/** Writes `file` atomically: a temporary file in the same folder, then a rename. */
+export function writeFileAtomic(file: string, parts: (Buffer | string)[]): void {
+  prepareFile(file, parts).commit();
 }
 
 export function writeSafetensors(file: string, tensors: NamedTensor[], metadata?: Record<string, string>): void {

@@ -9,7 +9,7 @@ import { openCatalogTensors, readCatalogMetadata } from '../engine/catalog/read'
 import { ScalpelError, readTextFile } from '../engine/errors';
 import { applyPlan } from '../engine/edit/apply';
 import { inUnit } from '../engine/edit/checks';
-import { readLock } from '../engine/edit/lock';
+import { lockMatchesOutput, readLock } from '../engine/edit/lock';
 import { EditPlan } from '../engine/edit/plan';
 import { linspace, sweep } from '../engine/edit/preview';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
@@ -215,8 +215,10 @@ function review(spec: string): ReviewResult {
   const lock = readLock(lockFile);
   if (!lock) throw new ScalpelError('no lock file: apply the spec first (Scalpel: Apply Edit)', lockFile);
   const dir = path.dirname(lockFile);
+  const output = path.resolve(dir, lock.output.file);
+  if (!lockMatchesOutput(lock, output)) throw new ScalpelError(`${lock.output.file} is not the model this lock describes (its sha256 differs): apply the spec again`, lockFile);
   const base = openModel(path.resolve(dir, lock.model.file));
-  const out = openModel(path.resolve(dir, lock.output.file));
+  const out = openModel(output);
   const modules = new Set(lock.components.map((c) => keyModule(c.key)));
   const weights: ReviewResult['weights'] = [];
   for (const name of base.initializers.keys()) {

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError, readTextFile } from '../errors';
 import { modelSha256, sha256File } from '../identity';
-import { writeFileAtomic } from '../safetensors';
+import { PreparedFile, prepareFile, writeFileAtomic } from '../safetensors';
 import { gateText } from './gate';
 import { EditOutcome } from './run';
 
@@ -65,6 +65,8 @@ export function buildLock(args: {
   catalogDir: string;
   catalogSha: string;
   outFile: string;
+  /** The output's sha256 (hashed from its temporary before the commit). */
+  outSha: string;
   lockDir: string;
   outcome: EditOutcome;
   labels: Map<string, string | undefined>;
@@ -78,7 +80,7 @@ export function buildLock(args: {
     spec: { file: rel(args.specFile), sha256: createHash('sha256').update(args.specText).digest('hex') },
     model: { file: rel(args.modelFile), sha256: modelSha256(args.modelFile) },
     catalog: { dir: rel(args.catalogDir), sha256: args.catalogSha },
-    output: { file: rel(args.outFile), sha256: modelSha256(args.outFile) },
+    output: { file: rel(args.outFile), sha256: args.outSha },
     edits: o.edits,
     components: o.terms.map((term) => ({ key: term.component.key, label: args.labels.get(term.component.key) ?? null, edit: args.editOf.get(term.component.key)!, scale: term.scale, ...(term.gate ? { gate: gateText(term.gate) } : {}) })),
     scales: o.scales,
@@ -99,6 +101,23 @@ export function buildLock(args: {
 
 export function writeLock(file: string, lock: LockFile): void {
   writeFileAtomic(file, [stableJson(lock)]);
+}
+
+/** The lock written to its temporary, to be committed right after the model it describes. */
+export function prepareLock(file: string, lock: LockFile): PreparedFile {
+  return prepareFile(file, [stableJson(lock)]);
+}
+
+/**
+ * Whether `output` is the file the lock describes: the model is renamed into place just before its
+ * lock, so a crash between the two renames leaves a pair that this detects (and a re-run repairs).
+ */
+export function lockMatchesOutput(lock: LockFile, output: string): boolean {
+  try {
+    return modelSha256(output) === lock.output.sha256;
+  } catch {
+    return false;
+  }
 }
 
 export function readLock(file: string): LockFile | undefined {

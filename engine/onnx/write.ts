@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkOutputPath, removeStaleTemps, sameFile, tempName } from '../atomic';
 import { ScalpelError, fileError } from '../errors';
 import { writeExternalData } from './build';
 import { DataType, OnnxModel, TensorInfo, externalPath, numel, openModel } from './model';
@@ -27,16 +28,23 @@ export type GraphAdditions = Pick<GraphEdit, 'insertAfter' | 'addInitializers'>;
  * nodes and initializers added. Patched values must have the initializer's element count; layout is
  * the initializer's own. Untouched tensors are copied as bytes either way.
  */
-export function writeEditedModel(source: string, outFile: string, patches: Map<string, Float32Array>, graph?: GraphAdditions): WriteResult {
+export function writeEditedModel(source: string, outFile: string, patches: Map<string, Float32Array>, graph?: GraphAdditions, opts: WriteOptions = {}): WriteResult {
   const model = openModel(source);
   try {
-    return writeEdited(model, path.resolve(outFile), patches, graph);
+    return writeEdited(model, path.resolve(outFile), patches, graph, opts);
   } finally {
     model.close();
   }
 }
 
-function writeEdited(model: OnnxModel & { file: string }, out: string, patches: Map<string, Float32Array>, graph: GraphAdditions | undefined): WriteResult {
+export interface WriteOptions {
+  /** Files no output may replace besides the base model and its data (the caller's other inputs). */
+  protect?: { file: string; what: string }[];
+  /** Called with the fsynced temporary model, its side files already in place, just before its rename commits it (the lock is prepared here). */
+  beforeCommit?: (tempModel: string) => void;
+}
+
+function writeEdited(model: OnnxModel & { file: string }, out: string, patches: Map<string, Float32Array>, graph: GraphAdditions | undefined, opts: WriteOptions): WriteResult {
   if (sameFile(model.file, out)) throw new ScalpelError('refusing to overwrite the base checkpoint; choose another output file', out);
   const targets: TensorInfo[] = [];
   for (const [name, values] of patches) {
@@ -50,15 +58,20 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
   }
   const externals = [...new Set([...model.initializers.values()].flatMap((t) => (t.storage.kind === 'external' ? [t.storage.file] : [])))];
   const outDir = path.dirname(out);
+  const sideFile = (i: number) => path.join(outDir, externals.length === 1 ? `${path.basename(out)}.data` : `${path.basename(out)}.${i}.data`);
+  const inputs = [{ file: model.file, what: 'base checkpoint' }, ...externals.map((e) => ({ file: externalPath(model, e), what: 'base checkpoint\'s external data' })), ...(opts.protect ?? [])];
+  checkOutputPath(out, inputs);
+  externals.forEach((_, i) => checkOutputPath(sideFile(i), inputs));
+  removeStaleTemps(out);
+  externals.forEach((_, i) => removeStaleTemps(sideFile(i)));
   const temps: string[] = [];
   try {
     // Side files first: the model file, renamed last, is the commit point.
     const renames = new Map<string, string>(); // old location -> new location
     const dataFiles: [string, string][] = []; // [temp, final]
     externals.forEach((location, i) => {
-      const newLocation = externals.length === 1 ? `${path.basename(out)}.data` : `${path.basename(out)}.${i}.data`;
-      renames.set(location, newLocation);
-      const final = path.join(outDir, newLocation);
+      const final = sideFile(i);
+      renames.set(location, path.basename(final));
       const temp = tempName(final);
       temps.push(temp);
       copyThenPatch(externalPath(model, location), temp, targets.filter((t) => t.storage.kind === 'external' && t.storage.file === location), patches);
@@ -87,6 +100,7 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
       }
     }
     for (const [temp, final] of dataFiles) fs.renameSync(temp, final);
+    opts.beforeCommit?.(tempModel);
     fs.renameSync(tempModel, out);
     fsyncDir(outDir);
     return { file: out, dataFiles: dataFiles.map(([, f]) => f), patched: targets.map((t) => t.name) };
@@ -122,21 +136,6 @@ function relocated(model: OnnxModel, t: TensorInfo, newLocation: string): Buffer
   }
   const payload = writeExternalData(w, { location: newLocation, offset: t.byteOffset, length: t.byteLength }).finish();
   return Buffer.concat([fieldHeader(GraphProto.initializer, payload.length), payload]);
-}
-
-function sameFile(a: string, b: string): boolean {
-  if (path.resolve(a) === path.resolve(b)) return true;
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.ino === sb.ino && sa.dev === sb.dev;
-  } catch {
-    return false;
-  }
-}
-
-function tempName(final: string): string {
-  return path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${Date.now().toString(36)}.tmp`);
 }
 
 function openForWrite(file: string): number {

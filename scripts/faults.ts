@@ -8,7 +8,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { lockMatchesOutput, readLock, sha256File } from '../engine/edit/lock';
+import { lockMatchesOutput, readLock } from '../engine/edit/lock';
+import { sha256File } from '../engine/identity';
 
 const ROOT = path.join(__dirname, '..');
 const kills = Number(process.argv[2] ?? 120);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { componentKey } from '../catalog/key';
 import { CatalogTensors } from '../catalog/read';
-import { DataType, OnnxModel, readTensorBytes } from '../onnx/model';
+import { DataType, OnnxModel, decodeFloats, readTensorBytes } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { CatalogComponents } from './weights';
 
@@ -176,6 +176,9 @@ export function explainDelta(delta: Float32Array, mw: ModuleWeight, catalog: Cat
   return undefined;
 }
 
+/** Element types diffed numerically (half types as their exact float32 values). */
+const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16]);
+
 export function diffModels(a: OnnxModel, b: OnnxModel, catalog?: CatalogTensors, maxComponents = 8): TensorChange[] {
   const out: TensorChange[] = [];
   const modules = new Map(moduleWeights(a).map((m) => [m.initializer, m]));
@@ -198,9 +201,9 @@ export function diffModels(a: OnnxModel, b: OnnxModel, catalog?: CatalogTensors,
     const xb = readTensorBytes(b, tb);
     if (Buffer.compare(xa, xb) === 0) continue;
     const change: TensorChange = { name, status: 'changed', dims: ta.dims };
-    if (ta.dataType === DataType.FLOAT) {
-      const fa = new Float32Array(xa.buffer, xa.byteOffset, xa.byteLength / 4);
-      const fb = new Float32Array(xb.buffer, xb.byteOffset, xb.byteLength / 4);
+    if (FLOATS.has(ta.dataType)) {
+      const fa = ta.dataType === DataType.FLOAT ? new Float32Array(xa.buffer, xa.byteOffset, xa.byteLength / 4) : decodeFloats(xa, ta.dataType);
+      const fb = tb.dataType === DataType.FLOAT ? new Float32Array(xb.buffer, xb.byteOffset, xb.byteLength / 4) : decodeFloats(xb, tb.dataType);
       const d = new Float32Array(fa.length);
       let n2 = 0;
       let a2 = 0;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import { DatasetLoss, EvaluateOptions, Evaluator, EvaluatorOptions, TokenizedDataset } from '../evaluate';
 import { LanguageModel } from '../lm';
-import { GraphEdit, combineEdits, initializersAsInputs } from '../onnx/rewrite';
+import { GraphEdit, combineEdits, initializersAsInputs, weightInputName } from '../onnx/rewrite';
 import { ScalpelError } from '../errors';
 import { WeightEditor } from './weights';
 
@@ -36,7 +36,7 @@ export function weightFeeds(editor: WeightEditor, initializers: string[], edited
   const feeds: Record<string, ort.Tensor> = {};
   for (const name of initializers) {
     const t = editor.model.initializers.get(name)!;
-    feeds[name] = new ort.Tensor('float32', edited.get(name) ?? editor.baseWeight(name), t.dims);
+    feeds[weightInputName(t)] = new ort.Tensor('float32', edited.get(name) ?? editor.baseWeight(name), t.dims);
   }
   return feeds;
 }

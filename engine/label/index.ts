@@ -17,8 +17,9 @@ import { Evaluator, Progress, TokenizedDataset, tokenizeDataset } from '../evalu
 import { LanguageModel } from '../lm';
 import { DataType, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
-import { NodeSpec, TensorSpec, buildModel, floatTensor } from '../onnx/build';
+import { NodeSpec, TensorSpec, ValueInfoSpec, buildModel, floatTensor } from '../onnx/build';
 import { RuntimeOptions, runtimeOf, startSession } from '../runtime';
+import { finalNormOf } from '../trace/graph';
 import { inOut } from '../decompose';
 import { autoLabel, round, selectivity } from './stats';
 import { ciGraph } from '../catalog/ci';
@@ -125,9 +126,16 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   const addInitializers: TensorSpec[] = [];
   const addNodes: NodeSpec[] = [];
   const sizes = new Float32Array(total); // ‖U[c]‖·‖V[:, c]‖
+  // A float16 graph's activations are read in float32, against float32 read vectors.
+  const half = (lm.onnx.outputs.find((o) => o.name === lm.logitsName)?.elemType ?? DataType.FLOAT) !== DataType.FLOAT;
   for (const p of plans) {
     const { V, U } = tensors.factors(p.module.path);
     p.U = U;
+    let x = p.weight.inputTensor;
+    if (half) {
+      addNodes.push({ name: `scalpel/label/${p.module.path}/Cast`, opType: 'Cast', inputs: [x], outputs: [`${p.output}_x`], attributes: [{ name: 'to', i: DataType.FLOAT }] });
+      x = `${p.output}_x`;
+    }
     const C = p.module.components;
     const norms = new Float32Array(C);
     const vNorms = new Float64Array(C);
@@ -148,13 +156,13 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
     const ci = ciFunctions[plans.indexOf(p)];
     if (measure === 'ci' && ci) {
       addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], V));
-      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [p.weight.inputTensor, `${p.output}_read`], outputs: [`${p.output}_a`] });
+      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [x, `${p.output}_read`], outputs: [`${p.output}_a`] });
       const g = ciGraph(`${p.output}_a`, p.output, ci, C);
       addInitializers.push(...g.initializers);
       addNodes.push(...g.nodes);
     } else {
       addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], scaled));
-      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [p.weight.inputTensor, `${p.output}_read`], outputs: [p.output] });
+      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [x, `${p.output}_read`], outputs: [p.output] });
     }
   }
   const edit = { addInitializers, addNodes, addOutputs: plans.map((p) => ({ name: p.output, elemType: DataType.FLOAT })) };
@@ -197,9 +205,12 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
             const t = out[p.output];
             const C = p.module.components;
             const a = t.data as Float32Array;
-            const length = t.dims.length >= 2 ? t.dims[t.dims.length - 2] : a.length / C;
+            // [batch, length, C], or [batch · length, C] where the module runs on flattened tokens (Gemm, HF GPT-2's Conv1D).
             const rows = a.length / C;
-            if (!Number.isInteger(rows) || t.dims[t.dims.length - 1] !== C) throw new ScalpelError(`unexpected activation shape [${t.dims}] for ${p.module.path}`, lm.file);
+            const length = rows / batchStarts.length;
+            if (!Number.isInteger(length) || t.dims[t.dims.length - 1] !== C) {
+              throw new ScalpelError(`unexpected activation shape [${t.dims}] for ${p.module.path} in a batch of ${batchStarts.length} windows`, lm.file);
+            }
             for (let r = 0; r < rows; r++) {
               const start = batchStarts[Math.floor(r / length)];
               const pos = start + (r % length);
@@ -340,14 +351,22 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
   const dModel = unembed.dIn;
   const vocab = unembed.dOut;
   const kk = Math.min(k, vocab);
-  const lnNode = lm.onnx.nodes.find((n) => n.outputs.includes(unembed.inputTensor) && n.opType === 'LayerNormalization');
-  const gamma = lnNode && lm.onnx.initializers.has(lnNode.inputs[1]) ? readFloatTensor(lm.onnx, lnNode.inputs[1]) : undefined;
+  const norm = finalNormOf(lm.onnx, unembed);
+  const gamma = norm ? readFloatTensor(lm.onnx, norm.weight) : undefined;
   const sessions = new Map<string, ort.InferenceSession>();
+  // Weights are fed, not built into each graph: one float32 copy of the unembedding whatever the number of paths.
+  const matrices = new Map<string, ort.Tensor>();
+  const matrix = (mw: ModuleWeight) => {
+    let t = matrices.get(mw.module);
+    if (!t) matrices.set(mw.module, (t = new ort.Tensor('float32', inOut(mw, readFloatTensor(lm.onnx, mw.initializer)), [mw.dIn, mw.dOut])));
+    return t;
+  };
   /** x (N, width) [· down] [centre, · γ] [· W_U] → TopK largest and smallest; one session per path. */
   const session = async (key: string, width: number, down?: ModuleWeight, toLogits = true) => {
     let s = sessions.get(key);
     if (s) return s;
     const inits: TensorSpec[] = [{ name: 'k', dims: [1], dataType: DataType.INT64, data: { raw: new Uint8Array(new BigInt64Array([BigInt(kk)]).buffer) } }];
+    const inputs: ValueInfoSpec[] = [{ name: 'x', elemType: DataType.FLOAT, shape: ['n', width] }];
     const nodes: NodeSpec[] = [];
     let x = 'x';
     const step = (opType: string, inputs: string[], attributes?: NodeSpec['attributes']) => {
@@ -356,25 +375,28 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       x = o;
     };
     if (down) {
-      inits.push(floatTensor('down', [down.dIn, down.dOut], inOut(down, readFloatTensor(lm.onnx, down.initializer))));
+      inputs.push({ name: 'down', elemType: DataType.FLOAT, shape: [down.dIn, down.dOut] });
       step('MatMul', [x, 'down']);
     }
     if (toLogits) {
       if (gamma) {
         inits.push(floatTensor('gamma', [dModel], gamma));
-        const centred = x;
-        step('ReduceMean', [x], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]);
-        step('Sub', [centred, x]);
+        // The direction only: an RMS norm only rescales, a LayerNorm also centres.
+        if (norm!.kind === 'layer') {
+          const centred = x;
+          step('ReduceMean', [x], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]);
+          step('Sub', [centred, x]);
+        }
         step('Mul', [x, 'gamma']);
       }
-      inits.push(floatTensor('unembed', [dModel, vocab], inOut(unembed, readFloatTensor(lm.onnx, unembed.initializer))));
+      inputs.push({ name: 'unembed', elemType: DataType.FLOAT, shape: [dModel, vocab] });
       step('MatMul', [x, 'unembed']);
     }
     nodes.push({ name: 'top', opType: 'TopK', inputs: [x, 'k'], outputs: ['top_v', 'top_i'] });
     nodes.push({ name: 'bottom', opType: 'TopK', inputs: [x, 'k'], outputs: ['bot_v', 'bot_i'], attributes: [{ name: 'largest', i: 0 }] });
     const graph = buildModel({
       initializers: inits,
-      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: ['n', width] }],
+      inputs,
       nodes,
       outputs: ['top_v', 'top_i', 'bot_v', 'bot_i'].map((name) => ({ name, elemType: name.endsWith('_i') ? DataType.INT64 : DataType.FLOAT, shape: ['n', kk] })),
     });
@@ -387,6 +409,7 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       const m = p.module;
       let s: ort.InferenceSession;
       let via: string;
+      let down: ModuleWeight | undefined;
       if (m.path === unembed.module) {
         s = await session('logits', vocab, undefined, false);
         via = unembed.module;
@@ -398,13 +421,16 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       } else {
         // An up-projection: continue through the sibling that maps its outputs back to the residual stream.
         const parent = m.path.slice(0, m.path.lastIndexOf('.'));
-        const down = all.find((w) => w.module.startsWith(`${parent}.`) && w.dIn === m.dOut && w.dOut === dModel);
+        down = all.find((w) => w.module.startsWith(`${parent}.`) && w.dIn === m.dOut && w.dOut === dModel);
         if (!down) continue;
         s = await session(`down:${down.module}`, m.dOut, down);
         via = `${down.module}+${unembed.module}`;
       }
       const C = m.components;
-      const res = await s.run({ x: new ort.Tensor('float32', p.U!, [C, m.dOut]) });
+      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', p.U!, [C, m.dOut]) };
+      if (s.inputNames.includes('unembed')) feeds.unembed = matrix(unembed);
+      if (down) feeds.down = matrix(down);
+      const res = await s.run(feeds);
       const pick = (v: string, i: string) => {
         const vals = res[v].data as Float32Array;
         const ids = res[i].data as BigInt64Array;

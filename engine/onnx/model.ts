@@ -9,10 +9,11 @@ import { BufferSource, ByteSource, Field, FileSource, WireError, WireType, field
 import { AttributeProto, DataLocation, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeDimension, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto } from './schema';
 
 /** ONNX TensorProto.DataType values Scalpel reads. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11, BFLOAT16: 16 } as const;
 const DTYPE_NAMES: Record<number, string> = {
   1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
-  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
+  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz',
+  19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4',
 };
 const DTYPE_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
 
@@ -300,16 +301,97 @@ export function readTensorBytes(model: OnnxModel, t: TensorInfo): Uint8Array {
   return out;
 }
 
-/** Reads a float32 initializer (inline or external) into a new Float32Array. */
+/** Element types whose weights Scalpel reads and edits (as float32, rounded back once when written). */
+const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16]);
+/** Quantized weights (behind DequantizeLinear): int8, uint8, float8, int4, uint4. */
+const QUANTIZED_TYPES = new Set<number>([2, 3, 17, 18, 19, 20, 21, 22]);
+
+/** Reads a float initializer (float32, float16 or bfloat16; inline or external) into a new Float32Array. */
 export function readFloatTensor(model: OnnxModel, name: string): Float32Array {
   const t = model.initializers.get(name);
   if (!t) throw new ScalpelError(`no initializer named ${name}`, model.file);
-  if (t.dataType !== DataType.FLOAT) throw new ScalpelError(`initializer ${name} is ${t.dtype}, not float32`, model.file);
-  const n = numel(t.dims);
-  if (t.byteLength !== n * 4) {
-    throw new ScalpelError(`initializer ${name} holds ${t.byteLength} bytes, expected ${n * 4} for shape [${t.dims}]`, model.file);
+  checkFloatTensor(model, t);
+  const bytes = readTensorBytes(model, t);
+  return t.dataType === DataType.FLOAT ? new Float32Array(bytes.buffer) : decodeFloats(bytes, t.dataType);
+}
+
+/** One clear error for a weight Scalpel cannot read as floats, naming the tensor. */
+export function checkFloatTensor(model: OnnxModel, t: TensorInfo): void {
+  if (QUANTIZED_TYPES.has(t.dataType)) {
+    throw new ScalpelError(`initializer ${t.name} is ${t.dtype} (quantized weights): not supported yet; use a float32, float16 or bfloat16 export`, model.file);
   }
-  return new Float32Array(readTensorBytes(model, t).buffer);
+  if (!FLOAT_TYPES.has(t.dataType)) throw new ScalpelError(`initializer ${t.name} is ${t.dtype}, not float32, float16 or bfloat16`, model.file);
+  const n = numel(t.dims);
+  const width = DTYPE_BYTES[t.dataType];
+  if (t.byteLength !== n * width) {
+    throw new ScalpelError(`initializer ${t.name} holds ${t.byteLength} bytes, expected ${n * width} for ${t.dtype} of shape [${t.dims}]`, model.file);
+  }
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float16 or bfloat16 little-endian bytes → float32 values (exact). */
+export function decodeFloats(bytes: Uint8Array, dataType: number): Float32Array {
+  const halves = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const out = new Float32Array(halves.length);
+  if (dataType === DataType.BFLOAT16) {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
+    return out;
+  }
+  for (let i = 0; i < halves.length; i++) out[i] = halfToFloat(halves[i]);
+  return out;
+}
+
+/** float32 values → the stored type's little-endian bytes, each rounded once (to nearest, ties to even). */
+export function encodeFloats(values: Float32Array, dataType: number): Uint8Array {
+  if (dataType === DataType.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = dataType === DataType.BFLOAT16 ? floatToBfloat(values[i]) : floatToHalf(values[i]);
+  return new Uint8Array(out.buffer);
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+function floatToBfloat(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return 0x7fc0; // NaN
+  return ((b + 0x7fff + ((b >> 16) & 1)) >>> 16) & 0xffff;
+}
+
+function floatToHalf(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    // Subnormal: shift the mantissa (with its implicit 1) right, rounding to nearest even.
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = m & ((1 << shift) - 1);
+    let r = m >>> shift;
+    if (rest > half || (rest === half && r & 1)) r++;
+    return sign | r;
+  }
+  let r = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++; // may carry into the exponent, which is right
+  return sign | r;
 }
 
 export function externalPath(model: OnnxModel, location: string): string {

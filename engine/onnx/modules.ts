@@ -4,7 +4,8 @@
  * Exporters differ: GPT-2-style code stores weights (in, out) and the initializer keeps its
  * module-path name; `nn.Linear` exports either a named (out, in) weight behind a Transpose, or an
  * anonymous pre-transposed constant (`onnx::MatMul_123`) whose module shows only in the node-name
- * scope (`/h.1/mlp/c_fc/MatMul`). All three map to the same module path here.
+ * scope (`/h.1/mlp/c_fc/MatMul`). All three map to the same module path here, also when the weight is
+ * stored float16 behind a Cast, and a tied unembedding (GPT-2's `lm_head` reading `wte`) is named by its node.
  */
 import { NodeInfo, OnnxModel } from './model';
 
@@ -28,23 +29,22 @@ export interface ModuleWeight {
 export function moduleWeights(model: OnnxModel): ModuleWeight[] {
   const producers = new Map<string, NodeInfo>();
   for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
+  // An initializer an embedding Gather also reads is tied: the module is the one whose node applies it.
+  const gathered = new Set(model.nodes.filter((n) => n.opType === 'Gather').map((n) => weightSource(model, producers, n.inputs[0])?.source));
   const out: ModuleWeight[] = [];
   const seen = new Set<string>();
   for (const node of model.nodes) {
     if (node.opType !== 'MatMul' && node.opType !== 'Gemm') continue;
-    let source = node.inputs[1];
-    let transposed = false;
-    const producer = producers.get(source);
-    if (producer?.opType === 'Transpose' && model.initializers.has(producer.inputs[0])) {
-      const perm = producer.attributes.find((a) => a.name === 'perm')?.ints;
-      if (perm && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) continue;
-      source = producer.inputs[0];
-      transposed = true;
-    }
-    const init = model.initializers.get(source);
-    if (!init || init.dims.length !== 2) continue;
+    const found = weightSource(model, producers, node.inputs[1]);
+    if (!found) continue;
+    const { source, first } = found;
+    let transposed = found.transposed;
+    const init = model.initializers.get(source)!;
+    if (init.dims.length !== 2) continue;
     if (node.opType === 'Gemm' && node.attributes.find((a) => a.name === 'transB')?.i === 1) transposed = !transposed;
-    const module = moduleFromInitializer(source) ?? moduleFromScope(node.name) ?? moduleFromScope(producer?.name ?? '');
+    const byScope = moduleFromScope(node.name) ?? moduleFromScope(first?.name ?? '');
+    const byName = moduleFromInitializer(source);
+    const module = gathered.has(source) ? byScope ?? byName : byName ?? byScope;
     if (!module || seen.has(module)) continue;
     seen.add(module);
     const layout: WeightLayout = transposed ? 'out_in' : 'in_out';
@@ -61,6 +61,29 @@ export function moduleWeights(model: OnnxModel): ModuleWeight[] {
     });
   }
   return out;
+}
+
+/**
+ * The initializer behind a weight input, through the nodes exporters put between: a 2-D Transpose
+ * (torch Linear), Cast (float16 weights computed in float32), DequantizeLinear (quantized weights, whose
+ * reads then fail with "not supported yet") and Identity. `first`: the node nearest the initializer.
+ */
+function weightSource(model: OnnxModel, producers: Map<string, NodeInfo>, tensor: string): { source: string; transposed: boolean; first?: NodeInfo } | undefined {
+  let transposed = false;
+  let first: NodeInfo | undefined;
+  for (let hops = 0; hops < 4; hops++) {
+    if (model.initializers.has(tensor)) return { source: tensor, transposed, first };
+    const p = producers.get(tensor);
+    if (!p) return undefined;
+    if (p.opType === 'Transpose') {
+      const perm = p.attributes.find((a) => a.name === 'perm')?.ints;
+      if (perm && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) return undefined;
+      transposed = !transposed;
+    } else if (p.opType !== 'Cast' && p.opType !== 'Identity' && p.opType !== 'DequantizeLinear') return undefined;
+    first = p;
+    tensor = p.inputs[0];
+  }
+  return undefined;
 }
 
 /** `h.1.mlp.c_fc.weight` → `h.1.mlp.c_fc`; exporter-mangled names (`onnx::MatMul_12`) → undefined. */

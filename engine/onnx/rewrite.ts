@@ -149,16 +149,28 @@ export function withExtraOutputs(model: OnnxModel, names: string[], edit: GraphE
 }
 
 /**
- * An edit feeding `names` per run: onnxruntime ignores a feed for a tensor that is both an
- * initializer and an input, so each initializer is removed and declared as an input of its type and shape.
+ * An edit feeding `names` per run, always as float32: onnxruntime ignores a feed for a tensor that is
+ * both an initializer and an input, so each initializer is removed and declared as an input of its
+ * shape; a float16/bfloat16 weight's input (`weightInputName`) is cast to the stored type in the graph,
+ * which rounds as writing the edited weight does.
  */
 export function initializersAsInputs(model: OnnxModel, names: string[]): GraphEdit {
-  const addInputs = names.map((name) => {
+  const addInputs: ValueInfoSpec[] = [];
+  const addNodes: NodeSpec[] = [];
+  for (const name of names) {
     const t = model.initializers.get(name);
     if (!t) throw new ScalpelError(`no initializer named ${name}`, model.file);
-    return { name, elemType: t.dataType, shape: t.dims };
-  });
-  return { removeInitializers: names, addInputs };
+    addInputs.push({ name: weightInputName(t), elemType: DataType.FLOAT, shape: t.dims });
+    if (t.dataType !== DataType.FLOAT) {
+      addNodes.push({ name: `scalpel/cast/${name}`, opType: 'Cast', inputs: [weightInputName(t)], outputs: [name], attributes: [{ name: 'to', i: t.dataType }] });
+    }
+  }
+  return { removeInitializers: names, addInputs, addNodes };
+}
+
+/** The float32 graph input that feeds a weight turned into an input (`initializersAsInputs`). */
+export function weightInputName(t: TensorInfo): string {
+  return t.dataType === DataType.FLOAT ? t.name : `${t.name}.scalpel_float32`;
 }
 
 /** Two edits as one (the second's additions after the first's). */

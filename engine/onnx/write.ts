@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { checkOutputPath, removeStaleTemps, sameFile, tempName } from '../atomic';
 import { ScalpelError, fileError } from '../errors';
 import { writeExternalData } from './build';
-import { DataType, OnnxModel, TensorInfo, externalPath, numel, openModel } from './model';
+import { OnnxModel, TensorInfo, checkFloatTensor, encodeFloats, externalPath, numel, openModel } from './model';
 import { GraphEdit, planRewrite, writePlan } from './rewrite';
 import { Writer, fieldHeader, fields } from './wire';
 import { GraphProto, TensorProto } from './schema';
@@ -24,7 +24,8 @@ export interface WriteResult {
 export type GraphAdditions = Pick<GraphEdit, 'insertAfter' | 'addInitializers'>;
 
 /**
- * Writes `source` to `outFile` with the float32 initializers in `patches` replaced, and `graph`'s
+ * Writes `source` to `outFile` with the float initializers in `patches` replaced (values as float32, stored in
+ * the tensor's own type), and `graph`'s
  * nodes and initializers added. Patched values must have the initializer's element count; layout is
  * the initializer's own. Untouched tensors are copied as bytes either way.
  */
@@ -47,14 +48,17 @@ export interface WriteOptions {
 function writeEdited(model: OnnxModel & { file: string }, out: string, patches: Map<string, Float32Array>, graph: GraphAdditions | undefined, opts: WriteOptions): WriteResult {
   if (sameFile(model.file, out)) throw new ScalpelError('refusing to overwrite the base checkpoint; choose another output file', out);
   const targets: TensorInfo[] = [];
+  // Each patch in its tensor's stored type: float32 as is, float16/bfloat16 rounded once.
+  const encoded = new Map<string, Uint8Array>();
   for (const [name, values] of patches) {
     const t = model.initializers.get(name);
     if (!t) throw new ScalpelError(`no initializer named ${name}`, model.file);
-    if (t.dataType !== DataType.FLOAT) throw new ScalpelError(`cannot patch ${name}: it is ${t.dtype}, only float32 is supported`, model.file);
-    if (values.length !== numel(t.dims) || t.byteLength !== values.length * 4) {
+    checkFloatTensor(model, t);
+    if (values.length !== numel(t.dims)) {
       throw new ScalpelError(`patch for ${name} has ${values.length} values, the tensor has ${numel(t.dims)}`, model.file);
     }
     targets.push(t);
+    encoded.set(name, encodeFloats(values, t.dataType));
   }
   const externals = [...new Set([...model.initializers.values()].flatMap((t) => (t.storage.kind === 'external' ? [t.storage.file] : [])))];
   const outDir = path.dirname(out);
@@ -74,13 +78,13 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
       renames.set(location, path.basename(final));
       const temp = tempName(final);
       temps.push(temp);
-      copyThenPatch(externalPath(model, location), temp, targets.filter((t) => t.storage.kind === 'external' && t.storage.file === location), patches);
+      copyThenPatch(externalPath(model, location), temp, targets.filter((t) => t.storage.kind === 'external' && t.storage.file === location), encoded);
       dataFiles.push([temp, final]);
     });
     const tempModel = tempName(out);
     temps.push(tempModel);
     if (externals.length === 0 && !graph) {
-      copyThenPatch(model.file, tempModel, targets, patches);
+      copyThenPatch(model.file, tempModel, targets, encoded);
     } else {
       // Inline tensors get their new payload; external ones keep theirs and only change their location;
       // added initializers are inline.
@@ -88,7 +92,7 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
         if (t.storage.kind === 'external') {
           return [{ start: t.messageStart, end: t.messageEnd, bytes: relocated(model, t, renames.get(t.storage.file)!) }];
         }
-        const v = patches.get(t.name);
+        const v = encoded.get(t.name);
         return v ? [{ start: t.byteOffset, end: t.byteOffset + t.byteLength, bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength) }] : [];
       });
       const fd = openForWrite(tempModel);
@@ -111,13 +115,13 @@ function writeEdited(model: OnnxModel & { file: string }, out: string, patches: 
   }
 }
 
-function copyThenPatch(from: string, to: string, targets: TensorInfo[], patches: Map<string, Float32Array>): void {
+function copyThenPatch(from: string, to: string, targets: TensorInfo[], patches: Map<string, Uint8Array>): void {
   fs.copyFileSync(from, to);
   const fd = fs.openSync(to, 'r+');
   try {
     for (const t of targets) {
       const v = patches.get(t.name)!;
-      fs.writeSync(fd, new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 0, v.byteLength, t.byteOffset);
+      fs.writeSync(fd, v, 0, v.byteLength, t.byteOffset);
     }
     // Data and size on disk before the rename; the directory entry is synced after it.
     fs.fdatasyncSync(fd);

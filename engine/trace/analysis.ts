@@ -9,7 +9,7 @@ import { ComponentInfo } from '../catalog/types';
 import { ScalpelError } from '../errors';
 import { ModuleWeight } from '../onnx/modules';
 import type { GatedPaths } from '../edit/gate';
-import { Capture } from './graph';
+import { Capture, FinalNorm } from './graph';
 import { Side, Trace, Tracer, captured } from './trace';
 
 export interface LensEntry {
@@ -156,7 +156,7 @@ export class TraceAnalysis {
   /** Full logits of the final norm and unembedding applied to a residual-stream vector. */
   lensLogits(resid: Float32Array, side: Side): Float32Array {
     const s = this.trace.structure;
-    if (!s.unembed || !s.finalNorm) throw new ScalpelError('the logit lens needs a final LayerNormalization feeding a MatMul unembedding; this model has none');
+    if (!s.unembed || !s.finalNorm) throw new ScalpelError('the logit lens needs a final norm (LayerNorm or RMSNorm) feeding a MatMul unembedding; this model has none');
     const y = this.normalize(resid, side);
     const w = this.tracer.moduleMatrix(side, s.unembed);
     const vocab = s.unembed.dOut;
@@ -174,15 +174,9 @@ export class TraceAnalysis {
     const n = this.trace.structure.finalNorm!;
     const gamma = this.tracer.weight(side, n.weight);
     const beta = n.bias ? this.tracer.weight(side, n.bias) : undefined;
-    let mean = 0;
-    for (const v of x) mean += v;
-    mean /= x.length;
-    let variance = 0;
-    for (const v of x) variance += (v - mean) ** 2;
-    variance /= x.length;
-    const invSigma = 1 / Math.sqrt(variance + n.epsilon);
+    const { mu, sigma } = normStatistics(x, n);
     const y = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) y[i] = (x[i] - mean) * invSigma * gamma[i] + (beta ? beta[i] : 0);
+    for (let i = 0; i < x.length; i++) y[i] = ((x[i] - mu) / sigma) * gamma[i] + (beta ? beta[i] : 0);
     return y;
   }
 
@@ -283,28 +277,24 @@ export class TraceAnalysis {
 
   /**
    * d logit[target] / d residual at the final norm's input, at this token: with y = (x − μ)/σ and
-   * a = γ ⊙ W_U[:, target], the gradient is (a − mean(a) − y (a·y)/n) / σ.
+   * a = γ ⊙ W_U[:, target], the gradient is (a − mean(a) − y (a·y)/n) / σ; an RMS norm (μ = 0) has no mean(a) term.
    */
   private directGradient(side: Side, position: number, target: number): Float32Array {
     return this.cached(`grad\0${side}\0${position}\0${target}`, () => {
       const s = this.trace.structure;
-      const x = captured(this.trace, side, s.finalNorm!.input, position);
+      const norm = s.finalNorm!;
+      const x = captured(this.trace, side, norm.input, position);
       const n = x.length;
-      const gamma = this.tracer.weight(side, s.finalNorm!.weight);
+      const gamma = this.tracer.weight(side, norm.weight);
       const w = this.tracer.moduleMatrix(side, s.unembed!);
       const vocab = s.unembed!.dOut;
-      let mu = 0;
-      for (const v of x) mu += v;
-      mu /= n;
-      let variance = 0;
-      for (const v of x) variance += (v - mu) ** 2;
-      const sigma = Math.sqrt(variance / n + s.finalNorm!.epsilon);
+      const { mu, sigma } = normStatistics(x, norm);
       const a = new Float64Array(n);
       let aMean = 0;
       let ay = 0;
       for (let i = 0; i < n; i++) {
         a[i] = gamma[i] * w[i * vocab + target];
-        aMean += a[i] / n;
+        if (norm.kind === 'layer') aMean += a[i] / n;
         ay += (a[i] * (x[i] - mu)) / sigma;
       }
       const g = new Float32Array(n);
@@ -411,4 +401,16 @@ export function norm(x: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
   return Math.sqrt(s);
+}
+
+/** The final norm's centre and scale at x: mean and standard deviation (LayerNorm), or 0 and the root mean square (RMSNorm). */
+function normStatistics(x: Float32Array, norm: FinalNorm): { mu: number; sigma: number } {
+  let mu = 0;
+  if (norm.kind === 'layer') {
+    for (const v of x) mu += v;
+    mu /= x.length;
+  }
+  let variance = 0;
+  for (const v of x) variance += (v - mu) ** 2;
+  return { mu, sigma: Math.sqrt(variance / x.length + norm.epsilon) };
 }

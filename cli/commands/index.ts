@@ -12,6 +12,7 @@ import { diffCommand } from './diff';
 import { reviewCommand } from './review';
 import { geometryCommand } from './geometry';
 import { mergeCommand } from './merge';
+import { k8sCommand } from './k8s';
 
 /** Every subcommand, in the order `scalpel --help` lists them. */
-export const commands: Command[] = [evalCommand, mergeCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand, geometryCommand];
+export const commands: Command[] = [evalCommand, mergeCommand, k8sCommand, decomposeCommand, labelCommand, componentsCommand, checkCommand, fmtCommand, lspCommand, dapCommand, applyCommand, diffCommand, reviewCommand, geometryCommand];

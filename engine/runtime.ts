@@ -117,6 +117,8 @@ export async function startSession(graph: Uint8Array, rt: RuntimeOptions, what: 
       try {
         return await ort.InferenceSession.create(graph, {
           graphOptimizationLevel: 'all',
+          // onnxruntime's own warnings reach the terminal unasked otherwise; SCALPEL_DEBUG shows them.
+          logSeverityLevel: process.env.SCALPEL_DEBUG ? 2 : 3,
           ...(rt.threads ? { intraOpNumThreads: rt.threads } : {}),
           ...options,
           executionProviders: [providerOption(name, rt.deviceId)],

@@ -26,6 +26,9 @@ export interface NamedTensor {
 /** Largest header we accept: real headers are kilobytes; a garbage length must not allocate gigabytes. */
 const MAX_HEADER = 100 << 20;
 
+/** Largest tensor read into one Float32Array (2 GiB − 1: a typed array's length is an int32 on some paths). */
+const MAX_TENSOR_BYTES = 2 ** 31 - 1;
+
 if (os.endianness() !== 'LE') throw new Error('Scalpel reads and writes float32 tensors in host order, which must be little-endian');
 
 export class SafetensorsFile {
@@ -99,6 +102,7 @@ export class SafetensorsFile {
       throw new ScalpelError(`tensor "${name}" has shape [${e.shape}], expected [${shape}]`, this.file);
     }
     const n = e.shape.reduce((a, b) => a * b, 1);
+    if (n * 4 > MAX_TENSOR_BYTES) throw new ScalpelError(`tensor "${name}" has ${n * 4} bytes, more than the ${MAX_TENSOR_BYTES} Scalpel reads at once`, this.file);
     if (e.end - e.start !== n * 4) throw new ScalpelError(`tensor "${name}" holds ${e.end - e.start} bytes, expected ${n * 4} for shape [${e.shape}]`, this.file);
     if (e.end > this.size) throw new ScalpelError(`tensors file ends early: "${name}" needs bytes up to ${e.end}, the file has ${this.size}`, this.file, { offset: this.size });
     const buf = this.read(e.start, n * 4);

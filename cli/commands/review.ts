@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
 import { ScalpelError, fileError, readTextFile } from '../../engine/errors';
 import { lockFileFor } from '../../engine/edit/apply';
-import { LOCK_FORMAT, LockFile, readLock } from '../../engine/edit/lock';
+import { LOCK_FORMAT, LockFile, lockProblem, readLock } from '../../engine/edit/lock';
 
 const usage = `scalpel review SPEC.scalpel [--base REV] [--lock FILE] -o review.html
 
@@ -40,7 +41,12 @@ function assets(): { js: string; css: string; worker: string } {
 }
 
 const esc = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+/** Script text inside <script>: `</script` and `<!--` cannot end or change the element (same meaning in JavaScript). */
 const scriptSafe = (s: string) => s.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
+/** JSON inside <script type="application/json">: every `<` as \u003c, so no text in it can close the element or open a comment, and it stays valid JSON. */
+const jsonSafe = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+/** A number from the lock, shown as text (the lock is checked on read; this keeps the page safe whatever it holds). */
+const num = (v: unknown, digits?: number) => esc(typeof v === 'number' ? (digits === undefined ? String(v) : v.toFixed(digits)) : String(v));
 const signed = (v: number, d = 4) => `${v >= 0 ? '+' : ''}${v.toFixed(d)}`;
 
 /** Horizontal bars of Δloss per dataset, for this lock and (lighter) the base revision's. */
@@ -68,7 +74,7 @@ function metricsTable(after: LockFile, before: LockFile | undefined): string {
   const rows = Object.entries(after.metrics).map(([n, m]) => {
     const b = before?.metrics[n];
     const vsUniform = after.uniform !== undefined ? `<td>${signed(m.after - after.uniform)}</td>` : '';
-    return `<tr><td>${esc(n)}</td><td>${m.tokens}</td><td>${m.before.toFixed(4)}</td><td>${m.after.toFixed(4)}</td><td>${signed(m.delta)}</td>${vsUniform}<td>${b ? signed(b.delta) : '—'}</td></tr>`;
+    return `<tr><td>${esc(n)}</td><td>${num(m.tokens)}</td><td>${num(m.before, 4)}</td><td>${num(m.after, 4)}</td><td>${signed(m.delta)}</td>${vsUniform}<td>${b ? signed(b.delta) : '—'}</td></tr>`;
   });
   // Locks written before `uniform` was recorded have no such column.
   const uniformHead = after.uniform !== undefined ? `<th title="ln V = ${after.uniform.toFixed(4)} nats: the loss of a uniform guess">after − ln V</th>` : '';
@@ -78,12 +84,15 @@ function metricsTable(after: LockFile, before: LockFile | undefined): string {
 export function reviewHtml(args: { spec: string; specBefore: string | undefined; specAfter: string; lock: LockFile; lockBefore: LockFile | undefined; base: string }): string {
   const a = assets();
   const { lock, lockBefore } = args;
+  // Only the page's own script runs: anything a spec or lock smuggles into the HTML lacks this nonce.
+  // Styles stay 'unsafe-inline': Monaco writes its own style elements at run time (styles cannot run script).
+  const nonce = randomBytes(16).toString('base64');
   const data = { spec: { before: args.specBefore ?? '', after: args.specAfter } };
   const scales = lock.edits.map((e) => `<code>${esc(e)}</code> × ${lock.scales[e].toPrecision(6)}${lockBefore?.scales?.[e] !== undefined ? ` (was ${lockBefore.scales[e].toPrecision(6)})` : ''}`).join(', ');
   const tokens = lock.tuning?.tokens.map((t) => `${t.scored} tokens of <code>${esc(t.dataset)}</code>: ${t.text.slice(1).map((x) => `<code>${esc(JSON.stringify(x))}</code>`).join(' ')}`).join('; ');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Scalpel review: ${esc(path.basename(args.spec))}</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; font-src data:; worker-src blob:; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; font-src data:; worker-src blob:; img-src data:">
 <style>${a.css}</style>
 <style>
 body { font: 14px system-ui, sans-serif; margin: 16px 24px; color: #222; }
@@ -96,7 +105,7 @@ svg text { font: 12px system-ui, sans-serif; } svg .up { fill: #cf222e; } svg .d
 code { font-size: 0.95em; }
 </style></head><body>
 <h1>Scalpel review: <code>${esc(path.basename(args.spec))}</code></h1>
-<p>Edits ${scales}. Output <code>${esc(lock.output.file)}</code> sha256 <code>${lock.output.sha256.slice(0, 16)}…</code>; base model sha256 <code>${lock.model.sha256.slice(0, 16)}…</code>; catalog <code>${lock.catalog.sha256.slice(0, 16)}…</code>.</p>
+<p>Edits ${scales}. Output <code>${esc(lock.output.file)}</code> sha256 <code>${esc(lock.output.sha256.slice(0, 16))}…</code>; base model sha256 <code>${esc(lock.model.sha256.slice(0, 16))}…</code>; catalog <code>${esc(lock.catalog.sha256.slice(0, 16))}…</code>.</p>
 ${tokens ? `<p>Tuned (${esc(lock.tuning!.objective)}) on ${tokens}.</p>` : ''}
 <h2>Spec: ${args.specBefore === undefined ? `new (not in ${esc(args.base)})` : `${esc(args.base)} → working copy`}</h2>
 <div id="spec-diff"></div>
@@ -108,9 +117,9 @@ ${metricsTable(lock, lockBefore)}
 <table id="checks">${lock.checks.map((c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'pass' : 'FAIL'}</td><td>${esc(c.message)}</td></tr>`).join('')}</table>
 <h2>Components (${lock.components.length})</h2>
 <table id="components">${lock.components.map((c) => `<tr><td><code>${esc(c.key)}</code></td><td>${esc(c.label ?? '')}</td><td>${esc(c.edit)}</td><td>× ${c.scale.toPrecision(6)}</td><td>${esc(c.gate ?? '')}</td></tr>`).join('')}</table>
-<script type="application/json" id="review-data">${scriptSafe(JSON.stringify(data))}</script>
+<script type="application/json" id="review-data">${jsonSafe(data)}</script>
 <script type="text/plain" id="editor-worker">${scriptSafe(a.worker)}</script>
-<script>${scriptSafe(a.js)}</script>
+<script nonce="${nonce}">${scriptSafe(a.js)}</script>
 </body></html>
 `;
 }
@@ -137,7 +146,7 @@ export const reviewCommand: Command = {
     let lockBefore: LockFile | undefined;
     try {
       const parsed = oldLockText ? JSON.parse(oldLockText) : undefined;
-      lockBefore = parsed?.format === LOCK_FORMAT ? parsed : undefined;
+      lockBefore = parsed?.format === LOCK_FORMAT && !lockProblem(parsed) ? parsed : undefined;
     } catch {
       lockBefore = undefined; // an unreadable old lock is shown as absent
     }

@@ -113,7 +113,17 @@ export class CatalogTensors {
     const V = this.file.readFloat32(`${m.path}.V`, [m.dIn, m.components]);
     const U = this.file.readFloat32(`${m.path}.U`, [m.components, m.dOut]);
     const residual = m.hasResidual ? this.file.readFloat32(`${m.path}.residual`, [m.dOut, m.dIn]) : undefined;
+    this.finite(`${m.path}.V`, V);
+    this.finite(`${m.path}.U`, U);
+    if (residual) this.finite(`${m.path}.residual`, residual);
     return { module: m, V, U, residual };
+  }
+
+  /** NaN or ±Infinity in a factor would silently poison every edited weight: refused with its place. */
+  private finite(name: string, values: Float32Array): void {
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) throw new ScalpelError(`tensor "${name}" holds ${values[i]} at element ${i}: factors must be finite`, this.file.file);
+    }
   }
 
   /**

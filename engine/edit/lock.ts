@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError, readTextFile } from '../errors';
 import { modelSha256, sha256File } from '../identity';
+import * as S from '../schema';
 import { PreparedFile, prepareFile, writeFileAtomic } from '../safetensors';
 import { gateText } from './gate';
 import { EditOutcome } from './run';
@@ -122,15 +123,41 @@ export function lockMatchesOutput(lock: LockFile, output: string): boolean {
 
 export function readLock(file: string): LockFile | undefined {
   if (!fs.existsSync(file)) return undefined;
+  const text = readTextFile(file, 'read lock file');
   let json: LockFile;
   try {
-    json = JSON.parse(readTextFile(file, 'read lock file'));
+    json = JSON.parse(text);
   } catch (err) {
     throw new ScalpelError(`invalid lock file: ${(err as Error).message}`, file);
   }
   if (json?.format !== LOCK_FORMAT) throw new ScalpelError(`not a Scalpel lock file (format ${JSON.stringify(json?.format)}, expected "${LOCK_FORMAT}")`, file);
+  const problem = lockProblem(json);
+  if (problem) throw new ScalpelError(`invalid lock file: ${problem}`, file);
   return json;
 }
+
+/** What is wrong with a parsed lock's fields (their types), or undefined. */
+export function lockProblem(json: unknown): string | undefined {
+  return LOCK_SCHEMA(json, '');
+}
+
+const fileSha = (name: string) => S.object({ [name]: S.string, sha256: S.string });
+
+/** A lock may be edited by hand or come from a pull request: its types are checked before any use (the review page shows them). */
+const LOCK_SCHEMA = S.object({}, {
+  spec: fileSha('file'), model: fileSha('file'), catalog: fileSha('dir'), output: fileSha('file'),
+  edits: S.array(S.string),
+  components: S.array(S.object({ key: S.string, edit: S.string, scale: S.number }, { label: S.string, gate: S.string })),
+  scales: S.record(S.number),
+  tuning: S.object({}, {
+    objective: S.string, values: S.record(S.number), constrained: S.boolean,
+    tokens: S.array(S.object({ dataset: S.string, ids: S.array(S.integer(0, 2 ** 31)), text: S.array(S.string), scored: S.integer(0, Number.MAX_SAFE_INTEGER) })),
+    trace: S.array(S.object({ x: S.array(S.number), f: S.number })),
+  }),
+  metrics: S.record(S.object({ tokens: S.integer(0, Number.MAX_SAFE_INTEGER), before: S.number, after: S.number, delta: S.number })),
+  uniform: S.number,
+  checks: S.array(S.object({ message: S.string, pass: S.boolean })),
+});
 
 /** The lock's tuned scales, when it was made from this very spec, model and catalog. */
 export function lockedScales(lock: LockFile | undefined, specText: string, modelSha: string, catalogSha: string): Record<string, number> | undefined {

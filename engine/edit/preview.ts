@@ -26,9 +26,12 @@ export interface DatasetDelta {
   windowSums: { base: Float64Array; edited: Float64Array };
 }
 
-/** A stable identity of a tokenized dataset: its source and a hash of its token ids. */
+/**
+ * A stable identity of a tokenized dataset: its name, source and a hash of its token ids. The name is
+ * part of it because results carry it: two datasets with the same text are two entries.
+ */
 export function datasetKey(ds: TokenizedDataset): string {
-  const h = createHash('sha256').update(ds.source).update('\0').update(new Uint8Array(ds.ids.buffer, ds.ids.byteOffset, ds.ids.byteLength));
+  const h = createHash('sha256').update(ds.name).update('\0').update(ds.source).update('\0').update(new Uint8Array(ds.ids.buffer, ds.ids.byteOffset, ds.ids.byteLength));
   return h.digest('hex');
 }
 

@@ -17,7 +17,9 @@ test('scalpel review: a self-contained page whose Monaco diff editor renders the
   if (!fs.existsSync('dist/review/page.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'r.scalpel');
-  fs.writeFileSync(spec, `model tiny from "." { components "components" }
+  // Text that once broke the page: a comment opener and a script end inside the embedded spec.
+  fs.writeFileSync(spec, `# <!-- </script><script>window.pwned = 1</script>
+model tiny from "." { components "components" }
 data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
 data other = inline "The quick brown fox jumps over the lazy dog ."
 guard g = [other] within 100 nats
@@ -49,9 +51,35 @@ edit e on tiny {
     assert.match(await p.innerText('.monaco-diff-editor .modified-in-monaco-diff-editor'), /select\s"h\.1\.mlp\.c_fc:1"/);
     assert.equal(await p.$$eval('#delta-chart rect', (rs) => rs.length), 2);
     assert.match(await p.innerText('#components'), /h\.1\.mlp\.c_fc:1\s+component 1 of h\.1\.mlp\.c_fc/);
+    assert.match(await p.innerText('.monaco-diff-editor .modified-in-monaco-diff-editor'), /<!--\s<\/script><script>window\.pwned\s=\s1<\/script>/);
+    assert.equal(await p.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, 'no injected script ran');
+    assert.match(html, /script-src 'nonce-[A-Za-z0-9+/=]+';/);
+    assert.doesNotMatch(html, /script-src[^;]*unsafe-inline/);
     assert.deepEqual(errors, []);
     assert.deepEqual(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('blob:') && !u.startsWith('data:')), []);
   } finally {
     await browser.close();
   }
+});
+
+test('scalpel review: a tampered lock (markup where a number belongs) is one clear error, not a page that runs it', () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 't.scalpel');
+  fs.writeFileSync(spec, `model tiny from "." { components "components" }
+data other = inline "The quick brown fox jumps over the lazy dog ."
+guard g = [other] within 100 nats
+edit e on tiny {
+  select "h.1.mlp.c_fc:1"
+  scale 0.5
+  keep g
+}
+`);
+  assert.equal(scalpel('apply', spec, '-o', path.join(fx.dir, 'out.onnx')).code, 0);
+  const lock = JSON.parse(fs.readFileSync(`${spec}.lock`, 'utf8'));
+  lock.metrics.other.tokens = '<img src=x onerror="window.pwned=1">';
+  fs.writeFileSync(`${spec}.lock`, JSON.stringify(lock));
+  const r = scalpel('review', spec, '-o', path.join(fx.dir, 'review.html'));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^scalpel: .*t\.scalpel\.lock: invalid lock file: metrics\.other\.tokens must be a whole number from 0 to \d+, not "<img src=x onerror=/);
+  assert.ok(!fs.existsSync(path.join(fx.dir, 'review.html')));
 });

@@ -60,6 +60,7 @@ def ensure_packages(cache):
         target = cache / "x" / p
         if not target.exists():
             deb = next(debs.glob(f"{p}_*.deb"))
+            target.parent.mkdir(parents=True, exist_ok=True)  # dpkg-deb -x creates only the last level
             subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
 
 

@@ -14,9 +14,9 @@ code goodfire-ai/spd and goodfire-ai/param-decomp), implemented here from its de
   U (C, d_out); component c's inner activation is a_c = x · V[:, c];
 - each component has a causal-importance (CI) function, an MLP (1 → hidden → 1) on its own a_c giving g_c in
   [0, 1] (hard sigmoid; leaky below 0 on the way back so closed gates can reopen);
-- a delta component, the residual W − V@U, always on, so stochastic reconstruction measures what the masks do
-  and faithfulness alone drives the residual to zero;
-- losses: faithfulness (mean (W − V@U)²), stochastic reconstruction (KL from the target model's next-token
+- a delta component, the residual W − V@U, masked in training like a component whose CI is 0 (m = u), so
+  weight left in it costs reconstruction as well as faithfulness;
+- losses: faithfulness (mean over matrices of ‖W − V@U‖²/‖W‖²), stochastic reconstruction (KL from the target model's next-token
   distribution to that of the model whose target matrices all run as masked components, masks
   m = g + (1 − g)·u, u ~ U(0, 1)), layerwise stochastic reconstruction over every target matrix every step (each
   batch row replaces a different matrix, so one extra forward pass covers all of them), and importance
@@ -35,6 +35,7 @@ import json
 import math
 import os
 import random
+import signal
 import struct
 import time
 from pathlib import Path
@@ -196,14 +197,16 @@ class Switch(nn.Module):
         self.orig, self.comps = orig, comps
         self.mask = None
         self.rows = None
-        self.delta = True
+        self.delta = True  # True, False, or a per-token mask of shape (..., 1)
         self.record = False
         self.input = None
 
     def components_out(self, x, mask):
         out = ((x @ self.comps.V) * mask) @ self.comps.U + self.orig.bias
-        if self.delta:
+        if self.delta is True:
             out = out + x @ (self.orig.weight - self.comps.V @ self.comps.U)
+        elif self.delta is not False:
+            out = out + (x @ (self.orig.weight - self.comps.V @ self.comps.U)) * self.delta
         return out
 
     def forward(self, x):
@@ -213,7 +216,12 @@ class Switch(nn.Module):
             return self.orig(x)
         if self.rows is None:
             return self.components_out(x, self.mask)
-        return self.orig(x).index_copy(0, self.rows, self.components_out(x[self.rows], self.mask[self.rows]))
+        full_delta = self.delta
+        if not isinstance(full_delta, bool):
+            self.delta = full_delta[self.rows]
+        out = self.orig(x).index_copy(0, self.rows, self.components_out(x[self.rows], self.mask[self.rows]))
+        self.delta = full_delta
+        return out
 
 
 def target_paths(model, patterns):
@@ -257,9 +265,10 @@ def install(model, paths, C, hidden):
 
 
 def set_masks(switches, masks=None, delta=True, rows=None):
+    """delta: True/False for every module, or {path: per-token mask}."""
     for path, sw in switches.items():
         sw.mask = None if masks is None else masks.get(path)
-        sw.delta = delta
+        sw.delta = delta.get(path, True) if isinstance(delta, dict) else delta
         sw.rows = None if rows is None else rows.get(path)
 
 
@@ -268,7 +277,8 @@ def residual_sq(sw):
 
 
 def faithfulness(switches):
-    return sum(residual_sq(sw) for sw in switches.values()) / sum(sw.orig.weight.numel() for sw in switches.values())
+    """Mean over modules of ‖W − V@U‖² / ‖W‖²: every matrix counts alike, whatever its size and scale."""
+    return sum(residual_sq(sw) / (sw.orig.weight ** 2).sum() for sw in switches.values()) / len(switches)
 
 
 def residual_norm_ratio(sw):
@@ -505,7 +515,7 @@ def build_parser():
     ap.add_argument("--eval-ctx", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup-steps", type=int, default=400, help="faithfulness-only steps before the stochastic losses")
-    ap.add_argument("--faithfulness-coeff", type=float, default=1e6)
+    ap.add_argument("--faithfulness-coeff", type=float, default=10, help="on the mean relative squared residual")
     ap.add_argument("--recon-coeff", type=float, default=1.0)
     ap.add_argument("--recon-layerwise-coeff", type=float, default=1.0)
     ap.add_argument("--importance-coeff", type=float, default=5e-4)
@@ -515,8 +525,8 @@ def build_parser():
     ap.add_argument("--chars", type=int, default=3_000_000, help="training characters per language")
     ap.add_argument("--eval-windows", type=int, default=40, help="held-out windows of --eval-ctx tokens per language")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--drop-mean-ci", type=float, default=1e-5,
-                    help="drop components whose mean CI on held-out text is below this in every language")
+    ap.add_argument("--drop-mean-ci", type=float, default=0,
+                    help="drop components whose mean CI on held-out text is below this in every language (their weight goes to the residual; 0 keeps all)")
     ap.add_argument("--evaluate", metavar="DIR", help="only re-measure the catalog in DIR (written by this script) and record the figures in it")
     ap.add_argument("--tiny", action="store_true", help="smoke run on a tiny random GPT; writes nothing")
     return ap
@@ -551,8 +561,13 @@ def train(args, model, switches, paths, train_data, ctx, rng, device):
         rows_of.setdefault(paths[r % len(paths)], []).append(r)
     rows_of = {p: torch.tensor(r, device=device) for p, r in rows_of.items()}
     last_save, resumed_at = time.time(), elapsed
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     start = time.time()
     while True:
+        if stop:
+            save_state(args.state, switches, opt, step, tokens, resumed_at + time.time() - start, log, rng, args)
+            raise SystemExit(f"stopped at step {step}; checkpoint in {args.state} (continue with --resume)")
         elapsed = resumed_at + time.time() - start
         frac = elapsed / budget
         if frac >= 1:
@@ -566,10 +581,12 @@ def train(args, model, switches, paths, train_data, ctx, rng, device):
         pre = {p: sw.comps.ci_pre(inputs[p] @ sw.comps.V) for p, sw in switches.items()}
         ci = {p: LowerLeakyClamp.apply(v, 0.01) for p, v in pre.items()}
         masks = {p: c + (1 - c) * torch.rand_like(c) for p, c in ci.items()}
+        # The delta is masked like a component whose CI is 0, so weight left in it costs reconstruction.
+        delta = {p: torch.rand_like(c[..., :1]) for p, c in ci.items()}
 
-        set_masks(switches, masks)
+        set_masks(switches, masks, delta)
         recon = kl(target_logp, model(x))
-        set_masks(switches, masks, rows=rows_of)
+        set_masks(switches, masks, delta, rows=rows_of)
         layerwise = kl(target_logp, model(x))
         set_masks(switches)
         importance = sum(((upper_leaky_clamp(v) + 1e-8) ** pnorm).sum(-1).mean() for v in pre.values())
@@ -716,7 +733,7 @@ def write_spd_catalog(out, onnx_path, switches, kept, dropped, report, summary, 
         "method": {
             "name": "spd",
             "params": {**hyper, "ci_fn": "clamp(b_out + sum_h w_out * gelu_tanh(a * w_in + b_in), 0, 1), a = x . V[:, c]",
-                       "delta": "W - V@U, always on in training (residualNormRatio per module)",
+                       "delta": "W - V@U, masked by u ~ U(0, 1) per token in training (residualNormRatio per module)",
                        "layerwise": "every target module every step, one batch row each",
                        "steps": step, "train_tokens": tokens, "train_seconds": round(train_seconds),
                        "weights_sha256": sha256_file(onnx_path), "dropped": dropped,

@@ -4,6 +4,7 @@
     TORCH_THREADS=1 /usr/bin/python3 lab/spd.py --minutes 100 --resume # continues a stopped run from its checkpoint
     TORCH_THREADS=1 /usr/bin/python3 lab/spd.py --export-only          # writes the catalog from the latest checkpoint
     TORCH_THREADS=1 /usr/bin/python3 lab/spd.py --evaluate models/polyglot/components   # re-measure a catalog
+    /usr/bin/python3 lab/spd.py --markdown models/polyglot/components   # its recorded figures as markdown tables
     /usr/bin/python3 lab/spd.py --tiny --minutes 0.5                    # smoke run on a tiny random GPT; writes nothing
     python3 lab/spd.py --device cuda --minutes 8                        # the same on an accelerator (PyTorch 2.x)
 
@@ -20,7 +21,8 @@ code goodfire-ai/spd and goodfire-ai/param-decomp), implemented here from its de
   distribution to that of the model whose target matrices all run as masked components, masks
   m = g + (1 − g)·u, u ~ U(0, 1)), layerwise stochastic reconstruction over every target matrix every step (each
   batch row replaces a different matrix, so one extra forward pass covers all of them), and importance
-  minimality (Σ_c g_c^p per token, p annealed from 2 to --p-end).
+  minimality (Σ_c g_c^p per token, p annealed from 2 to --p-end); and the same KL with masks m = g exactly (CI-masked,
+  delta off), the deterministic end of the mask range that the evaluation reports.
 V and U are first fitted to W alone (faithfulness warm-up, no data; the public code's `faithfulness_warmup_steps`).
 Training is checkpointed every few minutes and resumable; the wall-clock budget counts training only.
 Figures and how they were obtained: lab/README.md and docs/components.md.
@@ -518,6 +520,8 @@ def build_parser():
     ap.add_argument("--faithfulness-coeff", type=float, default=10, help="on the mean relative squared residual")
     ap.add_argument("--recon-coeff", type=float, default=1.0)
     ap.add_argument("--recon-layerwise-coeff", type=float, default=1.0)
+    ap.add_argument("--recon-ci-masked-coeff", type=float, default=1.0,
+                    help="KL with every matrix run as its components masked by CI itself (m = g, the delta off)")
     ap.add_argument("--importance-coeff", type=float, default=5e-4)
     ap.add_argument("--p-start", type=float, default=2.0)
     ap.add_argument("--p-end", type=float, default=0.5)
@@ -529,7 +533,26 @@ def build_parser():
                     help="drop components whose mean CI on held-out text is below this in every language (their weight goes to the residual; 0 keeps all)")
     ap.add_argument("--evaluate", metavar="DIR", help="only re-measure the catalog in DIR (written by this script) and record the figures in it")
     ap.add_argument("--tiny", action="store_true", help="smoke run on a tiny random GPT; writes nothing")
+    ap.add_argument("--markdown", metavar="DIR", help="print the figures recorded in DIR/catalog.json as markdown tables")
     return ap
+
+
+def print_markdown(folder):
+    """The tables of lab/README.md, from the figures a run recorded in its catalog."""
+    params = json.loads((Path(folder) / "catalog.json").read_text("utf-8"))["method"]["params"]
+    r = params["results"]
+    print(f"{params['steps']} steps, {params['train_tokens']:,} tokens, {params['train_seconds'] / 60:.0f} minutes of training\n")
+    print("| held-out CE (nats/token), target matrices run as … | " + " | ".join(LANGS) + " |")
+    print("|---|" + "---|" * len(LANGS))
+    for mode, _, _ in MODES:
+        print(f"| {mode.replace('_', ' ')} | " + " | ".join(f"{r['ce'][l][mode]:.3f}" for l in LANGS) + " |")
+    for gap in ("ci_masked_gap", "ci_masked_plus_delta_gap"):
+        print(f"| {gap.replace('_', ' ')} (target ≤ 0.05) | " + " | ".join(f"{r[gap][l]:+.3f}" for l in LANGS) + " |")
+    print("\n| module | ‖W − V@U‖/‖W‖ (target ≤ 0.02) | L0 CI > 0 | L0 CI > 0.1 | L0 CI > 0.5 (target ≤ 10) |")
+    print("|---|---|---|---|---|")
+    for p, ratio in r["residual_norm_ratio"].items():
+        l0 = r["ci_l0"][p]
+        print(f"| {p} | {ratio:.4f} | {l0['0.0']:.1f} | {l0['0.1']:.1f} | {l0['0.5']:.1f} |")
 
 
 def train(args, model, switches, paths, train_data, ctx, rng, device):
@@ -588,10 +611,14 @@ def train(args, model, switches, paths, train_data, ctx, rng, device):
         recon = kl(target_logp, model(x))
         set_masks(switches, masks, delta, rows=rows_of)
         layerwise = kl(target_logp, model(x))
+        ci_masked = torch.zeros((), device=device)
+        if args.recon_ci_masked_coeff:  # the deterministic end of the mask range, m = g, which evaluation reports
+            set_masks(switches, ci, False)
+            ci_masked = kl(target_logp, model(x))
         set_masks(switches)
         importance = sum(((upper_leaky_clamp(v) + 1e-8) ** pnorm).sum(-1).mean() for v in pre.values())
         faith = faithfulness(switches)
-        loss = (args.recon_coeff * recon + args.recon_layerwise_coeff * layerwise
+        loss = (args.recon_coeff * recon + args.recon_layerwise_coeff * layerwise + args.recon_ci_masked_coeff * ci_masked
                 + args.importance_coeff * importance + args.faithfulness_coeff * faith)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -602,7 +629,7 @@ def train(args, model, switches, paths, train_data, ctx, rng, device):
         if step % 25 == 0:
             l0 = {p: (c > 0.5).float().sum(-1).mean().item() for p, c in ci.items()}
             row = {"step": step, "minutes": round(elapsed / 60, 2), "kl": round(recon.item(), 4),
-                   "kl_layerwise": round(layerwise.item(), 4), "faithfulness": float(f"{faith.item():.3e}"),
+                   "kl_layerwise": round(layerwise.item(), 4), "kl_ci_masked": round(ci_masked.item(), 4), "faithfulness": float(f"{faith.item():.3e}"),
                    "l0_ci_gt_0.5_mean": round(sum(l0.values()) / len(l0), 2), "l0_ci_gt_0.5_max": round(max(l0.values()), 1),
                    "importance": round(importance.item(), 1), "p": round(pnorm, 3), "lr": float(f"{lr:.2e}")}
             log.append(row)
@@ -617,6 +644,8 @@ def train(args, model, switches, paths, train_data, ctx, rng, device):
 
 def main():
     args = build_parser().parse_args()
+    if args.markdown:
+        return print_markdown(args.markdown)
     if args.batch < 1:
         raise SystemExit("error: --batch must be at least 1")
     torch.manual_seed(args.seed)
@@ -725,7 +754,7 @@ def write_spd_catalog(out, onnx_path, switches, kept, dropped, report, summary, 
         return {"tag": lang, "sha256": hashlib.sha256(streams[lang][:n].tobytes()).hexdigest(), "tokens": int(min(n, len(streams[lang])))}
 
     hyper = {k: getattr(args, k) for k in ("modules", "C", "ci_hidden", "minutes", "batch", "ctx", "eval_ctx", "lr", "warmup_steps",
-                                            "faithfulness_coeff", "recon_coeff", "recon_layerwise_coeff",
+                                            "faithfulness_coeff", "recon_coeff", "recon_layerwise_coeff", "recon_ci_masked_coeff",
                                             "importance_coeff", "p_start", "p_end", "p_anneal_end", "chars", "seed", "device")}
     catalog = {
         "format": CATALOG_FORMAT,

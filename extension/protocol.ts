@@ -68,7 +68,8 @@ export interface PreviewResult {
   spec: string;
   edit: string;
   scale: number;
-  components: { key: string; label?: string; module: string }[];
+  /** `gate`: how a gated edit gates the component (`gated`, `gated where ci > T`). */
+  components: { key: string; label?: string; module: string; gate?: string }[];
   datasets: DatasetView[];
   checks: CheckView[];
   /** Δloss per dataset at each scale, over the first `sweepTokens` tokens of each dataset. */
@@ -101,7 +102,8 @@ export interface ReviewResult {
   output: string;
   edits: string[];
   scales: Record<string, number>;
-  components: { key: string; label: string | null; edit: string; scale: number }[];
+  /** `gate`: as in the lock, for a gated edit's components. */
+  components: { key: string; label: string | null; edit: string; scale: number; gate?: string }[];
   metrics: { name: string; tokens: number; before: number; after: number; delta: number }[];
   checks: { message: string; pass: boolean }[];
   /** Per edited initializer: how much the written weights differ from the base model's. */

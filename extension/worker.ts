@@ -8,6 +8,7 @@ import { keyModule } from '../engine/catalog/key';
 import { openCatalogTensors, readCatalogMetadata } from '../engine/catalog/read';
 import { ScalpelError, readTextFile } from '../engine/errors';
 import { applyPlan } from '../engine/edit/apply';
+import { gateText } from '../engine/edit/gate';
 import { inUnit } from '../engine/edit/checks';
 import { lockMatchesOutput, readLock } from '../engine/edit/lock';
 import { EditPlan } from '../engine/edit/plan';
@@ -102,7 +103,7 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
       spec: job.spec,
       edit: edit.name,
       scale,
-      components: o.terms.map((t) => ({ key: t.component.key, label: t.component.label, module: t.component.module })),
+      components: o.terms.map((t) => ({ key: t.component.key, label: t.component.label, module: t.component.module, ...(t.gate ? { gate: gateText(t.gate) } : {}) })),
       datasets: datasetViews(plan, o),
       checks: checkViews(o),
       sweep: rows.map((r) => ({ scale: r.scale, deltas: Object.fromEntries(r.deltas.map((d) => [d.name, d.delta])) })),

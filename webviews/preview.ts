@@ -131,7 +131,7 @@ export class PreviewView extends LitElement {
       <h2>Per-token Δloss</h2>
       ${this.heat()}
       <h2>Components (${d.components.length})</h2>
-      <table id="components">${d.components.map((c) => html`<tr><td><code>${c.key}</code></td><td>${c.label ?? html`<span class="muted">unlabelled</span>`}</td></tr>`)}</table>
+      <table id="components">${d.components.map((c) => html`<tr><td><code>${c.key}</code></td><td>${c.label ?? html`<span class="muted">unlabelled</span>`}</td><td>${c.gate ?? ''}</td></tr>`)}</table>
       <p class="muted">measured in ${d.seconds.toFixed(2)} s</p>`;
   }
 }

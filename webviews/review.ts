@@ -34,7 +34,7 @@ export class ReviewView extends LitElement {
       <table id="weights"><tr><th>initializer</th><th>shape</th><th>changed</th><th>‖ΔW‖/‖W‖</th><th>max |Δ|</th></tr>
         ${d.weights.map((w) => html`<tr><td><code>${w.initializer}</code></td><td>${w.shape.join('×')}</td><td>${w.changed}</td><td>${w.relFrobenius.toExponential(3)}</td><td>${w.maxAbs.toExponential(3)}</td></tr>`)}</table>
       <h2>Components (${d.components.length})</h2>
-      <table id="components">${d.components.map((c) => html`<tr><td><code>${c.key}</code></td><td>${c.label ?? ''}</td><td>${c.edit}</td><td>× ${c.scale.toPrecision(4)}</td></tr>`)}</table>`;
+      <table id="components">${d.components.map((c) => html`<tr><td><code>${c.key}</code></td><td>${c.label ?? ''}</td><td>${c.edit}</td><td>× ${c.scale.toPrecision(4)}</td><td>${c.gate ?? ''}</td></tr>`)}</table>`;
   }
 }
 customElements.define('scalpel-review', ReviewView);

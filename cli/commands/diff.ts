@@ -5,13 +5,14 @@ import { Command } from '../command';
 import { ScalpelError } from '../../engine/errors';
 import { openCatalogTensors } from '../../engine/catalog/read';
 import { openModel } from '../../engine/onnx/model';
-import { TensorChange, diffModels, modelSummary } from '../../engine/edit/diff';
+import { GatedChange, TensorChange, diffGated, diffModels, modelSummary } from '../../engine/edit/diff';
 
 const usage = `scalpel diff A.onnx B.onnx [--components DIR] [--json]
 scalpel diff --textconv FILE.onnx
 
 Which initializers differ between two checkpoints: shape, numerical rank of the change, its norm, and
-(with a component catalog for A) which components explain it, with the scale that reproduces it.
+(with a component catalog for A) which components explain it, with the scale that reproduces it; and the
+gated paths of gated edits, with each component's scale and gate.
 
   --components DIR     the component catalog of A (default: A's folder/components when present)
   --max-components N   components to fit per tensor (default 8)
@@ -33,6 +34,13 @@ function describe(c: TensorChange): string {
     for (const x of c.explained.components) lines.push(`         ${x.key}${x.label ? ` "${x.label}"` : ''} scaled by ${fmt(x.scale)}`);
     if (c.explained.components.length) lines.push(`         unexplained: ${(c.explained.residual * 100).toFixed(2)}% of ‖Δ‖`);
   }
+  return lines.join('\n');
+}
+
+function describeGated(g: GatedChange): string {
+  const n = g.components.length;
+  const lines = [`${g.status.padEnd(8)} gated path of ${g.module} (${n} component${n === 1 ? '' : 's'}: y += (s − 1)·gate·(x·V)·U after its product)`];
+  for (const c of g.components) lines.push(`         ${c.key ?? 'a component not in the catalog'}${c.label ? ` "${c.label}"` : ''} scaled by ${fmt(c.scale)}, ${c.gate}`);
   return lines.join('\n');
 }
 
@@ -71,8 +79,12 @@ export const diffCommand: Command = {
     const catalog = values.components || fs.existsSync(path.join(catalogDir, 'catalog.json')) ? openCatalogTensors(catalogDir) : undefined;
     try {
       const changes = diffModels(a, b, catalog, max);
-      if (values.json) process.stdout.write(JSON.stringify({ a: a.file, b: b.file, changes }, null, 2) + '\n');
-      else process.stdout.write(changes.length ? changes.map(describe).join('\n') + '\n' : 'no initializer differs\n');
+      const gated = diffGated(a, b, catalog);
+      if (values.json) process.stdout.write(JSON.stringify({ a: a.file, b: b.file, changes, gated }, null, 2) + '\n');
+      else {
+        const text = [...changes.map(describe), ...gated.map(describeGated)];
+        process.stdout.write(text.length ? text.join('\n') + '\n' : 'no initializer differs\n');
+      }
       return 0;
     } finally {
       a.close();

@@ -7,6 +7,7 @@ import { componentKey } from '../catalog/key';
 import { CatalogTensors } from '../catalog/read';
 import { DataType, OnnxModel, decodeFloats, readTensorBytes } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
+import { WrittenGatedPath, gateText, isGateTensor, readGatedPaths } from './gate';
 import { CatalogComponents } from './weights';
 
 export interface TensorChange {
@@ -179,11 +180,52 @@ export function explainDelta(delta: Float32Array, mw: ModuleWeight, catalog: Cat
 /** Element types diffed numerically (half types as their exact float32 values). */
 const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16]);
 
+/** A gated path that B has and A does not (or has otherwise): its components, each with its scale and gate. */
+export interface GatedChange {
+  module: string;
+  status: 'added' | 'changed' | 'removed';
+  /** `key`: the catalog component whose read vector this is (with a catalog for A). */
+  components: { key?: string; label?: string; scale: number; gate: string }[];
+}
+
+/** Gated paths (gate.ts) that differ between A and B, their components found in A's catalog by read vector. */
+export function diffGated(a: OnnxModel, b: OnnxModel, catalog?: CatalogTensors): GatedChange[] {
+  const [pa, pb] = [readGatedPaths(a), readGatedPaths(b)];
+  const same = (x: WrittenGatedPath, y: WrittenGatedPath) =>
+    x.components.length === y.components.length &&
+    x.components.every((c, j) => c.scale === y.components[j].scale && gateText(c.gate) === gateText(y.components[j].gate) && c.v.every((v, i) => v === y.components[j].v[i]));
+  const identify = (p: WrittenGatedPath) => {
+    const factors = catalog?.catalog.modules.some((m) => m.path === p.module) ? catalog.factors(p.module) : undefined;
+    return p.components.map((c) => {
+      let key: string | undefined;
+      if (factors) {
+        const C = factors.module.components;
+        for (let k = 0; k < C && key === undefined; k++) {
+          let match = true;
+          for (let i = 0; i < c.v.length && match; i++) match = factors.V[i * C + k] === c.v[i];
+          if (match) key = componentKey(p.module, k);
+        }
+      }
+      const label = key ? catalog!.catalog.components.find((x) => x.key === key)?.label?.text : undefined;
+      return { ...(key ? { key } : {}), ...(label ? { label } : {}), scale: c.scale, gate: gateText(c.gate) };
+    });
+  };
+  const out: GatedChange[] = [];
+  for (const p of pb) {
+    const before = pa.find((x) => x.module === p.module);
+    if (!before || !same(before, p)) out.push({ module: p.module, status: before ? 'changed' : 'added', components: identify(p) });
+  }
+  for (const p of pa) if (!pb.some((x) => x.module === p.module)) out.push({ module: p.module, status: 'removed', components: identify(p) });
+  return out;
+}
+
+/** Initializers that differ; those of gated paths are left to `diffGated`. */
 export function diffModels(a: OnnxModel, b: OnnxModel, catalog?: CatalogTensors, maxComponents = 8): TensorChange[] {
   const out: TensorChange[] = [];
   const modules = new Map(moduleWeights(a).map((m) => [m.initializer, m]));
   const components = catalog ? new CatalogComponents(catalog) : undefined;
   for (const [name, ta] of a.initializers) {
+    if (isGateTensor(name)) continue;
     const tb = b.initializers.get(name);
     if (!tb) {
       out.push({ name, status: 'removed', dims: ta.dims });
@@ -229,7 +271,7 @@ export function diffModels(a: OnnxModel, b: OnnxModel, catalog?: CatalogTensors,
     }
     out.push(change);
   }
-  for (const [name, tb] of b.initializers) if (!a.initializers.has(name)) out.push({ name, status: 'added', dims: tb.dims });
+  for (const [name, tb] of b.initializers) if (!a.initializers.has(name) && !isGateTensor(name)) out.push({ name, status: 'added', dims: tb.dims });
   return out;
 }
 

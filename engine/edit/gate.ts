@@ -20,7 +20,7 @@
 import { ciGraph } from '../catalog/ci';
 import { ScalpelError } from '../errors';
 import { NodeSpec, TensorSpec, floatTensor } from '../onnx/build';
-import { DataType, OnnxModel, modelFromBytes } from '../onnx/model';
+import { DataType, OnnxModel, modelFromBytes, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { GraphEdit, rewriteModel } from '../onnx/rewrite';
 import type { GraphAdditions } from '../onnx/write';
@@ -125,6 +125,42 @@ export class GatedPaths {
     }
     return { insertAfter, addInitializers };
   }
+}
+
+/** Whether an initializer belongs to a gated path (`scalpel.gate.MODULE.*`). */
+export function isGateTensor(name: string): boolean {
+  return name.startsWith(PREFIX);
+}
+
+/** A gated path as a written checkpoint carries it: per component, its read vector, scale and gate. */
+export interface WrittenGatedPath {
+  module: string;
+  components: { v: Float32Array; scale: number; gate: Gate }[];
+}
+
+/** The gated paths of a checkpoint (`scalpel apply` of gated edits), read back from their initializers. */
+export function readGatedPaths(model: OnnxModel): WrittenGatedPath[] {
+  const out: WrittenGatedPath[] = [];
+  for (const name of model.initializers.keys()) {
+    if (!isGateTensor(name) || !name.endsWith('.scale')) continue;
+    const base = name.slice(0, -'scale'.length);
+    const module = base.slice(PREFIX.length, -1);
+    const need = (x: string) => {
+      if (!model.initializers.has(base + x)) throw new ScalpelError(`gated path of ${module} has no ${base + x}`, model.file);
+      return readFloatTensor(model, base + x);
+    };
+    const [scale, threshold, soft, V] = [need('scale'), need('threshold'), need('soft'), need('V')];
+    const k = scale.length;
+    out.push({
+      module,
+      components: Array.from(scale, (s, j) => ({
+        v: Float32Array.from({ length: V.length / k }, (_, i) => V[i * k + j]),
+        scale: s,
+        gate: soft[j] === 1 ? { kind: 'ci' as const } : { kind: 'threshold' as const, threshold: threshold[j] },
+      })),
+    });
+  }
+  return out.sort((x, y) => (x.module < y.module ? -1 : 1));
 }
 
 /** The model with the gated paths in its graph (scales at 1), indexed from memory, for previews and traces. */

@@ -8,6 +8,7 @@ import { Evaluator, tokenizeDataset } from '../../engine/evaluate';
 import { openLanguageModel } from '../../engine/lm';
 import { openModel, readFloatTensor, readTensorBytes } from '../../engine/onnx/model';
 import { writeEditedModel } from '../../engine/onnx/write';
+import { diffGated, diffModels } from '../../engine/edit/diff';
 import { Gate, GatedPaths, withGatedPaths } from '../../engine/edit/gate';
 import { PreviewSession } from '../../engine/edit/preview';
 import { SuffixSession } from '../../engine/edit/suffix';
@@ -196,4 +197,38 @@ test('a component without a CI function cannot be gated; alternative edits share
   // Alternative edits may gate one component alike (one slot) or differently (two).
   assert.equal(new GatedPaths(lm.onnx, [{ component: c, gate: { kind: 'ci' } }, { component: c, gate: { kind: 'ci' } }]).modules[0].components.length, 1);
   assert.equal(new GatedPaths(lm.onnx, [{ component: c, gate: { kind: 'ci' } }, { component: c, gate: { kind: 'threshold', threshold: 0.5 } }]).modules[0].components.length, 2);
+});
+
+test('scalpel diff reads a gated checkpoint back: each gated path with its components, scales and gates; weight edits beside it', async () => {
+  const fx = writeFixture();
+  const edits: Gated[] = [
+    { module: 'h.1.mlp.c_fc', index: 4, scale: -2, gate: { kind: 'ci' } },
+    { module: 'h.1.mlp.c_fc', index: 1, scale: 0.5, gate: { kind: 'threshold', threshold: 0.25 } },
+    { module: 'h.0.mlp.c_proj', index: 3, scale: 0 },
+  ];
+  const out = writeGated(fx, edits, 'mixed.onnx');
+  const a = openModel(fx.model);
+  const b = openModel(out);
+  const catalog = openCatalogTensors(fx.catalog);
+  try {
+    assert.deepEqual(diffGated(a, b, catalog), [
+      {
+        module: 'h.1.mlp.c_fc',
+        status: 'added',
+        components: [
+          { key: 'h.1.mlp.c_fc:4', label: 'component 4 of h.1.mlp.c_fc', scale: -2, gate: 'gated' },
+          { key: 'h.1.mlp.c_fc:1', label: 'component 1 of h.1.mlp.c_fc', scale: 0.5, gate: 'gated where ci > 0.25' },
+        ],
+      },
+    ]);
+    assert.deepEqual(diffGated(b, b, catalog), []);
+    // The gated path's tensors are not listed as added initializers; the ungated edit is a changed weight it explains.
+    const changes = diffModels(a, b, catalog);
+    assert.deepEqual(changes.map((c) => [c.name, c.status]), [['h.0.mlp.c_proj.weight', 'changed']]);
+    assert.equal(changes[0].explained!.components[0].key, 'h.0.mlp.c_proj:3');
+  } finally {
+    a.close();
+    b.close();
+    catalog.close();
+  }
 });

@@ -216,7 +216,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
 
   async function review(arg?: vscode.Uri): Promise<void> {
     const spec = await specOf(arg);
-    if (!spec) return;
+    // The lock names model files to open: an untrusted workspace's lock is not followed.
+    if (!spec || !trusted()) return;
     previewState.spec = spec.fsPath;
     try {
       const r = await jobs.withProgress<ReviewResult>('Scalpel: reading the lock and the edited weights', { kind: 'review', spec: spec.fsPath });
@@ -294,7 +295,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     const uri = selectorTarget ?? vscode.window.visibleTextEditors.find((e) => e.document.languageId === LANGUAGE)?.document.uri;
     if (!uri) return void vscode.window.showErrorMessage('Scalpel: open a spec to insert the selector into');
     const editor = await vscode.window.showTextDocument(uri, { preview: false, viewColumn: vscode.ViewColumn.One });
-    await editor.insertSnippet(new vscode.SnippetString(`select "${key}"`));
+    // Plain text: a `$` or `}` in a catalog key is not snippet syntax.
+    await editor.insertSnippet(new vscode.SnippetString().appendText(`select "${key}"`));
   }
 
   async function evaluate(arg?: vscode.Uri): Promise<void> {

@@ -62,6 +62,8 @@ const LORAS = [
 
 const titleCase = (s: string) => s[0].toUpperCase() + s.slice(1);
 const f = (v: number, d = 3) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(d)}`;
+/** a/b as a factor with two significant digits ("0.0042×", "1.6×"). */
+const times = (a: number, b: number) => `${Number((a / b).toPrecision(2))}×`;
 const n = (v: number, d = 3) => (v < 0 ? `−${Math.abs(v).toFixed(d)}` : v.toFixed(d));
 
 interface Damage {
@@ -365,7 +367,7 @@ function goals(results: MethodResult[], uniform: number, removals: { label: stri
         const o = other.equal[i];
         if (!('strength' in own)) return { ok: false, text: `${other.method.label}: not reached by the component` };
         if (!('strength' in o)) return { ok: true, text: `${other.method.label}: not reached (at most ${f(o.most, 2)})` };
-        return { ok: own.damage.mean < o.damage.mean, text: `${other.method.label}: ${o.damage.mean.toFixed(4)} (${(own.damage.mean / o.damage.mean).toFixed(2)}×)` };
+        return { ok: own.damage.mean < o.damage.mean, text: `${other.method.label}: ${o.damage.mean.toFixed(4)} (the component ${times(own.damage.mean, o.damage.mean)})` };
       };
       const ownText = 'strength' in own ? `component ${own.damage.mean.toFixed(4)}` : `component does not reach it (at most ${f(own.most, 2)})`;
       const l = loras.map(vs);
@@ -401,7 +403,7 @@ function equalTable(l: LanguageResult, i: number): string {
       lines.push(`| ${m.label} | not reached (${m.strengthName} up to ${n(m.far, 0)}: at most ${f(p.most, 2)}) | — | — | — |`);
       continue;
     }
-    const ratio = 'strength' in ref ? `${(p.damage.mean / ref.damage.mean).toFixed(2)}×` : '—';
+    const ratio = 'strength' in ref ? times(p.damage.mean, ref.damage.mean) : '—';
     lines.push(`| ${m.label} | ${m.strengthName} ${n(p.strength, 2)} | ${p.damage.mean.toFixed(4)} | ${f(p.damage.worst.delta)} (${p.damage.worst.name}) | ${ratio} |`);
   }
   return lines.join('\n');

@@ -182,6 +182,16 @@ export class Evaluator {
     return Math.ceil(Math.ceil(Math.max(0, ds.ids.length - 1) / this.lm.contextLength) / this.batchSize);
   }
 
+  /**
+   * Per-token loss of a batch of windows in one ORT run: window r scores ids[1 …] from ids[0 …], row r of
+   * `nll` (rows padded to `length`). `feeds` add to or replace the usual inputs.
+   */
+  async scoreBatch(batch: Int32Array[], feeds: Record<string, ort.Tensor> = {}): Promise<{ nll: Float32Array; length: number }> {
+    const length = Math.max(...batch.map((w) => w.length - 1));
+    const out = await this.run({ ...this.feeds(batch, length), ...feeds }, [NLL_OUTPUT]);
+    return { nll: out[NLL_OUTPUT].data as Float32Array, length };
+  }
+
   /** Mean and per-token loss over a tokenized dataset, in windows of the model's context length. */
   async evaluate(ds: TokenizedDataset, opts: EvaluateOptions = {}): Promise<DatasetLoss> {
     const n = ds.ids.length;

@@ -328,10 +328,13 @@ export function componentCard(catalog: CatalogIndex, key: string): string {
   if (m) lines.push(`module \`${m.path}\` (${m.dIn}→${m.dOut}) · component ${k.index} of ${m.components}${c?.norm !== undefined ? ` · norm ${c.norm.toFixed(3)}` : ''}`);
   if (!c) return lines.concat(['', 'no metadata in the catalog']).join('\n');
   if (c.stats) {
-    lines.push('', '| tag | mean \\|act\\| | firing | selectivity |', '|---|---|---|---|');
+    // Ablation: Δloss when the component is removed, the output side of what the statistics measure.
+    const ablation = c.ablation ? ' ablation Δloss |' : '';
+    lines.push('', `| tag | mean \\|act\\| | firing | selectivity |${ablation}`, `|---|---|---|---|${ablation ? '---|' : ''}`);
     for (const [tag, s] of Object.entries(c.stats)) {
       const sel = c.selectivity?.[tag];
-      lines.push(`| ${tag} | ${s.meanAbs.toFixed(3)} | ${(s.firingRate * 100).toFixed(0)}% | ${sel !== undefined ? `${sel.toFixed(1)}×` : ''} |`);
+      const cut = c.ablation?.[tag];
+      lines.push(`| ${tag} | ${s.meanAbs.toFixed(3)} | ${(s.firingRate * 100).toFixed(0)}% | ${sel !== undefined ? `${sel.toFixed(1)}×` : ''} |${ablation ? ` ${cut !== undefined ? `${cut >= 0 ? '+' : ''}${cut.toFixed(4)}` : ''} |` : ''}`);
     }
   }
   if (c.contexts?.length) lines.push('', '**Top contexts**', ...c.contexts.slice(0, 3).map((x) => `- ${x.tag}: ${x.text.replace(/[`*_]/g, '\\$&')} (${x.activation.toFixed(2)})`));

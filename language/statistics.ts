@@ -73,6 +73,22 @@ export const STATISTICS = {
     doc: "fraction of DATA's tokens where the component is active",
     value: perTag((c, t) => c.stats?.[t]?.firingRate),
   },
+  ablation: {
+    args: 'versus',
+    signature: 'ablation(DATA[, OTHERS…])',
+    doc: 'Δloss on DATA when the component is removed (scale 0), in nats per token; with OTHERS, minus the mean Δloss on them: how much more removing it hurts DATA',
+    value: (c, s, tagOf) => {
+      const at = (d: string | undefined): number | undefined => {
+        const t = d === undefined ? undefined : tagOf(d);
+        return t === undefined ? undefined : c.ablation?.[t];
+      };
+      const own = at(s.data);
+      if (own === undefined || !s.versus) return own;
+      const others = s.versus.map(at);
+      if (!others.length || others.some((v) => v === undefined)) return undefined;
+      return own - (others as number[]).reduce((a, b) => a + b, 0) / others.length;
+    },
+  },
 } satisfies Record<string, StatisticDef>;
 
 export type StatisticName = keyof typeof STATISTICS;

@@ -18,8 +18,9 @@ const usage = `scalpel label --model DIR|FILE [--components DIR] --data [TAG=]SO
 scalpel label --model DIR|FILE [--components DIR] --set KEY=TEXT [--set …]
 
 Runs the model on tagged datasets and records, per component: mean |activation| and firing rate
-per tag, selectivity, top-activating contexts, the tokens its write vector promotes, and an
-automatic label such as "German (9.4× vs fr/es/it/en)". Human and imported labels are kept.
+per tag, selectivity, top-activating contexts, the tokens its write vector promotes, the Δloss per
+tag of ablating it, and an automatic label such as "German (9.4× vs fr/es/it/en)" (given only where
+ablating the component hurts German). Human and imported labels are kept.
 
   --model DIR|FILE       a folder with model.onnx + tokenizer.json, or an .onnx file
   --components DIR       the catalog (default: components/ beside the model)
@@ -30,6 +31,8 @@ automatic label such as "German (9.4× vs fr/es/it/en)". Human and imported labe
   --measure ci|activation  statistics of the catalog's causal importance (default where it has CI
                          functions, as SPD catalogs do) or of |x·V[:, c]|·‖U[c]‖
   --firing-threshold X   above which a component fires (default 0.5 for CI, 0.1 for activations)
+  --ablation-tokens N    tokens per tag on which each component's ablation Δloss is measured
+                         (default 512; 0 skips the ablation pass)
   --set KEY=TEXT         set a human label (no model run); --set KEY= removes it
   --batch N              windows per run
 ${runtimeUsage}
@@ -52,6 +55,7 @@ export const labelCommand: Command = {
         measure: { type: 'string' },
         set: { type: 'string', multiple: true },
         batch: { type: 'string' },
+        'ablation-tokens': { type: 'string' },
         ...runtimeFlags,
         tokenizer: { type: 'string' },
       },
@@ -100,13 +104,14 @@ export const labelCommand: Command = {
         firingThreshold: threshold,
         measure,
         batchSize: positiveInt(values.batch, '--batch'),
+        ablationTokens: values['ablation-tokens'] === '0' ? 0 : positiveInt(values['ablation-tokens'], '--ablation-tokens'),
         ...runtimeFromFlags(values),
         signal: controller.signal,
         onProgress: (p) => bar.update(p.done, p.total, p.tag),
       });
       bar.done();
       writeCatalog(catalog.dir, result.catalog);
-      const seconds = result.activationSeconds + result.outputSeconds;
+      const seconds = result.activationSeconds + result.outputSeconds + result.ablationSeconds;
       const rows = data.map((d, i) => {
         const [best, next] = mostSelective(result.catalog.components, d.tag);
         const sel = (c?: ComponentInfo) => (c ? `${c.selectivity![d.tag].toFixed(1)}×` : '-');
@@ -116,7 +121,9 @@ export const labelCommand: Command = {
       process.stdout.write(
         formatTable(['tag', 'tokens', 'most selective (firing ≥ 1%)', 'selectivity', 'fires', 'next best'], rows) +
           `\n\n${result.catalog.components.length} components labelled in ${dir}: ${result.tokens} tokens, ` +
-          `${(result.componentTokens / result.activationSeconds / 1e6).toFixed(1)}M component·tokens/s (${seconds.toFixed(2)} s)\n`,
+          `${(result.componentTokens / result.activationSeconds / 1e6).toFixed(1)}M component·tokens/s (${seconds.toFixed(2)} s` +
+          (result.ablationRuns ? `; ablation of every component on ${result.catalog.ablationTokens} tokens per tag: ${result.ablationSeconds.toFixed(2)} s in ${result.ablationRuns} runs` : '') +
+          ')\n',
       );
       return 0;
     } finally {

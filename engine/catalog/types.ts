@@ -56,6 +56,11 @@ export interface ComponentInfo {
   promotesVia?: string;
   /** ‖U[c]‖ · ‖V[:, c]‖: the size of the rank-one piece. */
   norm?: number;
+  /**
+   * Output side, per tag: Δloss (nats per token) when the component is ablated (scale 0), on the first
+   * `ablationTokens` tokens of the tag's dataset. What its label's tag claims is checked against it.
+   */
+  ablation?: Record<string, number>;
 }
 
 export interface CatalogModule {
@@ -105,6 +110,8 @@ export interface Catalog {
   datasets?: CatalogDatasetRef[];
   /** Activation threshold used for firingRate. */
   firingThreshold?: number;
+  /** Scored tokens per tag that each component's `ablation` was measured on. */
+  ablationTokens?: number;
   /** What `stats` measure: `activation` (|x·V[:, c]|·‖U[c]‖) or `ci` (the catalog's causal importance). */
   statsMeasure?: 'activation' | 'ci';
   created?: string;

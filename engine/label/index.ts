@@ -23,6 +23,7 @@ import { finalNormOf } from '../trace/graph';
 import { inOut } from '../decompose';
 import { autoLabel, round, selectivity } from './stats';
 import { ciGraph } from '../catalog/ci';
+import { ablationEffects } from './ablation';
 
 export interface TaggedData {
   tag: string;
@@ -67,6 +68,8 @@ export interface LabelOptions extends RuntimeOptions {
   contextRadius?: number;
   /** Tokens kept per component for promotes / suppresses (default 5). */
   outputTokens?: number;
+  /** Scored tokens per tag on which each component's ablation Δloss is measured (default 512; 0: none). */
+  ablationTokens?: number;
   /** Windows per ORT run; default: as many as keep one run's activations near 64 MB. */
   batchSize?: number;
   signal?: AbortSignal;
@@ -78,9 +81,11 @@ export interface LabelResult {
   /** Component activations computed: components × tokens. */
   componentTokens: number;
   tokens: number;
-  /** Seconds spent in the activation pass and in the output-side pass. */
+  /** Seconds spent in the activation pass, the output-side pass and the ablation pass (with its ORT runs). */
   activationSeconds: number;
   outputSeconds: number;
+  ablationSeconds: number;
+  ablationRuns: number;
 }
 
 const MAX_BATCH_FLOATS = 16 << 20;
@@ -93,7 +98,8 @@ interface ModulePlan {
   /** Offset of this module's components in the flat per-component arrays. */
   offset: number;
   output: string;
-  /** Its write vectors (C, dOut), read once. */
+  /** Its read vectors (dIn, C) and write vectors (C, dOut), read once. */
+  V?: Float32Array;
   U?: Float32Array;
 }
 
@@ -130,6 +136,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   const half = (lm.onnx.outputs.find((o) => o.name === lm.logitsName)?.elemType ?? DataType.FLOAT) !== DataType.FLOAT;
   for (const p of plans) {
     const { V, U } = tensors.factors(p.module.path);
+    p.V = V;
     p.U = U;
     let x = p.weight.inputTensor;
     if (half) {
@@ -175,15 +182,14 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   const tokensPerTag = new Array<number>(T).fill(0);
   const threshold = opts.firingThreshold ?? (measure === 'ci' ? 0.5 : 0.1);
   const shownContexts = opts.contexts ?? 3;
-  // Per component, the K strongest tokens so far: |a|, signed a, tag index, position. Three times as
-  // many as shown, so that repeated phrases (the UDHR repeats "Jeder hat das Recht") can be dropped.
+  // Per component and tag, the K strongest tokens so far: |a|, signed a, position. Three times as many
+  // as shown, so that repeated phrases (the UDHR repeats "Jeder hat das Recht") can be dropped. Kept per
+  // tag, so that ties (CI saturates at 1) cannot all go to the tag that was read first.
   const K = shownContexts * 3;
-  const topAbs = new Float32Array(total * K);
-  const topAct = new Float32Array(total * K);
-  const topTag = new Int32Array(total * K);
-  const topPos = new Int32Array(total * K);
-  const topMin = new Float32Array(total);
-  topTag.fill(-1);
+  const topAbs = new Float32Array(total * T * K);
+  const topAct = new Float32Array(total * T * K);
+  const topPos = new Int32Array(total * T * K).fill(-1);
+  const topMin = new Float32Array(total * T);
   let componentTokens = 0;
   try {
     for (let ti = 0; ti < T; ti++) {
@@ -223,8 +229,8 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
                 const abs = v < 0 ? -v : v;
                 sumAbs[base + c] += abs;
                 if (abs > threshold) fired[base + c]++;
-                const g = p.offset + c;
-                if (abs > topMin[g]) insertTop(g, abs, v, ti, pos);
+                const slot = (p.offset + c) * T + ti;
+                if (abs > topMin[slot]) insertTop(slot, abs, v, pos);
               }
               if (p === plans[0]) tokensPerTag[ti]++;
             }
@@ -235,21 +241,37 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   } finally {
     await ev.release();
   }
-  function insertTop(g: number, abs: number, v: number, ti: number, pos: number): void {
-    const o = g * K;
+  function insertTop(slot: number, abs: number, v: number, pos: number): void {
+    const o = slot * K;
     let i = K - 1;
     while (i > 0 && topAbs[o + i - 1] < abs) {
       topAbs[o + i] = topAbs[o + i - 1];
       topAct[o + i] = topAct[o + i - 1];
-      topTag[o + i] = topTag[o + i - 1];
       topPos[o + i] = topPos[o + i - 1];
       i--;
     }
     topAbs[o + i] = abs;
     topAct[o + i] = v;
-    topTag[o + i] = ti;
     topPos[o + i] = pos;
-    topMin[g] = topAbs[o + K - 1];
+    topMin[slot] = topAbs[o + K - 1];
+  }
+  /** The shown contexts of component g: strongest first; equal strengths go to the tag it is most active on. */
+  function contextsOf(g: number): ComponentContext[] {
+    const rank = tags.map((_, ti) => ti).sort((a, b) => sumAbs[b * total + g] / (tokensPerTag[b] || 1) - sumAbs[a * total + g] / (tokensPerTag[a] || 1) || a - b);
+    const order = new Map(rank.map((ti, r) => [ti, r]));
+    const candidates: { abs: number; act: number; ti: number; pos: number }[] = [];
+    for (let ti = 0; ti < T; ti++) {
+      const o = (g * T + ti) * K;
+      for (let k = 0; k < K && topPos[o + k] >= 0; k++) candidates.push({ abs: topAbs[o + k], act: topAct[o + k], ti, pos: topPos[o + k] });
+    }
+    candidates.sort((a, b) => b.abs - a.abs || order.get(a.ti)! - order.get(b.ti)! || a.pos - b.pos);
+    const out: ComponentContext[] = [];
+    for (const x of candidates) {
+      if (out.length >= shownContexts) break;
+      const text = contextText(lm, data[x.ti].data, x.pos, radius);
+      if (!out.some((y) => y.text === text)) out.push({ tag: tags[x.ti], text, activation: round(x.act) });
+    }
+    return out;
   }
   const tokens = tokensPerTag.reduce((x, y) => x + y, 0);
   componentTokens = tokens * total;
@@ -258,6 +280,13 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   const outStarted = performance.now();
   const outputSide = await outputStatistics(lm, plans, opts.outputTokens ?? 5, runtimeOf(opts));
   const outputSeconds = (performance.now() - outStarted) / 1000;
+
+  const ablationTokens = opts.ablationTokens ?? 512;
+  const ablation = ablationTokens > 0
+    ? await ablationEffects(lm, plans.map((p) => ({ weight: p.weight, V: p.V!, U: p.U!, components: p.module.components, measure: Array.from({ length: p.module.components }, (_, c) => c) })), data, {
+      ...runtimeOf(opts), tokens: ablationTokens, signal: opts.signal, onProgress: opts.onProgress && ((x) => opts.onProgress!({ ...x, tag: `ablation ${x.tag}` })),
+    })
+    : undefined;
 
   const radius = opts.contextRadius ?? 4;
   const minTokens = Math.min(...tokensPerTag);
@@ -273,14 +302,9 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
         stats[tag] = { meanAbs: round(n ? sumAbs[ti * total + g] / n : 0), firingRate: round(n ? fired[ti * total + g] / n : 0) };
       });
       const sel = selectivity(Object.fromEntries(tags.map((t) => [t, stats[t].meanAbs])));
-      const label = autoLabel(stats, minTokens);
-      const contexts: ComponentContext[] = [];
-      for (let k = 0; k < K && contexts.length < shownContexts; k++) {
-        const ti = topTag[g * K + k];
-        if (ti < 0) break;
-        const text = contextText(lm, data[ti].data, topPos[g * K + k], radius);
-        if (!contexts.some((x) => x.text === text)) contexts.push({ tag: tags[ti], text, activation: round(topAct[g * K + k]) });
-      }
+      const effect = ablation && Object.fromEntries(tags.map((t, ti) => [t, round(ablation.deltas[plans.indexOf(p)][c][ti])]));
+      const label = autoLabel(stats, minTokens, effect);
+      const contexts = contextsOf(g);
       const info: ComponentInfo = {
         ...old,
         // A human or imported label wins over the labeller's; the labeller's own stays in autoLabel.
@@ -289,6 +313,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
         stats,
         selectivity: Object.fromEntries(Object.entries(sel).map(([t, s]) => [t, round(Math.min(s, SELECTIVITY_CAP))])),
         contexts,
+        ...(effect ? { ablation: effect } : {}),
       };
       const o = outputSide.get(p.module.path);
       if (o) {
@@ -301,8 +326,8 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
     }
   }
   const datasets: CatalogDatasetRef[] = data.map((d, ti) => ({ name: d.data.name, source: d.data.source, tag: d.tag, ...(d.split ? { split: d.split } : {}), sha256: d.sha256, tokens: tokensPerTag[ti] }));
-  const updated: Catalog = { ...catalog, components, datasets, firingThreshold: threshold, statsMeasure: measure };
-  return { catalog: updated, componentTokens, tokens, activationSeconds, outputSeconds };
+  const updated: Catalog = { ...catalog, components, datasets, firingThreshold: threshold, statsMeasure: measure, ...(ablation ? { ablationTokens: Math.min(...ablation.tokens) } : {}) };
+  return { catalog: updated, componentTokens, tokens, activationSeconds, outputSeconds, ablationSeconds: ablation?.seconds ?? 0, ablationRuns: ablation?.runs ?? 0 };
 }
 
 function catalogFile(catalog: Catalog & { dir: string }): string {

@@ -11,6 +11,8 @@ import { labelCatalog, TaggedData, taggedDataset } from '../../engine/label';
 import { splitDocuments, udhrDocuments } from '../../engine/data';
 import { autoLabel, selectivity } from '../../engine/label/stats';
 import { readFloatTensor } from '../../engine/onnx/model';
+import { CatalogComponents, WeightEditor } from '../../engine/edit/weights';
+import { PreviewSession } from '../../engine/edit/preview';
 import { randomValues } from '../helpers/tiny-lm';
 import { PLANTED, PROMOTED, TAG_LETTERS, tagText, writePlantedModel } from './planted';
 
@@ -49,6 +51,11 @@ test('labelling finds the planted German-specific neuron, names it, and finds wh
     assert.equal(c.tag, 'de');
     assert.match(c.text, /⟦z⟧/);
   }
+  // Removing it hurts German (z is always followed by the token it promotes) and nothing else.
+  assert.ok(planted.ablation!.de > 0.01, `ablation Δ on de ${planted.ablation!.de}`);
+  assert.equal(planted.ablation!.fr, 0);
+  assert.equal(result.catalog.ablationTokens, 512);
+  assert.ok(result.ablationRuns > 0);
   assert.equal(planted.stats!.fr.firingRate, 0);
   assert.ok(planted.stats!.de.firingRate > 0.05);
   // Output side: c_fc's write goes through c_proj into dimension 1, which only PROMOTED reads.
@@ -67,6 +74,36 @@ test('labelling finds the planted German-specific neuron, names it, and finds wh
   assert.equal(result.catalog.datasets!.length, 3);
   assert.ok(result.tokens > 3000);
   assert.equal(result.componentTokens, result.tokens * 64);
+});
+
+test('ablation Δloss equals the weight edit at scale 0, evaluated on its own on the same tokens', async () => {
+  const dir = writePlantedModel();
+  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
+  const d = decompose(lm, { method: 'neuron' });
+  const catDir = path.join(dir, 'components');
+  writeCatalog(catDir, d.catalog, d.tensors);
+  const tensors = openCatalogTensors(catDir);
+  const data = taggedData(lm);
+  const tokens = 100;
+  const result = await labelCatalog(lm, tensors, data, { ablationTokens: tokens });
+  const editor = new WeightEditor(lm.onnx);
+  const components = new CatalogComponents(tensors);
+  const keys = [`h.0.mlp.c_fc:${PLANTED}`, 'h.0.mlp.c_fc:3', `h.0.mlp.c_proj:${PLANTED}`, 'h.0.mlp.c_proj:11'];
+  const picked = keys.map((k) => components.get(k));
+  const session = await PreviewSession.create(lm, editor, editor.initializers(picked));
+  try {
+    for (const c of picked) {
+      const recorded = result.catalog.components.find((x) => x.key === c.key)!.ablation!;
+      for (const { tag, data: ds } of data) {
+        const head = { ...ds, ids: ds.ids.subarray(0, tokens + 1), documentStarts: ds.documentStarts.filter((s) => s <= tokens) };
+        const delta = (await session.delta(head, editor.weights([{ component: c, scale: 0 }]))).delta;
+        assert.ok(Math.abs(recorded[tag] - delta) <= 1e-4 + 1e-3 * Math.abs(delta), `${c.key} on ${tag}: recorded ${recorded[tag]}, weight edit ${delta}`);
+      }
+    }
+  } finally {
+    await session.release();
+    tensors.close();
+  }
 });
 
 test('human labels survive re-labelling; auto labels are replaced', async () => {
@@ -102,6 +139,18 @@ test('label rules: single tag, group, unselective, inactive', () => {
   // Confidence grows with the ratio and with the data.
   assert.ok(autoLabel(s({ de: 20, fr: 1 }), 1000).confidence! > autoLabel(s({ de: 4, fr: 1 }), 1000).confidence!);
   assert.ok(autoLabel(s({ de: 20, fr: 1 }), 1000).confidence! > autoLabel(s({ de: 20, fr: 1 }), 50).confidence!);
+});
+
+test('label rules with ablation: a language is named only where removing the component hurts it most', () => {
+  const s = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([t, v]) => [t, { meanAbs: v, firingRate: 0.5 }]));
+  const fires = s({ de: 9.4, fr: 1, es: 1, it: 1, en: 1 });
+  assert.equal(autoLabel(fires, 1000, { de: 0.05, fr: 0.001, es: 0, it: -0.002, en: 0 }).text, 'German (9.4× vs fr/es/it/en)');
+  // Fires on German but is not needed for it, or hurts the others as much.
+  assert.equal(autoLabel(fires, 1000, { de: 0.0002, fr: 0, es: 0, it: 0, en: 0 }).text, 'active on de, not causal (9.4× vs fr/es/it/en)');
+  assert.equal(autoLabel(fires, 1000, { de: 0.05, fr: 0.06, es: 0.05, it: 0.05, en: 0.05 }).text, 'active on de, not causal (9.4× vs fr/es/it/en)');
+  assert.doesNotMatch(autoLabel(fires, 1000, { de: 0, fr: 0, es: 0, it: 0, en: 0 }).text, /German/);
+  // Unselective and inactive labels name no tag, so ablation leaves them as they are.
+  assert.match(autoLabel(s({ de: 1.2, fr: 1 }), 1000, { de: 0.3, fr: 0 }).text, /^unselective/);
 });
 
 test('with CI functions in the catalog, statistics are of causal importance, computed as SPD defines it', async () => {

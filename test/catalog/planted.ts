@@ -66,13 +66,18 @@ export function writePlantedModel(): string {
   return dir;
 }
 
-/** Pseudo-words from `letters`, documents separated by blank lines. */
+/**
+ * Pseudo-words from `letters`, documents separated by blank lines. Every z is followed by PROMOTED,
+ * the token the planted neuron predicts, so that the neuron is needed where it fires: ablating it
+ * hurts the "de" text and no other.
+ */
 export function tagText(letters: string, seed: number, chars = 1500): string {
   const r = randomValues(chars, seed);
   let out = '';
   for (let i = 0; i < chars; i++) {
     const v = (r[i] + 1) / 2;
-    out += v < 0.15 ? ' ' : letters[Math.floor(v * 997) % letters.length];
+    const letter = letters[Math.floor(v * 997) % letters.length];
+    out += v < 0.15 ? ' ' : letter === 'z' ? `z${PROMOTED}` : letter;
     if (i % 300 === 299) out += '\n\n';
   }
   return out;

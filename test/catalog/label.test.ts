@@ -176,7 +176,9 @@ test('with CI functions in the catalog, statistics are of causal importance, com
   const w = readFloatTensor(lm.onnx, 'h.0.mlp.c_fc.weight');
   const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
   let fractional = 0;
+  let tied = 0;
   for (let c = 0; c < C; c++) {
+    const peak: Record<string, number> = {};
     for (const [ti, tag] of ['de', 'fr', 'en'].entries()) {
       const ids = data[ti].data.ids;
       let sum = 0, fired = 0;
@@ -186,6 +188,7 @@ test('with CI functions in the catalog, statistics are of causal importance, com
         let pre = ci.bOut[c];
         for (let k = 0; k < h; k++) pre += ci.wOut[c * h + k] * gelu(a * ci.wIn[c * h + k] + ci.bIn[c * h + k]);
         const g = Math.min(1, Math.max(0, pre));
+        peak[tag] = Math.max(peak[tag] ?? 0, g);
         sum += g;
         if (g > 0.5) fired++;
       }
@@ -194,7 +197,18 @@ test('with CI functions in the catalog, statistics are of causal importance, com
       assert.ok(Math.abs(stats.meanAbs - sum / (ids.length - 1)) < 1e-3 * Math.max(1, stats.meanAbs), `${c} ${tag}: ${stats.meanAbs} vs ${sum / (ids.length - 1)}`);
       assert.ok(Math.abs(stats.firingRate - fired / (ids.length - 1)) < 2e-3, `${c} ${tag}: ${stats.firingRate} vs ${fired / (ids.length - 1)}`);
     }
+    // Where several tags reach the same peak (CI saturates at 1), the first context is from the one the
+    // component is most active on, not from the tag read first.
+    const info = result.catalog.components[c];
+    const top = Math.max(...Object.values(peak));
+    const atPeak = Object.keys(peak).filter((t) => peak[t] === top);
+    if (top > 0 && atPeak.length > 1) {
+      tied++;
+      const expected = atPeak.sort((x, y) => info.stats![y].meanAbs - info.stats![x].meanAbs)[0];
+      assert.equal(info.contexts![0].tag, expected, `component ${c}: peak ${top} in ${atPeak.join(', ')}`);
+    }
   }
+  assert.ok(tied >= 3, `only ${tied} components with a peak shared by several tags`);
   assert.ok(fractional >= 10, `only ${fractional} (component, tag) pairs with CI strictly between 0 and 1`);
 });
 

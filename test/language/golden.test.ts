@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { direct, inProcessServer, overLsp, render, stripMarkers } from './harness';
 import { RpcClient } from './rpc';
+import { expectGolden } from '../helpers/golden';
 
 const DIR = path.join(__dirname, 'golden');
 const cases = fs.readdirSync(DIR).filter((f) => f.endsWith('.scalpel')).sort();
@@ -28,9 +29,7 @@ for (const name of cases) {
     const { text, markers } = stripMarkers(fs.readFileSync(file, 'utf8'));
     const directOut = render(text, markers, direct(file, text, markers));
     const lspOut = render(text, markers, await overLsp(server.rpc, file, text, markers));
-    const goldenFile = file.replace(/\.scalpel$/, '.golden');
-    if (process.env.UPDATE_GOLDEN) fs.writeFileSync(goldenFile, directOut);
     assert.equal(lspOut, directOut, 'the LSP route and the direct route agree');
-    assert.equal(directOut, fs.readFileSync(goldenFile, 'utf8'), `${name} matches its golden (UPDATE_GOLDEN=1 to rewrite)`);
+    expectGolden(file.replace(/\.scalpel$/, '.golden'), directOut, name);
   });
 }

@@ -6,6 +6,9 @@
  *
  *     y' = y − ((x · V) ⊙ mask) · U          mask: a graph input (batch, 1, C), 1 where ablated
  *
+ * (x · V is viewed as (batch, tokens, C) for the product with the mask, so that exporters that flatten a
+ * module's input to (batch · tokens, d_in) get the same per-row masks.)
+ *
  * which equals the weight edit for the components the mask selects (y is linear in W). A batch stacks
  * the same windows of a tag once per component being ablated, so one run measures many components;
  * the base loss comes from a row group with an all-zero mask, in the same session.
@@ -51,6 +54,8 @@ export interface AblationResult {
 }
 
 const PREFIX = 'scalpel.ablate.';
+
+const int64Tensor = (name: string, values: number[]): TensorSpec => ({ name, dims: [values.length], dataType: DataType.INT64, data: { raw: new Uint8Array(BigInt64Array.from(values, BigInt).buffer) } });
 const maskName = (w: ModuleWeight) => `${PREFIX}${w.module}.mask`;
 
 /** The graph edit: every module's ablation path, its mask a graph input. */
@@ -64,15 +69,33 @@ function ablationEdit(lm: LanguageModel, modules: AblatedModule[]): GraphEdit {
     const after = producers.get(w.outputTensor);
     if (after === undefined) throw new ScalpelError(`module ${w.module}: no node produces ${w.outputTensor}`, lm.file);
     const n = (x: string) => `${PREFIX}${w.module}.${x}`;
-    const op = (opType: string, inputs: string[], output: string): NodeSpec => ({ name: `scalpel/ablate/${w.module}/${output.slice(PREFIX.length + w.module.length + 1)}`, opType, inputs, outputs: [output] });
-    addInitializers.push(floatTensor(n('V'), [w.dIn, m.components], m.V), floatTensor(n('U'), [m.components, w.dOut], m.U));
+    const op = (opType: string, inputs: string[], output: string, attributes?: NodeSpec['attributes']): NodeSpec => ({ name: `scalpel/ablate/${w.module}/${output.slice(PREFIX.length + w.module.length + 1)}`, opType, inputs, outputs: [output], attributes });
+    addInitializers.push(
+      floatTensor(n('V'), [w.dIn, m.components], m.V),
+      floatTensor(n('U'), [m.components, w.dOut], m.U),
+      int64Tensor(n('first'), [0]),
+      int64Tensor(n('rest'), [-1, m.components]),
+    );
+    // A module computed in half precision (its weight stored so and read without a Cast) is ablated in float32.
+    const stored = lm.onnx.initializers.get(w.initializer)?.dataType;
+    const half = (stored === DataType.FLOAT16 || stored === DataType.BFLOAT16) && !lm.onnx.nodes.some((x) => x.opType === 'Cast' && x.inputs[0] === w.initializer) ? stored : undefined;
+    const cast = (from: string, to: number, output: string) => op('Cast', [from], output, [{ name: 'to', i: to }]);
     insertAfter.push({
       after,
       renameOutputs: { [w.outputTensor]: n('kept') },
       nodes: [
-        op('MatMul', [w.inputTensor, n('V')], n('a')),
-        op('Mul', [n('a'), maskName(w)], n('z')),
-        op('MatMul', [n('z'), n('U')], n('removed')),
+        ...(half ? [cast(w.inputTensor, DataType.FLOAT, n('x'))] : []),
+        op('MatMul', [half ? n('x') : w.inputTensor, n('V')], n('a')),
+        // (batch, tokens, C), whatever the leading dimensions of a: batch from the mask's first dimension.
+        op('Shape', [n('a')], n('a_shape')),
+        op('Shape', [maskName(w)], n('mask_shape')),
+        op('Gather', [n('mask_shape'), n('first')], n('batch')),
+        op('Concat', [n('batch'), n('rest')], n('rows_shape'), [{ name: 'axis', i: 0 }]),
+        op('Reshape', [n('a'), n('rows_shape')], n('a_rows')),
+        op('Mul', [n('a_rows'), maskName(w)], n('z_rows')),
+        op('Reshape', [n('z_rows'), n('a_shape')], n('z')),
+        op('MatMul', [n('z'), n('U')], n(half ? 'removed_f' : 'removed')),
+        ...(half ? [cast(n('removed_f'), half, n('removed'))] : []),
         op('Sub', [n('kept'), n('removed')], w.outputTensor),
       ],
     });

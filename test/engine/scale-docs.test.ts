@@ -85,3 +85,11 @@ test('the GitHub Actions matrix: each shard\'s run steps, then the merge job\'s'
   }
   assert.ok(fs.existsSync(path.join(dir, 'gha-parts', 'junit.xml')));
 });
+
+test('the extension runs where the workspace is: extensionKind workspace, a Node main and no browser entry', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+  assert.deepEqual(pkg.extensionKind, ['workspace']);
+  assert.equal(pkg.browser, undefined, 'a web extension host cannot fork the model worker or load onnxruntime-node');
+  assert.match(pkg.main, /^\.\/dist\/extension\.js$/);
+  assert.match(doc, /"extensionKind": \["workspace"\]/);
+});

@@ -38,6 +38,10 @@ export async function specSubject(specFile: string, editName: string | undefined
   const runner = await PlanRunner.open(plan, opts.runtime ?? {});
   try {
     const edit = runner.edit(editName);
+    if (edit.gate) {
+      // The capture feeds patched weights; a gated edit is a graph path, which it cannot feed yet.
+      throw new ScalpelError(`edit "${editName}" is gated: geometry captures ungated edits only so far (drop "gated" from a copy of the edit to see its ungated counterpart)`, specFile);
+    }
     const known = 'value' in edit.scale ? edit.scale.value : lockedFor(runner)?.[editName];
     if (known !== undefined && runner.catalog) {
       // A known scale needs no run: the weights are the edit's rank-one terms.

@@ -5,7 +5,7 @@ import type { GeometrySummary } from '../cli/commands/geometry';
 
 /** The demo command, exactly as docs/geometry.md shows it (plus --json when the generator runs it). */
 export const GEOMETRY_DEMO_ARGS = [
-  'geometry', '--spec', 'examples/remove-german.scalpel', '--edit', 'no_german',
+  'geometry', '--spec', 'examples/forget-german-gated.scalpel', '--edit', 'no_german',
   '--data', 'german', '--data', 'french', '--data', 'spanish', '--data', 'italian', '--data', 'english',
   '--layers', '--text', 'examples/udhr-article-1.txt', '--threads', '1', '-o', '.cache/geometry-demo.json', '--svg', 'docs/geometry-demo.svg',
 ];

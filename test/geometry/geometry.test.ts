@@ -12,6 +12,7 @@ import { Activations, ActivationCapture } from '../../engine/geometry/capture';
 import { measureGeometry } from '../../engine/geometry';
 import { Moments, pca, project } from '../../engine/geometry/pca';
 import { resolvePoint, splitSentences } from '../../engine/geometry/points';
+import { specSubject } from '../../language/geometry';
 import { probeDirection, scoreProbe, trainProbe } from '../../engine/geometry/probe';
 import { Tracer, captured } from '../../engine/trace/trace';
 import { tinyWithCatalog } from '../debugger/helpers';
@@ -237,4 +238,9 @@ test('measureGeometry: coordinates for base and edited rows, probe accuracy on b
   assert.notDeepEqual(r.points[1].base.coords, r.points[1].edited!.coords);
   assert.equal(r.points[0].probe.perTag[0].aligned.length > 0, true);
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+});
+
+test('a gated edit is refused by name: the capture feeds patched weights, not graph paths', async () => {
+  const spec = path.join(__dirname, '..', '..', 'examples', 'forget-german-gated.scalpel');
+  await assert.rejects(specSubject(spec, 'no_german_gated'), (err: unknown) => err instanceof ScalpelError && /"no_german_gated" is gated/.test(err.message));
 });

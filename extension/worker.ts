@@ -17,6 +17,7 @@ import { EditOutcome, PlanRunner } from '../engine/edit/run';
 import { TokenizedDataset } from '../engine/evaluate';
 import { RuntimeOptions, parseExecutionProviders } from '../engine/runtime';
 import { openModel, readFloatTensor } from '../engine/onnx/model';
+import { moduleWeights } from '../engine/onnx/modules';
 import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
 import { loadPlan, lockedFor } from '../language/plan';
@@ -222,8 +223,8 @@ function review(spec: string): ReviewResult {
   const out = openModel(output);
   const modules = new Set(lock.components.map((c) => keyModule(c.key)));
   const weights: ReviewResult['weights'] = [];
-  for (const name of base.initializers.keys()) {
-    if (![...modules].some((m) => name === `${m}.weight` || name.startsWith(`${m}.`))) continue;
+  // The initializer each edited module applies, as the edit engine maps it (`onnx::MatMul_N` in folded exports).
+  for (const name of moduleWeights(base).filter((w) => modules.has(w.module)).map((w) => w.initializer)) {
     const a = readFloatTensor(base, name);
     const b = readFloatTensor(out, name);
     let changed = 0, diff2 = 0, norm2 = 0, maxAbs = 0;

@@ -7,10 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { commands } from '../../cli/commands';
+import type { ReviewResult, WorkerMessage } from '../../extension/protocol';
 import { launchRuntime } from '../../debugger/launch';
 import { readCatalogMetadata } from '../../engine/catalog/read';
 import { Evaluator, tokenizeDataset } from '../../engine/evaluate';
@@ -52,6 +54,19 @@ function assertSameTensors(a: string, b: string): void {
     ma.close();
     mb.close();
   }
+}
+
+/** The extension's review job, in its model worker (from source), as extension/jobs.ts runs it. */
+function reviewJob(spec: string): Promise<ReviewResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.resolve('extension/worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'result') resolve(m.result as ReviewResult);
+      else if (m.type === 'error') reject(new Error(m.message));
+    });
+    child.on('error', reject);
+    child.send({ kind: 'review', spec });
+  });
 }
 
 test('the fixtures cover every layout the issue names', () => {
@@ -135,10 +150,17 @@ for (const layout of LAYOUTS) {
     assert.ok(evaluated.code === 0 || evaluated.code === 1, evaluated.out);
     assert.match(evaluated.out, /ablate/);
     const same = path.join(dir, 'same.onnx');
-    assert.equal((await cli('apply', spec, '--edit', 'identity', '-o', same)).code, 0);
+    assert.equal((await cli('apply', spec, '--edit', 'identity', '-o', same, '--lock', path.join(dir, 'identity.lock'))).code, 0);
     assertSameTensors(model, same);
     const edited = path.join(dir, 'edited.onnx');
-    assert.equal((await cli('apply', spec, '--edit', 'ablate', '-o', edited, '--lock', path.join(dir, 'ablate.lock'))).code, 0);
+    assert.equal((await cli('apply', spec, '--edit', 'ablate', '-o', edited)).code, 0);
+    if (layout === 'llama') {
+      // The Review panel finds the edited weight by module, whatever the exporter named it (`onnx::MatMul_N` here).
+      const review = await reviewJob(spec);
+      assert.equal(review.weights.length, 1, JSON.stringify(review.weights));
+      assert.match(review.weights[0].initializer, /^onnx::MatMul_/);
+      assert.ok(review.weights[0].changed > 0);
+    }
     const diff = await cli('diff', model, edited);
     assert.equal(diff.code, 0);
     assert.match(diff.out, /rank 1|numerical rank 1|‖ΔW‖/, diff.out);

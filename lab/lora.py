@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import bpe
-from model import GPT, Conv1D
+from model import GPT, Conv1D, load_onnx_weights
 from train_polyglot import encode_docs, export
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,15 +78,7 @@ def load_base_weights(model, checkpoint, onnx_path):
     if Path(checkpoint).exists():
         model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
         return str(checkpoint)
-    import onnx
-    from onnx import numpy_helper
-
-    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
-    state = model.state_dict()
-    missing = [k for k in state if k not in inits]
-    if missing:
-        raise SystemExit(f"error: neither {checkpoint} nor {onnx_path} (no initializer {missing[0]}) holds the base weights")
-    model.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state})
+    load_onnx_weights(model, onnx_path)
     return str(onnx_path)
 
 

@@ -82,3 +82,16 @@ class GPT(nn.Module):
         for block in self.h:
             x = block(x)
         return self.lm_head(self.ln_f(x))
+
+
+def load_onnx_weights(model, onnx_path):
+    """Loads the model's weights from its ONNX export (initializer names are the state-dict keys)."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
+    state = model.state_dict()
+    missing = [k for k in state if k not in inits]
+    if missing:
+        raise SystemExit(f"error: {onnx_path} has no initializer for {', '.join(missing[:5])}")
+    model.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state})

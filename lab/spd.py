@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import GPT
+from model import GPT, load_onnx_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ["de", "fr", "es", "it", "en"]
@@ -304,19 +304,6 @@ def kl(target_logp, logits):
     """KL(target || model) per token, averaged over tokens."""
     logp = F.log_softmax(logits, -1)
     return (target_logp.exp() * (target_logp - logp)).sum(-1).mean()
-
-
-def load_weights_from_onnx(model, onnx_path):
-    """The demo model's weights from its ONNX export (initializer names are the state-dict keys)."""
-    import onnx
-    from onnx import numpy_helper
-
-    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
-    state = model.state_dict()
-    missing = [k for k in state if k not in inits]
-    if missing:
-        raise SystemExit(f"error: {onnx_path} has no initializer for {', '.join(missing[:5])}")
-    model.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -662,7 +649,7 @@ def main():
         ctx, eval_ctx = args.ctx, args.eval_ctx
         config = json.loads((Path(args.model_dir) / "training.json").read_text())["config"]
         model = GPT(**config)
-        load_weights_from_onnx(model, onnx_path)
+        load_onnx_weights(model, onnx_path)
         if args.evaluate:
             args.chars = 0  # held-out text only
         train_data, heldout = load_streams(args)

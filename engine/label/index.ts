@@ -19,7 +19,7 @@ import { DataType, readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { NodeSpec, TensorSpec, ValueInfoSpec, buildModel, floatTensor } from '../onnx/build';
 import { RuntimeOptions, runtimeOf, startSession } from '../runtime';
-import { finalNormOf } from '../trace/graph';
+import { analyzeModel, writePaths } from '../trace/graph';
 import { inOut } from '../decompose';
 import { autoLabel, round, selectivity } from './stats';
 import { ciGraph } from '../catalog/ci';
@@ -370,13 +370,15 @@ interface OutputSide {
  */
 async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: number, rt: RuntimeOptions): Promise<Map<string, OutputSide>> {
   const out = new Map<string, OutputSide>();
-  const all = moduleWeights(lm.onnx);
-  const unembed = all.find((w) => w.outputTensor === lm.logitsName || lm.onnx.nodes.some((n) => n.inputs.includes(w.outputTensor) && n.outputs.includes(lm.logitsName)));
+  if (!plans.length) return out;
+  const structure = analyzeModel(lm.onnx, lm.logitsName);
+  const unembed = structure.unembed;
   if (!unembed) return out;
+  const paths = writePaths(lm.onnx, structure);
   const dModel = unembed.dIn;
   const vocab = unembed.dOut;
   const kk = Math.min(k, vocab);
-  const norm = finalNormOf(lm.onnx, unembed);
+  const norm = structure.finalNorm;
   const gamma = norm ? readFloatTensor(lm.onnx, norm.weight) : undefined;
   const sessions = new Map<string, ort.InferenceSession>();
   // Weights are fed, not built into each graph: one float32 copy of the unembedding whatever the number of paths.
@@ -435,19 +437,17 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       let s: ort.InferenceSession;
       let via: string;
       let down: ModuleWeight | undefined;
-      if (m.path === unembed.module) {
+      const path = paths.get(m.path);
+      if (!path) continue; // queries, keys and values do not write the residual stream
+      if (path.kind === 'logits') {
         s = await session('logits', vocab, undefined, false);
         via = unembed.module;
-      } else if (/(^|\.)(c_attn|q_proj|k_proj|v_proj|query|key|value|qkv)$/.test(m.path)) {
-        continue; // queries, keys and values do not write the residual stream
-      } else if (m.dOut === dModel) {
+      } else if (path.kind === 'residual') {
         s = await session('residual', dModel);
         via = unembed.module;
       } else {
-        // An up-projection: continue through the sibling that maps its outputs back to the residual stream.
-        const parent = m.path.slice(0, m.path.lastIndexOf('.'));
-        down = all.find((w) => w.module.startsWith(`${parent}.`) && w.dIn === m.dOut && w.dOut === dModel);
-        if (!down) continue;
+        // An up-projection: continue through the module that maps its outputs back to the residual stream.
+        down = path.module;
         s = await session(`down:${down.module}`, m.dOut, down);
         via = `${down.module}+${unembed.module}`;
       }

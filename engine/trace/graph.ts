@@ -214,11 +214,60 @@ function findUnembed(model: OnnxModel, modules: ModuleWeight[], producers: Map<s
   return { unembed: undefined, unembedBias: undefined };
 }
 
-/** The norm in front of the unembedding (for callers without a whole structure). */
-export function finalNormOf(model: OnnxModel, unembed: ModuleWeight): FinalNorm | undefined {
+/** Where a module's product goes on its way to the logits: see `writePaths`. */
+export type WritePath = { kind: 'logits' } | { kind: 'residual' } | { kind: 'through'; module: ModuleWeight };
+
+/**
+ * Where each module writes, read from the graph rather than from names: the unembedding writes the logits;
+ * a module whose product reaches the unembedding's input through no other product (residual adds, norms)
+ * writes the residual stream; one whose product reaches the input of such a writer elementwise (an MLP's
+ * up- and gate-projections into its down-projection) writes through it. Modules whose products first meet
+ * other activations in a product (attention's queries, keys and values) have no entry.
+ */
+export function writePaths(model: OnnxModel, s: ModelStructure): Map<string, WritePath> {
+  const out = new Map<string, WritePath>();
+  if (!s.unembed) return out;
   const producers = new Map<string, NodeInfo>();
   for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
-  return findFinalNorm(model, producers, unembed);
+  const byProduct = new Map(s.modules.map((m) => [m.outputTensor, m]));
+  out.set(s.unembed.module, { kind: 'logits' });
+  const writers = productsReaching(producers, s.unembed.inputTensor);
+  for (const m of s.modules) {
+    if (writers.has(m.outputTensor) && !out.has(m.module) && m.dOut === s.unembed.dIn) out.set(m.module, { kind: 'residual' });
+  }
+  for (const down of s.modules) {
+    if (out.get(down.module)?.kind !== 'residual') continue;
+    for (const product of productsReaching(producers, down.inputTensor)) {
+      const m = byProduct.get(product);
+      if (m && !out.has(m.module) && m.dOut === down.dIn) out.set(m.module, { kind: 'through', module: down });
+    }
+  }
+  return out;
+}
+
+/**
+ * The products (MatMul/Gemm outputs) that reach `tensor` without passing through another product: the walk
+ * goes back through every other op but Shape and Size, whose outputs carry no values of their inputs.
+ */
+function productsReaching(producers: Map<string, NodeInfo>, tensor: string): Set<string> {
+  const found = new Set<string>();
+  const seen = new Set<string>([tensor]);
+  const stack = [tensor];
+  while (stack.length) {
+    const p = producers.get(stack.pop()!);
+    if (!p || p.opType === 'Shape' || p.opType === 'Size') continue;
+    if (p.opType === 'MatMul' || p.opType === 'Gemm') {
+      found.add(p.outputs[0]);
+      continue;
+    }
+    for (const t of p.inputs) {
+      if (t && !seen.has(t)) {
+        seen.add(t);
+        stack.push(t);
+      }
+    }
+  }
+  return found;
 }
 
 function findFinalNorm(model: OnnxModel, producers: Map<string, NodeInfo>, unembed: ModuleWeight): FinalNorm | undefined {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { openLanguageModel } from '../../engine/lm';
 import { tokenizeDataset } from '../../engine/evaluate';
@@ -10,7 +11,8 @@ import { openCatalogTensors, readCatalogMetadata } from '../../engine/catalog/re
 import { labelCatalog, TaggedData, taggedDataset } from '../../engine/label';
 import { splitDocuments, udhrDocuments } from '../../engine/data';
 import { autoLabel, selectivity } from '../../engine/label/stats';
-import { readFloatTensor } from '../../engine/onnx/model';
+import { DataType, readFloatTensor } from '../../engine/onnx/model';
+import { buildModel, floatTensor } from '../../engine/onnx/build';
 import { CatalogComponents, WeightEditor } from '../../engine/edit/weights';
 import { PreviewSession } from '../../engine/edit/preview';
 import { randomValues } from '../helpers/tiny-lm';
@@ -236,6 +238,63 @@ test('lm_head components promote the tokens of their own largest write entries',
     assert.deepEqual(info.promotes!.map((p) => p.token), order.slice(0, 3).map(([, i]) => lm.tokenizer.tokenText(i)));
     assert.deepEqual(info.suppresses!.map((p) => p.token), order.slice(-3).reverse().map(([, i]) => lm.tokenizer.tokenText(i)));
   }
+});
+
+/**
+ * Meta's reference naming (`attention.wq`, `feed_forward.w1/w2/w3`, `output`): no name says which module is a
+ * query or an up-projection, so output-side statistics must read it from the graph.
+ */
+function metaStyleModel(dir: string): void {
+  const [D, H, V] = [8, 16, 256];
+  const w = (name: string, dims: number[], seed: number) => floatTensor(name, dims, randomValues(dims[0] * dims[1], seed).map((v) => v * 0.3));
+  const mm = (module: string, input: string, output: string) => ({ name: `/${module.replaceAll('.', '/')}/MatMul`, opType: 'MatMul', inputs: [input, `${module}.weight`], outputs: [output] });
+  const op = (opType: string, inputs: string[], output: string, attributes?: { name: string; i?: number; ints?: number[] }[]) => ({ name: `/layers.0/${opType}_${output}`, opType, inputs, outputs: [output], attributes });
+  const a = 'layers.0.attention';
+  const f = 'layers.0.feed_forward';
+  fs.writeFileSync(path.join(dir, 'model.onnx'), buildModel({
+    initializers: [
+      w('tok_embeddings.weight', [V, D], 1), w(`${a}.wq.weight`, [D, D], 2), w(`${a}.wk.weight`, [D, D], 3), w(`${a}.wv.weight`, [D, D], 4), w(`${a}.wo.weight`, [D, D], 5),
+      w(`${f}.w1.weight`, [D, H], 6), w(`${f}.w3.weight`, [D, H], 7), w(`${f}.w2.weight`, [H, D], 8), w('output.weight', [D, V], 9),
+      floatTensor('norm.weight', [D], new Float32Array(D).fill(1)), floatTensor('norm.bias', [D], new Float32Array(D)),
+    ],
+    inputs: [{ name: 'input_ids', elemType: DataType.INT64, shape: ['batch', 'sequence'] }],
+    outputs: [{ name: 'logits', elemType: DataType.FLOAT, shape: ['batch', 'sequence', V] }],
+    nodes: [
+      { name: '/tok_embeddings/Gather', opType: 'Gather', inputs: ['tok_embeddings.weight', 'input_ids'], outputs: ['x0'] },
+      mm(`${a}.wq`, 'x0', 'q'), mm(`${a}.wk`, 'x0', 'k'), mm(`${a}.wv`, 'x0', 'v'),
+      op('Transpose', ['k'], 'kt', [{ name: 'perm', ints: [0, 2, 1] }]), op('MatMul', ['q', 'kt'], 'scores'), op('Softmax', ['scores'], 'probs', [{ name: 'axis', i: -1 }]),
+      op('MatMul', ['probs', 'v'], 'mixed'), mm(`${a}.wo`, 'mixed', 'att'), op('Add', ['x0', 'att'], 'x1'),
+      mm(`${f}.w1`, 'x1', 'gate'), mm(`${f}.w3`, 'x1', 'up'), op('Sigmoid', ['gate'], 'sg'), op('Mul', ['gate', 'sg'], 'silu'), op('Mul', ['silu', 'up'], 'hidden'),
+      mm(`${f}.w2`, 'hidden', 'ff'), op('Add', ['x1', 'ff'], 'x2'),
+      { name: '/norm/LayerNormalization', opType: 'LayerNormalization', inputs: ['x2', 'norm.weight', 'norm.bias'], outputs: ['xf'], attributes: [{ name: 'axis', i: -1 }, { name: 'epsilon', f: 1e-5 }] },
+      mm('output', 'xf', 'logits'),
+    ],
+  }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ n_positions: 32 }));
+}
+
+test('output-side statistics follow the graph, not module names: queries, keys and values write nothing, up-projections write through their down-projection', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-meta-'));
+  metaStyleModel(dir);
+  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
+  const d = decompose(lm, { method: 'svd', modules: ['layers.*', 'output'], rank: 2 });
+  const catDir = path.join(dir, 'components');
+  writeCatalog(catDir, d.catalog, d.tensors);
+  const tensors = openCatalogTensors(catDir);
+  const result = await labelCatalog(lm, tensors, taggedData(lm), { ablationTokens: 0, outputTokens: 2 });
+  tensors.close();
+  const via = Object.fromEntries(result.catalog.modules.map((m) => [m.path, result.catalog.components.find((c) => c.module === m.path)!.promotesVia]));
+  assert.deepEqual(via, {
+    'layers.0.attention.wq': undefined,
+    'layers.0.attention.wk': undefined,
+    'layers.0.attention.wv': undefined,
+    'layers.0.attention.wo': 'output',
+    'layers.0.feed_forward.w1': 'layers.0.feed_forward.w2+output',
+    'layers.0.feed_forward.w3': 'layers.0.feed_forward.w2+output',
+    'layers.0.feed_forward.w2': 'output',
+    output: 'output',
+  });
+  fs.rmSync(dir, { recursive: true });
 });
 
 test('confidence is low for a selective component that never clearly fires', () => {

@@ -9,6 +9,7 @@
  * Every stop is pushed on a history, so step back restores the previous stop exactly.
  */
 import { componentKey, parseComponentKey } from '../engine/catalog/key';
+import { readVector, writeVector } from '../engine/catalog/read';
 import { ScalpelError } from '../engine/errors';
 import { Contributions, TraceAnalysis, norm, topIndices } from '../engine/trace/analysis';
 import { Capture } from '../engine/trace/graph';
@@ -426,14 +427,11 @@ export class DebugRuntime {
     const acts = SIDES.map((s) => a.activations(module, s, this.pos)!);
     const contrib = SIDES.map((s) => a.contributions(module, s, this.pos, this.opts.target));
     const f = a.factors(module)!;
-    const C = f.module.components;
-    let readNorm = 0;
-    for (let i = 0; i < f.module.dIn; i++) readNorm += f.V[i * C + c] ** 2;
     const vars: VarNode[] = [
       { name: 'activation', value: pair(acts[1][c], acts[0][c]) },
       { name: `contribution to ${JSON.stringify(this.tokenText(this.opts.target))}`, value: contributionText(contrib, c) },
-      { name: 'read norm ‖V[:, c]‖', value: fmt(Math.sqrt(readNorm)) },
-      { name: 'write norm ‖U[c]‖', value: fmt(norm(f.U.subarray(c * f.module.dOut, (c + 1) * f.module.dOut))) },
+      { name: 'read norm ‖V[:, c]‖', value: fmt(norm(readVector(f, c))) },
+      { name: 'write norm ‖U[c]‖', value: fmt(norm(writeVector(f, c))) },
     ];
     const info = a.info(componentKey(module, c));
     const gate = a.gateValues(componentKey(module, c));

@@ -42,7 +42,7 @@ const tokenLogit = S.object({ token: S.string, logit: S.number });
 const CATALOG_SCHEMA = S.object({
   modules: S.array(S.object(
     { path: S.string, initializer: S.string, layout: S.oneOf('in_out', 'out_in'), dIn: S.integer(1, MAX_DIM), dOut: S.integer(1, MAX_DIM), components: S.integer(0, MAX_CATALOG_COMPONENTS) },
-    { hasResidual: S.boolean, sourceIndices: S.array(S.integer(0, Number.MAX_SAFE_INTEGER)) },
+    { hasResidual: S.boolean, sourceIndices: S.array(S.integer(0, Number.MAX_SAFE_INTEGER)), identity: S.oneOf('V', 'U') },
   )),
   components: S.array(S.object({ key: S.string, module: S.string, index: S.integer(0, MAX_CATALOG_COMPONENTS) }, {
     label, autoLabel: label, stats: S.record(S.object({ meanAbs: S.number, firingRate: S.number })), selectivity: S.record(S.number),
@@ -67,6 +67,8 @@ function crossCheck(c: Catalog): string | undefined {
     if (modules.has(m.path)) return `modules[${i}].path "${m.path}" is listed twice`;
     modules.set(m.path, m);
     if (m.sourceIndices && m.sourceIndices.length !== m.components) return `modules[${i}].sourceIndices has ${m.sourceIndices.length} entries for ${m.components} components`;
+    const unit = m.identity === 'U' ? m.dOut : m.identity === 'V' ? m.dIn : m.components;
+    if (unit !== m.components) return `modules[${i}] has an identity ${m.identity} of ${unit} units but ${m.components} components`;
     total += m.components;
   }
   if (total > MAX_CATALOG_COMPONENTS) return `the modules have ${total} components in all (at most ${MAX_CATALOG_COMPONENTS})`;
@@ -79,15 +81,92 @@ function crossCheck(c: Catalog): string | undefined {
   return undefined;
 }
 
-/** One module's factors: torch-layout W ≈ (V @ U).T (+ residual). Row-major Float32Arrays. */
+/**
+ * One module's factors: torch-layout W ≈ (V @ U).T (+ residual). Row-major Float32Arrays; the factor the
+ * catalog marks as the identity (`module.identity`, the neuron basis) is absent: read it through
+ * `readVector`, `writeVector` and `readActivations`, which know both forms.
+ */
 export interface ModuleFactors {
   module: CatalogModule;
-  /** (dIn, C) */
-  V: Float32Array;
-  /** (C, dOut) */
-  U: Float32Array;
+  /** (dIn, C); absent where V is the identity. */
+  V?: Float32Array;
+  /** (C, dOut); absent where U is the identity. */
+  U?: Float32Array;
   /** (dOut, dIn), when the catalog keeps one. */
   residual?: Float32Array;
+}
+
+/** V[:, c], component c's read vector (dIn). */
+export function readVector(f: ModuleFactors, c: number): Float32Array {
+  const { dIn, components: C } = f.module;
+  const v = new Float32Array(dIn);
+  if (!f.V) v[c] = 1;
+  else for (let i = 0; i < dIn; i++) v[i] = f.V[i * C + c];
+  return v;
+}
+
+/** U[c, :], component c's write vector (dOut), a view where U is stored. */
+export function writeVector(f: ModuleFactors, c: number): Float32Array {
+  const { dOut } = f.module;
+  if (f.U) return f.U.subarray(c * dOut, (c + 1) * dOut);
+  const u = new Float32Array(dOut);
+  u[c] = 1;
+  return u;
+}
+
+/** x · V for one input row x (dIn) into `out` (C). */
+export function readActivations(f: ModuleFactors, x: ArrayLike<number>, out: Float32Array | Float64Array): void {
+  const { dIn, components: C } = f.module;
+  out.fill(0);
+  if (!f.V) {
+    for (let c = 0; c < C; c++) out[c] = x[c];
+    return;
+  }
+  for (let i = 0; i < dIn; i++) {
+    const xi = x[i];
+    if (xi === 0) continue;
+    const row = i * C;
+    for (let c = 0; c < C; c++) out[c] += xi * f.V[row + c];
+  }
+}
+
+/** U · r: each write vector's dot product with r (dOut), into a new array (C). */
+export function writeDots(f: ModuleFactors, r: ArrayLike<number>): Float32Array {
+  const { dOut, components: C } = f.module;
+  const out = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    if (!f.U) {
+      out[c] = r[c];
+      continue;
+    }
+    let dot = 0;
+    const row = c * dOut;
+    for (let j = 0; j < dOut; j++) dot += f.U[row + j] * r[j];
+    out[c] = dot;
+  }
+  return out;
+}
+
+/** ‖V[:, c]‖ for every c. */
+export function readNorms(f: ModuleFactors): Float64Array {
+  const { dIn, components: C } = f.module;
+  const n = new Float64Array(C);
+  if (!f.V) return n.fill(1);
+  for (let i = 0; i < dIn; i++) for (let c = 0; c < C; c++) n[c] += f.V[i * C + c] ** 2;
+  return n.map(Math.sqrt);
+}
+
+/** ‖U[c, :]‖ for every c. */
+export function writeNorms(f: ModuleFactors): Float64Array {
+  const { dOut, components: C } = f.module;
+  const n = new Float64Array(C);
+  if (!f.U) return n.fill(1);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    for (let j = 0; j < dOut; j++) s += f.U[c * dOut + j] ** 2;
+    n[c] = Math.sqrt(s);
+  }
+  return n;
 }
 
 /** Lazy access to a catalog's tensors: the header on open, each module's bytes when asked for. */
@@ -110,11 +189,11 @@ export class CatalogTensors {
 
   factors(pathName: string): ModuleFactors {
     const m = this.module(pathName);
-    const V = this.file.readFloat32(`${m.path}.V`, [m.dIn, m.components]);
-    const U = this.file.readFloat32(`${m.path}.U`, [m.components, m.dOut]);
+    const V = m.identity === 'V' ? undefined : this.file.readFloat32(`${m.path}.V`, [m.dIn, m.components]);
+    const U = m.identity === 'U' ? undefined : this.file.readFloat32(`${m.path}.U`, [m.components, m.dOut]);
     const residual = m.hasResidual ? this.file.readFloat32(`${m.path}.residual`, [m.dOut, m.dIn]) : undefined;
-    this.finite(`${m.path}.V`, V);
-    this.finite(`${m.path}.U`, U);
+    if (V) this.finite(`${m.path}.V`, V);
+    if (U) this.finite(`${m.path}.U`, U);
     if (residual) this.finite(`${m.path}.residual`, residual);
     return { module: m, V, U, residual };
   }
@@ -169,13 +248,17 @@ export function openCatalogTensors(location: string): CatalogTensors {
 export function reconstructWeight(f: ModuleFactors, withResidual = true): Float32Array {
   const { dIn, dOut, components: C, layout } = f.module;
   const acc = new Float64Array(dIn * dOut); // (dIn, dOut)
-  for (let i = 0; i < dIn; i++) {
-    const row = i * dOut;
-    for (let c = 0; c < C; c++) {
-      const v = f.V[i * C + c];
-      if (v === 0) continue;
-      const u = c * dOut;
-      for (let j = 0; j < dOut; j++) acc[row + j] += v * f.U[u + j];
+  if (!f.V) acc.set(f.U!); // I @ U
+  else if (!f.U) acc.set(f.V); // V @ I
+  else {
+    for (let i = 0; i < dIn; i++) {
+      const row = i * dOut;
+      for (let c = 0; c < C; c++) {
+        const v = f.V[i * C + c];
+        if (v === 0) continue;
+        const u = c * dOut;
+        for (let j = 0; j < dOut; j++) acc[row + j] += v * f.U[u + j];
+      }
     }
   }
   const out = new Float32Array(dIn * dOut);

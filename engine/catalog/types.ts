@@ -3,7 +3,8 @@
  *
  * On disk a catalog is a folder with `catalog.json` (this metadata) and `components.safetensors`
  * (per module `<module>.V` (d_in, C) and `<module>.U` (C, d_out), the public SPD convention:
- * the module's torch-layout weight ≈ (V @ U).T). Metadata queries (keys, labels, statistics) read
+ * the module's torch-layout weight ≈ (V @ U).T; a factor that is the identity is not stored, see
+ * `CatalogModule.identity`). Metadata queries (keys, labels, statistics) read
  * catalog.json only; tensor bytes are read lazily, per module. See docs/components.md.
  */
 
@@ -77,6 +78,11 @@ export interface CatalogModule {
   hasResidual?: boolean;
   /** Where a writer dropped components: the index column c had in the source run. */
   sourceIndices?: number[];
+  /**
+   * The factor that is the identity and so is not stored (the neuron basis): `U` means U[c, :] = e_c
+   * (C = dOut, component c is output unit c), `V` means V[:, c] = e_c (C = dIn, input unit c).
+   */
+  identity?: 'V' | 'U';
 }
 
 export interface CatalogMethod {

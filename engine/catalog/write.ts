@@ -8,11 +8,11 @@ import { fileError } from '../errors';
 import { NamedTensor, writeFileAtomic, writeSafetensors } from '../safetensors';
 import { CATALOG_FORMAT, Catalog } from './types';
 
-/** Per module: V (dIn, C), U (C, dOut), optional residual (dOut, dIn). */
+/** Per module: V (dIn, C), U (C, dOut), optional residual (dOut, dIn); a factor left out is the identity. */
 export interface ModuleTensors {
   module: string;
-  V: Float32Array;
-  U: Float32Array;
+  V?: Float32Array;
+  U?: Float32Array;
   residual?: Float32Array;
   /** Further tensors stored as they are (e.g. SPD's `<module>.ci.*`). */
   extra?: NamedTensor[];
@@ -36,8 +36,13 @@ export function writeCatalog(dir: string, catalog: Catalog, tensors?: ModuleTens
     for (const t of tensors) {
       const m = out.modules.find((x) => x.path === t.module);
       if (!m) throw new Error(`tensors for ${t.module}, which the catalog does not list`);
-      named.push({ name: `${m.path}.V`, shape: [m.dIn, m.components], data: t.V });
-      named.push({ name: `${m.path}.U`, shape: [m.components, m.dOut], data: t.U });
+      if (!t.V && !t.U) throw new Error(`tensors for ${t.module}: V and U cannot both be the identity`);
+      delete m.identity;
+      if (!t.V || !t.U) m.identity = t.V ? 'U' : 'V';
+      const units = m.identity === 'U' ? m.dOut : m.identity === 'V' ? m.dIn : m.components;
+      if (units !== m.components) throw new Error(`tensors for ${t.module}: an identity ${m.identity} of ${units} units for ${m.components} components`);
+      if (t.V) named.push({ name: `${m.path}.V`, shape: [m.dIn, m.components], data: t.V });
+      if (t.U) named.push({ name: `${m.path}.U`, shape: [m.components, m.dOut], data: t.U });
       if (t.residual) named.push({ name: `${m.path}.residual`, shape: [m.dOut, m.dIn], data: t.residual });
       m.hasResidual = Boolean(t.residual);
       named.push(...(t.extra ?? []));

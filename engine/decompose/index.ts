@@ -11,6 +11,7 @@ import { LanguageModel } from '../lm';
 import { readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleGlob, moduleWeights } from '../onnx/modules';
 import { componentKey } from '../catalog/key';
+import { readNorms, writeNorms } from '../catalog/read';
 import { ModuleTensors } from '../catalog/write';
 import { CATALOG_FORMAT, Catalog, CatalogModule, ComponentInfo } from '../catalog/types';
 import { svd } from './svd';
@@ -44,14 +45,17 @@ export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposit
   for (const w of targets) {
     const weight = inOut(w, readFloatTensor(lm.onnx, w.initializer));
     const t = opts.method === 'neuron' ? neuronFactors(w, weight) : svdFactors(w, weight, opts.rank);
-    modules.push({ path: w.module, initializer: w.initializer, layout: w.layout, dIn: w.dIn, dOut: w.dOut, components: t.U.length / w.dOut, hasResidual: Boolean(t.residual) });
+    const components = t.U ? t.U.length / w.dOut : t.V!.length / w.dIn;
+    modules.push({ path: w.module, initializer: w.initializer, layout: w.layout, dIn: w.dIn, dOut: w.dOut, components, hasResidual: Boolean(t.residual), ...(t.V && t.U ? {} : { identity: t.V ? 'U' : 'V' }) });
     tensors.push(t);
   }
   const components: ComponentInfo[] = [];
   modules.forEach((m, mi) => {
-    const { V, U } = tensors[mi];
+    const f = { V: tensors[mi].V, U: tensors[mi].U, module: m };
+    const reads = readNorms(f);
+    const writes = writeNorms(f);
     for (let c = 0; c < m.components; c++) {
-      components.push({ key: componentKey(m.path, c), module: m.path, index: c, norm: round(columnNorm(V, m.dIn, m.components, c) * rowNorm(U, m.dOut, c)) });
+      components.push({ key: componentKey(m.path, c), module: m.path, index: c, norm: round(reads[c] * writes[c]) });
     }
   });
   const catalog: Catalog = {
@@ -76,15 +80,12 @@ export function inOut(w: ModuleWeight, data: Float32Array): Float32Array {
 
 /**
  * Up-projections (d_out > d_in: the hidden units are outputs) get V = W (dIn, dOut), U = I;
- * down-projections (d_in > d_out) get V = I, U = W. Either way V @ U = W exactly.
+ * down-projections (d_in > d_out) get V = I, U = W. Either way V @ U = W exactly. The identity is
+ * implicit (`CatalogModule.identity`): only W is stored.
  */
 function neuronFactors(w: ModuleWeight, weight: Float32Array): ModuleTensors {
   if (w.dIn === w.dOut) throw new ScalpelError(`${w.module} is square (${w.dIn}×${w.dOut}): the neuron basis needs an MLP up- or down-projection; choose modules with --modules`);
-  const up = w.dOut > w.dIn;
-  const hidden = up ? w.dOut : w.dIn;
-  const eye = new Float32Array(hidden * hidden);
-  for (let i = 0; i < hidden; i++) eye[i * hidden + i] = 1;
-  return up ? { module: w.module, V: weight, U: eye } : { module: w.module, V: eye, U: weight };
+  return w.dOut > w.dIn ? { module: w.module, V: weight } : { module: w.module, U: weight };
 }
 
 /** Top `rank` triplets: V[:, k] = u_k √σ_k, U[k] = √σ_k v_k; the rest of W as the torch-layout residual. */
@@ -110,18 +111,6 @@ function svdFactors(w: ModuleWeight, weight: Float32Array, rank?: number): Modul
   const residual = new Float32Array(dOut * dIn);
   for (let i = 0; i < dIn; i++) for (let j = 0; j < dOut; j++) residual[j * dIn + i] = weight[i * dOut + j] - approx[i * dOut + j];
   return { module: w.module, V, U, residual };
-}
-
-function columnNorm(a: Float32Array, rows: number, cols: number, c: number): number {
-  let s = 0;
-  for (let i = 0; i < rows; i++) s += a[i * cols + c] ** 2;
-  return Math.sqrt(s);
-}
-
-function rowNorm(a: Float32Array, cols: number, r: number): number {
-  let s = 0;
-  for (let j = 0; j < cols; j++) s += a[r * cols + j] ** 2;
-  return Math.sqrt(s);
 }
 
 function round(x: number): number {

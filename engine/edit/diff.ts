@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { componentKey } from '../catalog/key';
-import { CatalogTensors } from '../catalog/read';
+import { CatalogTensors, readVector } from '../catalog/read';
 import { DataType, OnnxModel, decodeFloats, readTensorBytes } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 import { WrittenGatedPath, gateText, isGateTensor, readGatedPaths } from './gate';
@@ -199,11 +199,9 @@ export function diffGated(a: OnnxModel, b: OnnxModel, catalog?: CatalogTensors):
     return p.components.map((c) => {
       let key: string | undefined;
       if (factors) {
-        const C = factors.module.components;
-        for (let k = 0; k < C && key === undefined; k++) {
-          let match = true;
-          for (let i = 0; i < c.v.length && match; i++) match = factors.V[i * C + k] === c.v[i];
-          if (match) key = componentKey(p.module, k);
+        for (let k = 0; k < factors.module.components && key === undefined; k++) {
+          const v = readVector(factors, k);
+          if (v.length === c.v.length && v.every((x, i) => x === c.v[i])) key = componentKey(p.module, k);
         }
       }
       const label = key ? catalog!.catalog.components.find((x) => x.key === key)?.label?.text : undefined;

@@ -7,7 +7,7 @@
  * components do not explain (SPD's residual) stays exactly as it was, and s = 1 is the identity.
  */
 import { ScalpelError } from '../errors';
-import { CatalogTensors, CiFunction } from '../catalog/read';
+import { CatalogTensors, CiFunction, readVector, writeVector } from '../catalog/read';
 import { componentKey, componentsByKey, neuronKey, requireComponentKey, requireNeuronKey } from '../catalog/key';
 import type { ComponentInfo } from '../catalog/types';
 import { sliceCi } from '../catalog/ci';
@@ -65,11 +65,10 @@ export class CatalogComponents implements ComponentSource {
     }
     let f = this.factors.get(module);
     if (!f) this.factors.set(module, (f = this.tensors.factors(module)));
-    const { dIn, dOut, components: C } = f.module;
+    const C = f.module.components;
     if (index >= C) throw new ScalpelError(`component ${key} does not exist: module ${module} has ${C} components`, origin?.file, origin);
-    const v = new Float32Array(dIn);
-    for (let i = 0; i < dIn; i++) v[i] = f.V[i * C + index];
-    const u = f.U.slice(index * dOut, (index + 1) * dOut);
+    const v = readVector(f, index);
+    const u = writeVector(f, index).slice();
     const canonical = componentKey(module, index);
     if (!this.ci.has(module)) this.ci.set(module, this.tensors.ciFunction(module));
     const ci = this.ci.get(module);

@@ -3,7 +3,7 @@
  * with the read vectors V[:, c] of modules that read the capture point's space downstream of it, and with
  * the write vectors U[c, :] of modules that write into it upstream (at or before the point).
  */
-import { CatalogTensors } from '../catalog/read';
+import { CatalogTensors, readVector, writeVector } from '../catalog/read';
 import { Capture, ModelStructure } from '../trace/graph';
 
 export interface ComponentAlignment {
@@ -25,27 +25,20 @@ export function alignComponents(direction: Float64Array, point: Capture, structu
     const reads = m.dIn === d && order(`${m.path}.in`) > here;
     const writes = m.dOut === d && order(`${m.path}.out`) >= 0 && order(`${m.path}.out`) <= here;
     if (!reads && !writes) continue;
-    const { V, U } = catalog.factors(m.path);
-    const C = m.components;
-    for (let c = 0; c < C; c++) {
-      if (reads) {
-        let s = 0, n = 0;
-        for (let i = 0; i < d; i++) {
-          const v = V[i * C + c];
-          s += v * direction[i];
-          n += v * v;
-        }
-        if (n > 0) found.push({ key: `${m.path}:${c}`, side: 'read', cosine: s / Math.sqrt(n) });
+    const f = catalog.factors(m.path);
+    const cosine = (x: Float32Array) => {
+      let s = 0, n = 0;
+      for (let i = 0; i < d; i++) {
+        s += x[i] * direction[i];
+        n += x[i] * x[i];
       }
-      if (writes) {
-        let s = 0, n = 0;
-        for (let j = 0; j < d; j++) {
-          const u = U[c * d + j];
-          s += u * direction[j];
-          n += u * u;
-        }
-        if (n > 0) found.push({ key: `${m.path}:${c}`, side: 'write', cosine: s / Math.sqrt(n) });
-      }
+      return n > 0 ? s / Math.sqrt(n) : undefined;
+    };
+    for (let c = 0; c < m.components; c++) {
+      const read = reads ? cosine(readVector(f, c)) : undefined;
+      if (read !== undefined) found.push({ key: `${m.path}:${c}`, side: 'read', cosine: read });
+      const write = writes ? cosine(writeVector(f, c)) : undefined;
+      if (write !== undefined) found.push({ key: `${m.path}:${c}`, side: 'write', cosine: write });
     }
   }
   found.sort((a, b) => Math.abs(b.cosine) - Math.abs(a.cosine) || (a.key < b.key ? -1 : 1));

@@ -25,9 +25,9 @@ import { RuntimeOptions, runtimeOf } from '../runtime';
 
 export interface AblatedModule {
   weight: ModuleWeight;
-  /** (dIn, C) and (C, dOut), row-major, as the catalog stores them. */
-  V: Float32Array;
-  U: Float32Array;
+  /** (dIn, C) and (C, dOut), row-major, as the catalog stores them; absent where the factor is the identity. */
+  V?: Float32Array;
+  U?: Float32Array;
   components: number;
   /** The components to measure (indices into the module's C); the others are never ablated. */
   measure: number[];
@@ -70,9 +70,9 @@ function ablationEdit(lm: LanguageModel, modules: AblatedModule[]): GraphEdit {
     if (after === undefined) throw new ScalpelError(`module ${w.module}: no node produces ${w.outputTensor}`, lm.file);
     const n = (x: string) => `${PREFIX}${w.module}.${x}`;
     const op = (opType: string, inputs: string[], output: string, attributes?: NodeSpec['attributes']): NodeSpec => ({ name: `scalpel/ablate/${w.module}/${output.slice(PREFIX.length + w.module.length + 1)}`, opType, inputs, outputs: [output], attributes });
+    if (m.V) addInitializers.push(floatTensor(n('V'), [w.dIn, m.components], m.V));
+    if (m.U) addInitializers.push(floatTensor(n('U'), [m.components, w.dOut], m.U));
     addInitializers.push(
-      floatTensor(n('V'), [w.dIn, m.components], m.V),
-      floatTensor(n('U'), [m.components, w.dOut], m.U),
       int64Tensor(n('first'), [0]),
       int64Tensor(n('rest'), [-1, m.components]),
     );
@@ -80,12 +80,14 @@ function ablationEdit(lm: LanguageModel, modules: AblatedModule[]): GraphEdit {
     const stored = lm.onnx.initializers.get(w.initializer)?.dataType;
     const half = (stored === DataType.FLOAT16 || stored === DataType.BFLOAT16) && !lm.onnx.nodes.some((x) => x.opType === 'Cast' && x.inputs[0] === w.initializer) ? stored : undefined;
     const cast = (from: string, to: number, output: string) => op('Cast', [from], output, [{ name: 'to', i: to }]);
+    const x = half ? n('x') : w.inputTensor;
+    // An identity factor is no product: x · I = x, z · I = z.
     insertAfter.push({
       after,
       renameOutputs: { [w.outputTensor]: n('kept') },
       nodes: [
         ...(half ? [cast(w.inputTensor, DataType.FLOAT, n('x'))] : []),
-        op('MatMul', [half ? n('x') : w.inputTensor, n('V')], n('a')),
+        m.V ? op('MatMul', [x, n('V')], n('a')) : op('Identity', [x], n('a')),
         // (batch, tokens, C), whatever the leading dimensions of a: batch from the mask's first dimension.
         op('Shape', [n('a')], n('a_shape')),
         op('Shape', [maskName(w)], n('mask_shape')),
@@ -94,7 +96,7 @@ function ablationEdit(lm: LanguageModel, modules: AblatedModule[]): GraphEdit {
         op('Reshape', [n('a'), n('rows_shape')], n('a_rows')),
         op('Mul', [n('a_rows'), maskName(w)], n('z_rows')),
         op('Reshape', [n('z_rows'), n('a_shape')], n('z')),
-        op('MatMul', [n('z'), n('U')], n(half ? 'removed_f' : 'removed')),
+        m.U ? op('MatMul', [n('z'), n('U')], n(half ? 'removed_f' : 'removed')) : op('Identity', [n('z')], n(half ? 'removed_f' : 'removed')),
         ...(half ? [cast(n('removed_f'), half, n('removed'))] : []),
         op('Sub', [n('kept'), n('removed')], w.outputTensor),
       ],

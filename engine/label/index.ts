@@ -9,7 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { componentKey, componentsByKey } from '../catalog/key';
-import { CatalogTensors } from '../catalog/read';
+import { CatalogTensors, ModuleFactors, readNorms, writeNorms } from '../catalog/read';
 import { Catalog, CatalogDatasetRef, CatalogModule, ComponentContext, ComponentInfo, TagStats } from '../catalog/types';
 import { ScalpelError } from '../errors';
 import { datasetHash, loadDataset, parseDataArg, splitDocuments } from '../data';
@@ -89,6 +89,8 @@ export interface LabelResult {
 }
 
 const MAX_BATCH_FLOATS = 16 << 20;
+/** Write vectors sent to the logits per run of the output-statistics graphs (bounds their (rows, vocab) outputs). */
+const OUTPUT_ROWS = 512;
 /** JSON has no Infinity: a selectivity with nothing in the other tags is stored as this. */
 const SELECTIVITY_CAP = 1e6;
 
@@ -99,8 +101,7 @@ interface ModulePlan {
   offset: number;
   output: string;
   /** Its read vectors (dIn, C) and write vectors (C, dOut), read once. */
-  V?: Float32Array;
-  U?: Float32Array;
+  factors?: ModuleFactors;
 }
 
 /** Labels every component of `tensors.catalog` on `data` (one entry per tag) and returns the updated catalog. */
@@ -135,41 +136,33 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   // A float16 graph's activations are read in float32, against float32 read vectors.
   const half = (lm.onnx.outputs.find((o) => o.name === lm.logitsName)?.elemType ?? DataType.FLOAT) !== DataType.FLOAT;
   for (const p of plans) {
-    const { V, U } = tensors.factors(p.module.path);
-    p.V = V;
-    p.U = U;
+    const f = (p.factors = tensors.factors(p.module.path));
     let x = p.weight.inputTensor;
     if (half) {
       addNodes.push({ name: `scalpel/label/${p.module.path}/Cast`, opType: 'Cast', inputs: [x], outputs: [`${p.output}_x`], attributes: [{ name: 'to', i: DataType.FLOAT }] });
       x = `${p.output}_x`;
     }
     const C = p.module.components;
-    const norms = new Float32Array(C);
-    const vNorms = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      let s = 0;
-      for (let j = 0; j < p.module.dOut; j++) s += U[c * p.module.dOut + j] ** 2;
-      norms[c] = Math.sqrt(s);
-    }
-    const scaled = new Float32Array(V.length);
-    for (let i = 0; i < p.module.dIn; i++) {
-      for (let c = 0; c < C; c++) {
-        const v = V[i * C + c];
-        vNorms[c] += v * v;
-        scaled[i * C + c] = v * norms[c];
-      }
-    }
-    for (let c = 0; c < C; c++) sizes[p.offset + c] = norms[c] * Math.sqrt(vNorms[c]);
+    const norms = Float32Array.from(writeNorms(f));
+    const vNorms = readNorms(f);
+    for (let c = 0; c < C; c++) sizes[p.offset + c] = norms[c] * vNorms[c];
     const ci = ciFunctions[plans.indexOf(p)];
+    // An identity V (neuron basis) reads the input itself: x · I = x.
+    const read = (weights: Float32Array, output: string) => {
+      addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], weights));
+      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [x, `${p.output}_read`], outputs: [output] });
+      return output;
+    };
     if (measure === 'ci' && ci) {
-      addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], V));
-      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [x, `${p.output}_read`], outputs: [`${p.output}_a`] });
-      const g = ciGraph(`${p.output}_a`, p.output, ci, C);
+      const g = ciGraph(f.V ? read(f.V, `${p.output}_a`) : x, p.output, ci, C);
       addInitializers.push(...g.initializers);
       addNodes.push(...g.nodes);
+    } else if (f.V) {
+      const V = f.V;
+      read(Float32Array.from(V, (v, i) => v * norms[i % C]), p.output);
     } else {
-      addInitializers.push(floatTensor(`${p.output}_read`, [p.module.dIn, C], scaled));
-      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'MatMul', inputs: [x, `${p.output}_read`], outputs: [p.output] });
+      addInitializers.push(floatTensor(`${p.output}_norms`, [C], norms));
+      addNodes.push({ name: `scalpel/label/${p.module.path}`, opType: 'Mul', inputs: [x, `${p.output}_norms`], outputs: [p.output] });
     }
   }
   const edit = { addInitializers, addNodes, addOutputs: plans.map((p) => ({ name: p.output, elemType: DataType.FLOAT })) };
@@ -283,7 +276,7 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
 
   const ablationTokens = opts.ablationTokens ?? 512;
   const ablation = ablationTokens > 0
-    ? await ablationEffects(lm, plans.map((p) => ({ weight: p.weight, V: p.V!, U: p.U!, components: p.module.components, measure: Array.from({ length: p.module.components }, (_, c) => c) })), data, {
+    ? await ablationEffects(lm, plans.map((p) => ({ weight: p.weight, V: p.factors!.V, U: p.factors!.U, components: p.module.components, measure: Array.from({ length: p.module.components }, (_, c) => c) })), data, {
       ...runtimeOf(opts), tokens: ablationTokens, signal: opts.signal, onProgress: opts.onProgress && ((x) => opts.onProgress!({ ...x, tag: `ablation ${x.tag}` })),
     })
     : undefined;
@@ -452,16 +445,26 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
         via = `${down.module}+${unembed.module}`;
       }
       const C = m.components;
-      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', p.U!, [C, m.dOut]) };
-      if (s.inputNames.includes('unembed')) feeds.unembed = matrix(unembed);
-      if (down) feeds.down = matrix(down);
-      const res = await s.run(feeds);
-      const pick = (v: string, i: string) => {
-        const vals = res[v].data as Float32Array;
-        const ids = res[i].data as BigInt64Array;
-        return Array.from({ length: C }, (_, c) => Array.from({ length: kk }, (_, j) => ({ token: lm.tokenizer.tokenText(Number(ids[c * kk + j])), logit: round(vals[c * kk + j]) })));
-      };
-      out.set(m.path, { via, promotes: pick('top_v', 'top_i'), suppresses: pick('bot_v', 'bot_i') });
+      const side: OutputSide = { via, promotes: [], suppresses: [] };
+      // Write vectors in row blocks: an identity U (neuron basis) is never built whole.
+      for (let c0 = 0; c0 < C; c0 += OUTPUT_ROWS) {
+        const rows = Math.min(OUTPUT_ROWS, C - c0);
+        const U = p.factors!.U;
+        const block = U ? U.subarray(c0 * m.dOut, (c0 + rows) * m.dOut) : new Float32Array(rows * m.dOut);
+        if (!U) for (let r = 0; r < rows; r++) block[r * m.dOut + c0 + r] = 1;
+        const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', block, [rows, m.dOut]) };
+        if (s.inputNames.includes('unembed')) feeds.unembed = matrix(unembed);
+        if (down) feeds.down = matrix(down);
+        const res = await s.run(feeds);
+        const pick = (v: string, i: string) => {
+          const vals = res[v].data as Float32Array;
+          const ids = res[i].data as BigInt64Array;
+          return Array.from({ length: rows }, (_, c) => Array.from({ length: kk }, (_, j) => ({ token: lm.tokenizer.tokenText(Number(ids[c * kk + j])), logit: round(vals[c * kk + j]) })));
+        };
+        side.promotes.push(...pick('top_v', 'top_i'));
+        side.suppresses.push(...pick('bot_v', 'bot_i'));
+      }
+      out.set(m.path, side);
     }
   } finally {
     for (const s of sessions.values()) await s.release();

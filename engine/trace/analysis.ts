@@ -4,7 +4,7 @@
  * contribution to a target token's logit, per-token losses, and where base and edited diverge.
  */
 import { parseComponentKey } from '../catalog/key';
-import { CatalogTensors, ModuleFactors } from '../catalog/read';
+import { CatalogTensors, ModuleFactors, readActivations, writeDots } from '../catalog/read';
 import { ComponentInfo } from '../catalog/types';
 import { ScalpelError } from '../errors';
 import { ModuleWeight } from '../onnx/modules';
@@ -113,14 +113,8 @@ export class TraceAnalysis {
     if (!f) return undefined;
     return this.cached(`act\0${module}\0${side}\0${position}`, () => {
       const x = captured(this.trace, side, this.mw(module).inputTensor, position);
-      const C = f.module.components;
-      const out = new Float32Array(C);
-      for (let i = 0; i < x.length; i++) {
-        const xi = x[i];
-        if (xi === 0) continue;
-        const row = i * C;
-        for (let c = 0; c < C; c++) out[c] += xi * f.V[row + c];
-      }
+      const out = new Float32Array(f.module.components);
+      readActivations(f, x, out);
       if (side === 'edited' && this.trace.hasEdit) {
         for (const [key, scale] of this.editScales) {
           const k = parseComponentKey(key);
@@ -249,13 +243,8 @@ export class TraceAnalysis {
         }
       }
     }
-    const values = new Float32Array(C);
-    for (let c = 0; c < C; c++) {
-      let dot = 0;
-      const row = c * dOut;
-      for (let j = 0; j < dOut; j++) dot += f.U[row + j] * r[j];
-      values[c] = acts[c] * dot;
-    }
+    const values = writeDots(f, r);
+    for (let c = 0; c < C; c++) values[c] *= acts[c];
     return { kind, values };
   }
 

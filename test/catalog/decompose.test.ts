@@ -87,7 +87,9 @@ test('neuron basis pairs the MLP: c_fc reads with its columns, c_proj writes wit
   const [fc, proj] = d.tensors;
   const wProj = readFloatTensor(lm.onnx, 'h.0.mlp.c_proj.weight');
   assert.deepEqual(proj.U, wProj);
-  assert.equal(fc.U[5 * 32 + 5], 1);
+  // The identity side is implicit, not stored: U for c_fc (its hidden units are outputs), V for c_proj.
+  assert.deepEqual([fc.U, proj.V], [undefined, undefined]);
+  assert.deepEqual(d.catalog.modules.map((m) => m.identity), ['U', 'V']);
   assert.equal(d.catalog.components[5].key, 'h.0.mlp.c_fc:5');
   assert.throws(() => decompose(lm, { method: 'neuron', modules: ['nothing.*'] }), /no weight matrix matches nothing\.\*/);
 });

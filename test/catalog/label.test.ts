@@ -7,7 +7,7 @@ import { openLanguageModel } from '../../engine/lm';
 import { tokenizeDataset } from '../../engine/evaluate';
 import { decompose } from '../../engine/decompose';
 import { writeCatalog } from '../../engine/catalog/write';
-import { openCatalogTensors, readCatalogMetadata } from '../../engine/catalog/read';
+import { openCatalogTensors, readCatalogMetadata, writeVector } from '../../engine/catalog/read';
 import { labelCatalog, TaggedData, taggedDataset } from '../../engine/label';
 import { splitDocuments, udhrDocuments } from '../../engine/data';
 import { autoLabel, selectivity } from '../../engine/label/stats';
@@ -228,10 +228,10 @@ test('lm_head components promote the tokens of their own largest write entries',
   writeCatalog(catDir, d.catalog, d.tensors);
   const tensors = openCatalogTensors(catDir);
   const result = await labelCatalog(lm, tensors, taggedData(lm), { outputTokens: 3 });
-  const { U } = tensors.factors('lm_head');
+  const f = tensors.factors('lm_head');
   tensors.close();
   for (let c = 0; c < 4; c++) {
-    const row = Array.from(U.subarray(c * 256, c * 256 + 256));
+    const row = Array.from(writeVector(f, c));
     const order = row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
     const info = result.catalog.components[c];
     assert.equal(info.promotesVia, 'lm_head');

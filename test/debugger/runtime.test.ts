@@ -6,6 +6,7 @@ import { ScalpelError } from '../../engine/errors';
 import { Launched, ScalpelLaunchArgs, launchRuntime } from '../../debugger/launch';
 import { DebugRuntime, RunResult, VarNode } from '../../debugger/runtime';
 import { captured } from '../../engine/trace/trace';
+import { writeVector } from '../../engine/catalog/read';
 import { CI_HIDDEN, TINY, ciParams, tinyWithCatalog } from './helpers';
 
 const INPUT = 'alle Mensch ist frei und die Würde der Mensch ist';
@@ -251,7 +252,7 @@ test('a gated edit is traced through its gated path: the gate per token, the edi
     const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
     const gates = a.gateValues('h.1.mlp.c_fc:3')!;
     assert.equal(gates.length, a.length);
-    const U = a.factors('h.1.mlp.c_fc')!.U;
+    const U = writeVector(a.factors('h.1.mlp.c_fc')!, 3);
     for (let t = 0; t < a.length; t++) {
       // V = I: the component's activation is input unit 3; its CI computed here from the catalog's parameters.
       const x = captured(a.trace, 'base', mw.inputTensor, t);
@@ -262,7 +263,7 @@ test('a gated edit is traced through its gated path: the gate per token, the edi
       assert.ok(Math.abs(gates[t] - g) < 1e-5, `gate at ${t}: ${gates[t]} vs ${g}`);
       // The edited product is the base one plus (s − 1)·gate·a·U[3]; the edited activation is a·(1 + (s − 1)·gate).
       const [yb, ye] = (['base', 'edited'] as const).map((s) => captured(a.trace, s, mw.outputTensor, t));
-      for (let j = 0; j < mw.dOut; j++) assert.ok(Math.abs(ye[j] - (yb[j] - 3 * g * act * U[3 * mw.dOut + j])) < 1e-4, `product [${t}, ${j}]`);
+      for (let j = 0; j < mw.dOut; j++) assert.ok(Math.abs(ye[j] - (yb[j] - 3 * g * act * U[j])) < 1e-4, `product [${t}, ${j}]`);
       assert.ok(Math.abs(a.activations('h.1.mlp.c_fc', 'edited', t)![3] - act * (1 - 3 * g)) < 1e-4);
     }
     assert.ok(gates.some((g) => g > 0.05 && g < 0.95), `gates ${[...gates].map((g) => g.toFixed(2))}`);

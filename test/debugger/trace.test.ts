@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openCatalogTensors } from '../../engine/catalog/read';
+import { openCatalogTensors, writeVector } from '../../engine/catalog/read';
 import { neuronComponent, WeightEditor } from '../../engine/edit/weights';
 import { ScalpelError } from '../../engine/errors';
 import { openLanguageModel } from '../../engine/lm';
@@ -87,7 +87,7 @@ test('direct-path contributions are the first-order effect through the final nor
   const resid = captured(trace, 'base', trace.structure.finalNorm!.input, p);
   const eps = 1e-3;
   for (const k of [0, 7, 20]) {
-    const moved = Float32Array.from(resid, (v, j) => v + eps * acts[k] * f.U[k * f.module.dOut + j]);
+    const moved = Float32Array.from(resid, (v, j) => v + eps * acts[k] * writeVector(f, k)[j]);
     const fd = (analysis.lensLogits(moved, 'base')[target] - analysis.lensLogits(resid, 'base')[target]) / eps;
     assert.ok(Math.abs(fd - c.values![k]) < 2e-3 * Math.max(1, Math.abs(fd)), `component ${k}: finite difference ${fd}, contribution ${c.values![k]}`);
   }

@@ -24,7 +24,7 @@ import { CATALOG_FORMAT, Catalog, ComponentInfo } from '../engine/catalog/types'
 import { LabelResult, TaggedData, labelCatalog, taggedDataset } from '../engine/label';
 import { mostSelective } from '../engine/label/stats';
 import { formatTable } from '../cli/table';
-import { randomValues } from '../test/helpers/tiny-lm';
+import { randomValues } from '../test/helpers/random';
 
 const MODEL = 'models/polyglot';
 const LANGS = ['deu', 'fra', 'spa', 'ita', 'eng'];

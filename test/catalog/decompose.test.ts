@@ -7,7 +7,8 @@ import { writeCatalog } from '../../engine/catalog/write';
 import { openCatalogTensors, reconstructWeight } from '../../engine/catalog/read';
 import { openLanguageModel } from '../../engine/lm';
 import { readFloatTensor } from '../../engine/onnx/model';
-import { randomValues, tinyWeights, writeTinyModel } from '../helpers/tiny-lm';
+import { randomValues } from '../helpers/random';
+import { tinyWeights, writeTinyModel } from '../helpers/tiny-lm';
 import { writePlantedModel } from './planted';
 
 function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -8,7 +8,7 @@ import { CatalogTensors, openCatalogTensors, readCatalogMetadata } from '../../e
 import { writeCatalog } from '../../engine/catalog/write';
 import { CATALOG_FORMAT, Catalog } from '../../engine/catalog/types';
 import { ScalpelError } from '../../engine/errors';
-import { randomValues } from '../helpers/tiny-lm';
+import { randomValues } from '../helpers/random';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-catalog-'));

@@ -15,7 +15,7 @@ import { DataType, readFloatTensor } from '../../engine/onnx/model';
 import { buildModel, floatTensor } from '../../engine/onnx/build';
 import { CatalogComponents, WeightEditor } from '../../engine/edit/weights';
 import { PreviewSession } from '../../engine/edit/preview';
-import { randomValues } from '../helpers/tiny-lm';
+import { randomValues } from '../helpers/random';
 import { PLANTED, PROMOTED, TAG_LETTERS, tagText, writePlantedModel } from './planted';
 
 function taggedData(lm: ReturnType<typeof openLanguageModel>): TaggedData[] {

@@ -8,12 +8,9 @@
  * c_proj:PLANTED, which reads that neuron) are German-specific. c_proj writes that neuron into
  * dimension 1, which only the token PROMOTED reads in the unembedding.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { DataType } from '../../engine/onnx/model';
 import { buildModel, floatTensor } from '../../engine/onnx/build';
-import { randomValues } from '../helpers/tiny-lm';
+import { randomValues } from '../helpers/random';
+import { lmSpec, writeModelFolder } from '../helpers/tiny-lm';
 
 export const D = 16;
 export const H = 32;
@@ -35,35 +32,27 @@ export function plantedModelBytes(seed = 7): Buffer {
   head[VOCAB + PROMOTED.charCodeAt(0)] = 5;
   const gamma = new Float32Array(D).fill(1);
   const beta = new Float32Array(D);
-  return buildModel({
-    initializers: [
-      floatTensor('wte.weight', [VOCAB, D], wte),
-      floatTensor('h.0.mlp.c_fc.weight', [D, H], fc),
-      floatTensor('h.0.mlp.c_proj.weight', [H, D], proj),
-      floatTensor('ln_f.weight', [D], gamma),
-      floatTensor('ln_f.bias', [D], beta),
-      floatTensor('lm_head.weight', [D, VOCAB], head),
-    ],
-    inputs: [{ name: 'input_ids', elemType: DataType.INT64, shape: ['batch', 'sequence'] }],
-    outputs: [{ name: 'logits', elemType: DataType.FLOAT, shape: ['batch', 'sequence', VOCAB] }],
-    nodes: [
-      { name: '/wte/Gather', opType: 'Gather', inputs: ['wte.weight', 'input_ids'], outputs: ['x0'] },
-      { name: '/h.0/mlp/c_fc/MatMul', opType: 'MatMul', inputs: ['x0', 'h.0.mlp.c_fc.weight'], outputs: ['pre'] },
-      { name: '/h.0/mlp/act/Relu', opType: 'Relu', inputs: ['pre'], outputs: ['hidden'] },
-      { name: '/h.0/mlp/c_proj/MatMul', opType: 'MatMul', inputs: ['hidden', 'h.0.mlp.c_proj.weight'], outputs: ['mlp_out'] },
-      { name: '/h.0/Add', opType: 'Add', inputs: ['x0', 'mlp_out'], outputs: ['x1'] },
-      { name: '/ln_f/LayerNormalization', opType: 'LayerNormalization', inputs: ['x1', 'ln_f.weight', 'ln_f.bias'], outputs: ['xf'], attributes: [{ name: 'axis', i: -1 }, { name: 'epsilon', f: 1e-5 }] },
-      { name: '/lm_head/MatMul', opType: 'MatMul', inputs: ['xf', 'lm_head.weight'], outputs: ['logits'] },
-    ],
-  });
+  const initializers = [
+    floatTensor('wte.weight', [VOCAB, D], wte),
+    floatTensor('h.0.mlp.c_fc.weight', [D, H], fc),
+    floatTensor('h.0.mlp.c_proj.weight', [H, D], proj),
+    floatTensor('ln_f.weight', [D], gamma),
+    floatTensor('ln_f.bias', [D], beta),
+    floatTensor('lm_head.weight', [D, VOCAB], head),
+  ];
+  return buildModel(lmSpec(VOCAB, initializers, [
+    { name: '/h.0/mlp/c_fc/MatMul', opType: 'MatMul', inputs: ['x0', 'h.0.mlp.c_fc.weight'], outputs: ['pre'] },
+    { name: '/h.0/mlp/act/Relu', opType: 'Relu', inputs: ['pre'], outputs: ['hidden'] },
+    { name: '/h.0/mlp/c_proj/MatMul', opType: 'MatMul', inputs: ['hidden', 'h.0.mlp.c_proj.weight'], outputs: ['mlp_out'] },
+    { name: '/h.0/Add', opType: 'Add', inputs: ['x0', 'mlp_out'], outputs: ['x1'] },
+    { name: '/ln_f/LayerNormalization', opType: 'LayerNormalization', inputs: ['x1', 'ln_f.weight', 'ln_f.bias'], outputs: ['xf'], attributes: [{ name: 'axis', i: -1 }, { name: 'epsilon', f: 1e-5 }] },
+    { name: '/lm_head/MatMul', opType: 'MatMul', inputs: ['xf', 'lm_head.weight'], outputs: ['logits'] },
+  ]));
 }
 
 /** Writes the model plus config.json (context 32) into a fresh folder; returns the folder. */
 export function writePlantedModel(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-planted-'));
-  fs.writeFileSync(path.join(dir, 'model.onnx'), plantedModelBytes());
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ n_positions: 32 }));
-  return dir;
+  return writeModelFolder('scalpel-planted-', plantedModelBytes(), { 'config.json': { n_positions: 32 } });
 }
 
 /**

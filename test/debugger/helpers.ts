@@ -1,7 +1,7 @@
 /**
  * Fixtures for the debugger tests: the committed tiny GPT (fixtures/tiny-gpt, see fixtures/make.py)
  * copied with a component catalog in the neuron-by-input basis (V = I, U = W: the components sum to
- * W exactly, so exact contributions must add up to the logit), and the demo model when it is present.
+ * W exactly, so exact contributions must add up to the logit), and the committed demo model.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +13,6 @@ import { moduleWeights } from '../../engine/onnx/modules';
 
 export const TINY = path.join(__dirname, 'fixtures', 'tiny-gpt');
 export const DEMO = path.join(__dirname, '..', '..', 'models', 'polyglot');
-export const DEMO_PRESENT = fs.existsSync(path.join(DEMO, 'model.onnx'));
 
 /** Modules of the tiny GPT that get catalog components. */
 export const CATALOG_MODULES = ['h.1.attn.c_attn', 'h.1.attn.c_proj', 'h.1.mlp.c_fc', 'h.1.mlp.c_proj', 'lm_head'];

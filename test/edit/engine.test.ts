@@ -19,7 +19,8 @@ import { PlanRunner } from '../../engine/edit/run';
 import { SuffixSession, cutGraph } from '../../engine/edit/suffix';
 import { diffModels, modelSummary, topSingularValues } from '../../engine/edit/diff';
 import { CatalogComponents, WeightEditor, neuronComponent } from '../../engine/edit/weights';
-import { C, Fixture, rankOne, transpose, writeFixture } from './fixture';
+import { transpose } from '../helpers/tiny-lm';
+import { C, Fixture, rankOne, writeFixture } from './fixture';
 
 const TEXT = 'Alle Menschen sind frei und gleich an Wuerde und Rechten geboren. Sie sind mit Vernunft und Gewissen begabt.';
 

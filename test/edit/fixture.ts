@@ -3,14 +3,12 @@
  * one module stored (in, out) and one (out, in) behind a Transpose, plus a random component
  * catalog for it. Everything lands in a fresh temporary folder.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildModel, floatTensor, NodeSpec, TensorSpec } from '../../engine/onnx/build';
-import { DataType } from '../../engine/onnx/model';
 import { writeCatalog } from '../../engine/catalog/write';
 import { CATALOG_FORMAT } from '../../engine/catalog/types';
-import { randomValues } from '../helpers/tiny-lm';
+import { randomValues } from '../helpers/random';
+import { lmSpec, writeModelFolder } from '../helpers/tiny-lm';
 
 export const VOCAB = 256;
 export const D = 8;
@@ -27,14 +25,7 @@ export interface Fixture {
   factors: Record<string, { V: Float32Array; U: Float32Array; dIn: number; dOut: number; ci: { wIn: Float32Array; bIn: Float32Array; wOut: Float32Array; bOut: Float32Array } }>;
 }
 
-function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(m.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
-  return out;
-}
-
 export function writeFixture(): Fixture {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-edit-'));
   const scaled = (n: number, seed: number, s: number) => randomValues(n, seed).map((v) => v * s);
   const wte = scaled(VOCAB * D, 11, 1);
   const fc0 = scaled(D * H, 12, 0.8); // h.0.mlp.c_fc, in_out
@@ -51,7 +42,6 @@ export function writeFixture(): Fixture {
     floatTensor('lm_head.weight', [D, VOCAB], head),
   ];
   const nodes: NodeSpec[] = [
-    { name: '/wte/Gather', opType: 'Gather', inputs: ['wte.weight', 'input_ids'], outputs: ['x0'] },
     { name: '/h.0/mlp/c_fc/MatMul', opType: 'MatMul', inputs: ['x0', 'h.0.mlp.c_fc.weight'], outputs: ['a0'] },
     { name: '/h.0/mlp/act/Tanh', opType: 'Tanh', inputs: ['a0'], outputs: ['g0'] },
     { name: '/h.0/mlp/c_proj/Transpose', opType: 'Transpose', inputs: ['h.0.mlp.c_proj.weight'], outputs: ['p0t'], attributes: [{ name: 'perm', ints: [1, 0] }] },
@@ -63,18 +53,8 @@ export function writeFixture(): Fixture {
     { name: '/h.1/Add', opType: 'Add', inputs: ['x1', 'm1'], outputs: ['x2'] },
     { name: '/lm_head/MatMul', opType: 'MatMul', inputs: ['x2', 'lm_head.weight'], outputs: ['logits'] },
   ];
+  const dir = writeModelFolder('scalpel-edit-', buildModel(lmSpec(VOCAB, inits, nodes)), { 'config.json': { n_positions: 16 }, 'tokenizer.json': wordTokenizer() });
   const model = path.join(dir, 'model.onnx');
-  fs.writeFileSync(
-    model,
-    buildModel({
-      nodes,
-      initializers: inits,
-      inputs: [{ name: 'input_ids', elemType: DataType.INT64, shape: ['batch', 'sequence'] }],
-      outputs: [{ name: 'logits', elemType: DataType.FLOAT, shape: ['batch', 'sequence', VOCAB] }],
-    }),
-  );
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ n_positions: 16 }));
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(wordTokenizer()));
 
   const modules = [
     { path: 'h.0.mlp.c_proj', initializer: 'h.0.mlp.c_proj.weight', layout: 'out_in' as const, dIn: H, dOut: D },
@@ -128,4 +108,3 @@ export function rankOne(f: Fixture['factors'][string], c: number): Float64Array 
   return out;
 }
 
-export { transpose };

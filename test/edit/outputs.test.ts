@@ -16,6 +16,7 @@ import { modelSha256, sha256File } from '../../engine/identity';
 import { PlanRunner } from '../../engine/edit/run';
 import { loadPlan } from '../../language/plan';
 import { writeFixture } from './fixture';
+import { scalpel } from '../helpers/cli';
 
 function specFixture() {
   const fx = writeFixture();
@@ -75,8 +76,8 @@ test('apply -o refuses every input of the spec and every path that is not new or
     await runner.close();
   }
   // The CLI says it in one line.
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('cli/main.ts'), 'apply', fx.spec, '-o', fx.spec], { encoding: 'utf8' });
-  assert.equal(r.status, 2, r.stderr);
+  const r = scalpel(['apply', fx.spec, '-o', fx.spec], { source: true });
+  assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^scalpel: .*o\.scalpel: refusing to overwrite the spec \(.*\); choose another output file\n$/);
 });
 

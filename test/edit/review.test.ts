@@ -3,17 +3,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium';
+import { scalpel as run } from '../helpers/cli';
 import { writeFixture } from './fixture';
 
-const CHROMIUM = '/usr/bin/chromium';
+const scalpel = (...args: string[]) => run(args, { source: true });
 
-function scalpel(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('cli/main.ts'), ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-test('scalpel review: a self-contained page whose Monaco diff editor renders the spec offline', { skip: !fs.existsSync(CHROMIUM) && 'no chromium' }, async () => {
+test('scalpel review: a self-contained page whose Monaco diff editor renders the spec offline', async () => {
   if (!fs.existsSync('dist/review/page.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'r.scalpel');
@@ -37,7 +33,7 @@ edit e on tiny {
   const html = fs.readFileSync(page, 'utf8');
   assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'nothing loaded from elsewhere');
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  const browser = await launchChromium();
   try {
     const p = await browser.newPage();
     const requests: string[] = [];

@@ -1,29 +1,19 @@
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
 import { ScalpelError } from '../../engine/errors';
 import { parseShard } from '../../engine/edit/shard';
-import { randomValues } from '../helpers/tiny-lm';
+import { scalpel, startScalpel } from '../helpers/cli';
+import { randomValues } from '../helpers/random';
 import { writeFixture } from './fixture';
-
-// The CLI as users run it (and as a Job's pods do): the bundle behind bin/scalpel.js.
-before(() => {
-  if (!fs.existsSync('dist/cli.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
-});
-
-function scalpel(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, ['bin/scalpel.js', ...args], { encoding: 'utf8', env: { ...process.env, JOB_COMPLETION_INDEX: undefined, ...env } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** Runs a shard as a Job's pod would: JOB_COMPLETION_INDEX set, `--shard N`; `kill` ends it with SIGKILL once it runs. */
 function pod(args: string[], index: number, kill = false): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/scalpel.js', ...args], { env: { ...process.env, JOB_COMPLETION_INDEX: String(index) }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = startScalpel(args, { env: { JOB_COMPLETION_INDEX: String(index) }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     if (kill) setTimeout(() => child.kill('SIGKILL'), 150);
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve({ code, signal, stderr }));

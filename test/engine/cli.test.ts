@@ -1,24 +1,14 @@
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-
-// The CLI as users run it: the esbuild bundle behind bin/scalpel.js.
-before(() => {
-  if (!fs.existsSync('dist/cli.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
-});
-
-function scalpel(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/scalpel.js', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { scalpel } from '../helpers/cli';
 
 test('scalpel eval --json: per dataset, its name, tokens scored and mean loss in nats', () => {
   const model = 'models/polyglot/model.onnx';
   const before = { bytes: fs.readFileSync(model), mtimeMs: fs.statSync(model).mtimeMs };
-  const r = scalpel('eval', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--json');
+  const r = scalpel(['eval', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual(out.datasets.map((d: { name: string }) => d.name), ['udhr:deu', 'udhr:eng']);
@@ -34,7 +24,7 @@ test('scalpel eval --json: per dataset, its name, tokens scored and mean loss in
 });
 
 test('the table form names every dataset', () => {
-  const r = scalpel('eval', '--model', 'models/polyglot', '--data', 'inline:Die Würde des Menschen ist unantastbar.', '--max-tokens', '50');
+  const r = scalpel(['eval', '--model', 'models/polyglot', '--data', 'inline:Die Würde des Menschen ist unantastbar.', '--max-tokens', '50']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^dataset\s+tokens\s+loss \(nats\)/);
   assert.match(r.stdout, /inline:Die Würde/);
@@ -56,7 +46,7 @@ test('user errors are one line with the file, a non-zero exit, and no stack trac
     [['frobnicate'], /^scalpel: unknown command "frobnicate"/],
   ];
   for (const [args, expected] of cases) {
-    const r = scalpel(...args);
+    const r = scalpel([...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}`);
     assert.match(r.stderr, expected, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
@@ -66,7 +56,7 @@ test('user errors are one line with the file, a non-zero exit, and no stack trac
 
 test('--per-token gives each scored token with its loss, and they add up to the mean', () => {
   const text = 'Alle Menschen sind frei und gleich an Würde und Rechten geboren.';
-  const r = scalpel('eval', '--model', 'models/polyglot', '--data', `inline:${text}`, '--json', '--per-token');
+  const r = scalpel(['eval', '--model', 'models/polyglot', '--data', `inline:${text}`, '--json', '--per-token']);
   assert.equal(r.code, 0, r.stderr);
   const [d] = JSON.parse(r.stdout).datasets;
   assert.equal(d.perToken.length, d.tokens);

@@ -1,23 +1,14 @@
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import Ajv from 'ajv';
 import { writeFixture } from '../edit/fixture';
+import { scalpel } from '../helpers/cli';
 
 const yaml = require('js-yaml') as { loadAll(text: string): unknown[] };
 const schema = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'k8s', 'job-batch-v1.json'), 'utf8'));
 const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
-
-before(() => {
-  if (!fs.existsSync('dist/cli.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
-});
-
-function scalpel(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(process.execPath, [path.resolve('bin/scalpel.js'), ...args], { encoding: 'utf8', cwd: opts.cwd, env: { ...process.env, JOB_COMPLETION_INDEX: undefined, ...opts.env } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 interface Job {
   metadata: { name: string; labels: Record<string, string> };

@@ -11,7 +11,8 @@ import { withExtraOutputs } from '../../engine/onnx/rewrite';
 import { moduleWeights } from '../../engine/onnx/modules';
 import { ScalpelError } from '../../engine/errors';
 import { createSession } from '../../engine/session';
-import { D, H, V, Layout, randomValues, referenceLogits, tinyWeights, writeTinyModel } from '../helpers/tiny-lm';
+import { randomValues } from '../helpers/random';
+import { D, H, V, Layout, referenceLogits, tinyWeights, writeTinyModel } from '../helpers/tiny-lm';
 
 const IDS = [3, 0, 11, 7, 5];
 

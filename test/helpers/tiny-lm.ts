@@ -9,23 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataType } from '../../engine/onnx/model';
 import { ModelSpec, NodeSpec, TensorSpec, buildModel, floatTensor } from '../../engine/onnx/build';
+import { randomValues } from './random';
 
 export const V = 12;
 export const D = 4;
 export const H = 6;
-
-/** Deterministic pseudo-random values in [-1, 1). */
-export function randomValues(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
 
 export interface TinyWeights {
   wte: Float32Array; // (V, D)
@@ -47,14 +35,33 @@ export type Layout =
   /** Gemm with transB = 1 on a 2-D input. */
   | 'gemm';
 
-function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+/** The (cols, rows) transpose of a row-major (rows, cols) matrix. */
+export function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(m.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
   return out;
 }
 
+/** The frame of every test LM: input_ids → Gather(wte.weight) → x0 → `nodes` → logits over `vocab` tokens. */
+export function lmSpec(vocab: number, initializers: TensorSpec[], nodes: NodeSpec[]): ModelSpec {
+  return {
+    nodes: [{ name: '/wte/Gather', opType: 'Gather', inputs: ['wte.weight', 'input_ids'], outputs: ['x0'] }, ...nodes],
+    initializers,
+    inputs: [{ name: 'input_ids', elemType: DataType.INT64, shape: ['batch', 'sequence'] }],
+    outputs: [{ name: 'logits', elemType: DataType.FLOAT, shape: ['batch', 'sequence', vocab] }],
+  };
+}
+
+/** A fresh temporary folder holding model.onnx and `files` (JSON, e.g. config.json); returns the folder. */
+export function writeModelFolder(prefix: string, model: Buffer, files: Record<string, unknown> = {}): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.writeFileSync(path.join(dir, 'model.onnx'), model);
+  for (const [name, value] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), JSON.stringify(value));
+  return dir;
+}
+
 export function tinyModelSpec(weights: TinyWeights, layout: Layout = 'named', external?: string): ModelSpec {
-  const nodes: NodeSpec[] = [{ name: '/wte/Gather', opType: 'Gather', inputs: ['wte.weight', 'input_ids'], outputs: ['x0'] }];
+  const nodes: NodeSpec[] = [];
   const inits: TensorSpec[] = [floatTensor('wte.weight', [V, D], weights.wte)];
   if (layout === 'named') {
     inits.push(floatTensor('h.0.mlp.c_fc.weight', [D, H], weights.w));
@@ -76,12 +83,7 @@ export function tinyModelSpec(weights: TinyWeights, layout: Layout = 'named', ex
   }
   inits.push(floatTensor('lm_head.weight', [H, V], weights.u));
   nodes.push({ name: '/lm_head/MatMul', opType: 'MatMul', inputs: ['x1', 'lm_head.weight'], outputs: ['logits'] });
-  const spec: ModelSpec = {
-    nodes,
-    initializers: inits,
-    inputs: [{ name: 'input_ids', elemType: DataType.INT64, shape: ['batch', 'sequence'] }],
-    outputs: [{ name: 'logits', elemType: DataType.FLOAT, shape: ['batch', 'sequence', V] }],
-  };
+  const spec = lmSpec(V, inits, nodes);
   if (external) moveToExternal(spec, external);
   return spec;
 }
@@ -107,8 +109,7 @@ function moveToExternal(spec: ModelSpec, dataFile: string): void {
 export function writeTinyModel(weights: TinyWeights, layout: Layout = 'named', opts: { external?: boolean } = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-test-'));
   const file = path.join(dir, 'model.onnx');
-  const spec = tinyModelSpec(weights, layout, opts.external ? path.join(dir, 'model.onnx.data') : undefined);
-  fs.writeFileSync(file, buildModel(spec));
+  fs.writeFileSync(file, buildModel(tinyModelSpec(weights, layout, opts.external ? path.join(dir, 'model.onnx.data') : undefined)));
   return file;
 }
 

@@ -3,13 +3,13 @@
  * Needs `npm run build` first (npm test builds before testing).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { RpcClient } from './rpc';
+import { startScalpel } from '../helpers/cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'lang');
@@ -34,7 +34,7 @@ test('scalpel lsp --stdio: diagnostics, completion with labels, hover, formattin
   ].join('\n');
   fs.writeFileSync(spec, text);
   const uri = pathToFileURL(spec).href;
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'scalpel.js'), 'lsp', '--stdio', '--diagnostics-delay', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = startScalpel(['lsp', '--stdio', '--diagnostics-delay', '0']);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -85,7 +85,7 @@ test('scalpel lsp --stdio: completion of a demo-model key lists the labels of mo
   const text = fs.readFileSync(spec, 'utf8');
   const catalog = JSON.parse(fs.readFileSync(path.join(ROOT, 'models', 'polyglot', 'components', 'catalog.json'), 'utf8'));
   const uri = pathToFileURL(spec).href;
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'scalpel.js'), 'lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = startScalpel(['lsp', '--stdio']);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
     const rpc = new RpcClient(child.stdout, child.stdin);

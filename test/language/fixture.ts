@@ -8,21 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CATALOG_FORMAT, Catalog, CatalogModule, ComponentInfo } from '../../engine/catalog/types';
 import { buildModel, floatTensor } from '../../engine/onnx/build';
+import { rng } from '../helpers/random';
 
 const TAGS = ['de', 'fr', 'es', 'it', 'en'];
 const LANGUAGE: Record<string, string> = { de: 'German', fr: 'French', es: 'Spanish', it: 'Italian', en: 'English' };
 const MISC = ['punctuation and spacing', 'digits', 'start of a word', 'article 1 boilerplate', 'capitalised words', 'line starts'];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const round = (x: number, d = 4) => Number(x.toFixed(d));
 
@@ -48,7 +38,7 @@ export interface CatalogOptions {
 }
 
 export function makeCatalog(o: CatalogOptions): Catalog {
-  const rand = mulberry32(o.seed);
+  const rand = rng(o.seed);
   const modules: CatalogModule[] = [];
   const components: ComponentInfo[] = [];
   const dims: Record<string, [number, number]> = { 'attn.c_attn': [128, 384], 'attn.c_proj': [128, 128], 'mlp.c_fc': [128, 512], 'mlp.c_proj': [512, 128] };

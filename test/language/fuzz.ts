@@ -12,6 +12,7 @@ import { analyze, defaultEnv } from '../../language/checker';
 import { format } from '../../language/format';
 import { parse, reparse } from '../../language/parser';
 import * as S from '../../language/services';
+import { rng } from '../helpers/random';
 import { stripMarkers } from './harness';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -22,18 +23,6 @@ export function seedSpecs(): string[] {
   const golden = fs.readdirSync(GOLDEN).filter((f) => f.endsWith('.scalpel')).map((f) => stripMarkers(fs.readFileSync(path.join(GOLDEN, f), 'utf8')).text);
   const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.scalpel')).map((f) => fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8'));
   return [...golden, ...examples];
-}
-
-/** A small seeded PRNG (mulberry32): a failing input is reproduced by its seed and index. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const WORDS = [

@@ -4,7 +4,7 @@
  * diagnostic, quickly, and the real stdio server survives every one of them.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,6 +16,7 @@ import { MAX_LINE_LENGTH } from '../../language/lexer';
 import { MAX_SELECTOR_DEPTH, parse } from '../../language/parser';
 import * as S from '../../language/services';
 import { RpcClient } from './rpc';
+import { startScalpel } from '../helpers/cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'lang');
@@ -141,7 +142,7 @@ test('files are read as what they claim to be: devices, FIFOs and folders are re
 
 test('scalpel lsp --stdio survives deep, ReDoS, /dev/zero, FIFO and malformed-catalog specs, and keeps answering', async () => {
   const { dir, fifo, catalogs } = hostileFolder();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'scalpel.js'), 'lsp', '--stdio', '--diagnostics-delay', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = startScalpel(['lsp', '--stdio', '--diagnostics-delay', '0']);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   let alive = true;
   void exited.then(() => (alive = false));

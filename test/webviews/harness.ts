@@ -5,21 +5,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Browser, Page, chromium } from 'playwright-core';
+import { Browser, Page } from 'playwright-core';
 import { ViewKind, webviewHtml } from '../../extension/html';
+import { launchChromium } from '../helpers/chromium';
 
-export const CHROMIUM = process.env.SCALPEL_CHROMIUM ?? '/usr/bin/chromium';
 const ORIGIN = 'https://webview.test';
 const ROOT = path.resolve('dist/webviews');
 
-export const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
 export async function launch(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`the webview tests need Chromium at ${CHROMIUM}: install it with "apt-get install -y chromium" (scripts/provision-code-server.sh does), or point SCALPEL_CHROMIUM at one`);
-  }
   if (!fs.existsSync(path.join(ROOT, 'main.js'))) throw new Error(`no webview bundle in ${ROOT}: run "npm run build" first`);
-  return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  return launchChromium();
 }
 
 export interface Loaded {

@@ -213,7 +213,7 @@ test('DAP transcript on the demo model: a spec\'s edit, the German example it hu
   const golden = path.join(GOLDEN, 'demo.txt');
   // A changed model, catalog or spec is a changed transcript: it fails until re-recorded and reviewed.
   if (!UPDATING && fs.existsSync(golden)) {
-    assert.equal(fs.readFileSync(golden, 'utf8').split('\n')[0], inputs, 'the demo model, its catalog or the example spec changed since test/debugger/golden/demo.txt was recorded: re-record it with UPDATE_GOLDEN=1 and review');
+    assert.equal(inputs, fs.readFileSync(golden, 'utf8').split('\n')[0], 'the demo model, its catalog or the example spec changed since test/debugger/golden/demo.txt was recorded: re-record it with UPDATE_GOLDEN=1 and review');
   }
   const t = new Transcript(adapter(), ROOT);
   t.log(inputs);

@@ -1,7 +1,9 @@
 /**
- * The checker: names, kinds, units, files, hash pins, component keys and module paths against the
- * model's catalog, ranges, and warnings for likely mistakes. Pure over its environment (file probe
- * and catalog cache are injected), never throws, and knows nothing of LSP.
+ * The checker resolves a spec: names and kinds, files, hash pins, datasets and their tags, and each
+ * selector, scale and metric against the model's catalog (the `Analysis` of `analysis.ts`), reporting
+ * what stops it from building that data; then it runs the validation rules (`rules/`) for the rest.
+ * Pure over its environment (file probe and catalog cache are injected), never throws, and knows
+ * nothing of LSP.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,75 +12,16 @@ import { componentKey, parseComponentKey } from '../engine/catalog/key';
 import { modelSha256, modelSha256Async } from '../engine/identity';
 import { moduleGlob } from '../engine/onnx/modules';
 import * as A from './ast';
-import { CatalogCache, CatalogIndex, bestSelectivity, keyExists, selectComponents, selectionOrdinals } from './catalog';
+import { Analysis, CheckEnv, FileProbe, KIND_WORD, ModelInfo, SymbolInfo, SymbolKind } from './analysis';
+import { CatalogCache, CatalogIndex, keyExists, selectComponents } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
 import type { Gate } from '../engine/edit/gate';
 import { compileLabelRegex } from './regex';
-import type { MetricSpec, ScaleSpec, SelectorSpec, TowardSpec } from './spec';
+import type { MetricSpec, SelectorSpec, TowardSpec } from './spec';
+import { runRules } from './rules';
+import type { RuleContext } from './rules/rule';
 import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
-
-export type SymbolKind = 'model' | 'data' | 'guard' | 'edit';
-
-export interface SymbolInfo {
-  name: string;
-  kind: SymbolKind;
-  decl: A.Decl;
-  /** The name where it is declared. */
-  def: A.Span;
-}
-
-export interface Reference {
-  span: A.Span;
-  name: string;
-  /** Undefined when the name is unknown. */
-  symbol?: SymbolInfo;
-}
-
-export interface ModelInfo {
-  /** Absolute .onnx path when it exists. */
-  file?: string;
-  tokenizer?: string;
-  components?: string;
-  catalog?: CatalogIndex;
-}
-
-/** File-system access of the checker, injected so that servers can cache and tests can count. */
-export interface FileProbe {
-  /** `other`: exists but is neither a regular file nor a folder (a FIFO, a device, a socket). */
-  kind(file: string): 'file' | 'dir' | 'other' | undefined;
-  /** A model's SHA-256 hex (`modelSha256`: its file and external data), or undefined when unreadable (or, in the background, not hashed yet). */
-  sha256(file: string): string | undefined;
-  /** Stops hashing in the background. */
-  dispose?(): void;
-}
-
-export interface CheckEnv {
-  /** Folder that relative paths in the spec resolve against (the spec's folder). */
-  baseDir: string;
-  files: FileProbe;
-  catalogs: CatalogCache;
-}
-
-export interface Analysis {
-  parse: ParseResult;
-  lines: LineIndex;
-  /** Sorted by position. */
-  diagnostics: Diagnostic[];
-  symbols: Map<string, SymbolInfo>;
-  references: Reference[];
-  models: Map<string, ModelInfo>;
-  datasetSources: Map<string, DataSource>;
-  datasetTags: Map<string, string>;
-  selectorSpecs: Map<A.Selector, SelectorSpec>;
-  /** Resolved component keys of each selector node that could be resolved. */
-  selections: Map<A.Selector, string[]>;
-  scaleSpecs: Map<A.ScaleStmt, ScaleSpec>;
-  metricSpecs: Map<A.MetricNode, MetricSpec>;
-  /** The catalog each edit's selectors resolve against. */
-  editCatalogs: Map<A.EditDecl, CatalogIndex>;
-  env: CheckEnv;
-}
 
 /** Files up to this size are hashed on the spot; the language server hashes bigger ones in the background. */
 export const SYNC_HASH_BYTES = 32 * 1024 * 1024;
@@ -156,15 +99,12 @@ export function defaultEnv(baseDir: string): CheckEnv {
 const ARITY = { none: [0, 0], dataset: [1, 1], versus: [1, Infinity] } as const;
 const ARITY_TEXT = { none: 'no arguments', dataset: 'one dataset', versus: 'a dataset, then optionally the datasets or guards to compare with' } as const;
 
-/** Selectivity below this for every tag makes a component "broad" (it is not about one language). */
-export const SPECIFIC_SELECTIVITY = 2;
-
 export function analyze(text: string, env: CheckEnv, parsed?: ParseResult): Analysis {
   const p = parsed ?? parse(text);
   return new Checker(p, env).run();
 }
 
-type MapName = 'selectorSpecs' | 'selections' | 'scaleSpecs' | 'metricSpecs' | 'editCatalogs';
+type MapName = 'selectorSpecs' | 'selections' | 'scaleSpecs' | 'metricSpecs' | 'editCatalogs' | 'editTargets';
 
 /** What checking one edit produced, with offsets as they were (replayed shifted by the node's move). */
 interface EditRecord {
@@ -188,18 +128,18 @@ function catalogId(c: CatalogIndex | undefined): number {
   return id;
 }
 
-const KIND_WORD: Record<SymbolKind, string> = { model: 'a model', data: 'a dataset', guard: 'a guard', edit: 'an edit' };
-
 class Checker {
   private readonly a: Analysis;
   private readonly diags: Diagnostic[] = [];
+  private readonly rules: RuleContext;
 
   constructor(parsed: ParseResult, private readonly env: CheckEnv) {
     this.a = {
       parse: parsed, lines: new LineIndex(parsed.text), diagnostics: [], symbols: new Map(), references: [], models: new Map(),
       datasetSources: new Map(), datasetTags: new Map(), selectorSpecs: new Map(), selections: new Map(), scaleSpecs: new Map(),
-      metricSpecs: new Map(), editCatalogs: new Map(), env,
+      metricSpecs: new Map(), editCatalogs: new Map(), editTargets: new Map(), env,
     };
+    this.rules = { analysis: this.a, report: (d) => this.report(d), line: (o) => this.line(o), hasErrorIn: (span) => this.hasErrorIn(span) };
   }
 
   private report(d: Diagnostic): void {
@@ -248,8 +188,9 @@ class Checker {
     for (const d of decls) if (d.kind === 'guard') this.guard(d);
     for (const d of decls) if (d.kind === 'edit') this.edit(d);
     for (const d of decls) if (d.kind === 'expect') this.expect(d);
-    this.overlaps(decls.filter((d): d is A.EditDecl => d.kind === 'edit'));
-    this.unused();
+    // An edit's rules ran as it was checked (their diagnostics are replayed with it).
+    for (const d of decls) if (d.kind !== 'edit') runRules(d.kind, d as never, this.rules);
+    runRules('spec', decls, this.rules);
     const all = [...this.a.parse.diagnostics, ...this.diags];
     all.sort((x, y) => x.start - y.start || x.end - y.end);
     this.a.diagnostics = all;
@@ -258,6 +199,10 @@ class Checker {
 
   private line(offset: number): number {
     return this.a.lines.position(offset).line + 1;
+  }
+
+  private hasErrorIn(span: A.Span): boolean {
+    return [...this.a.parse.diagnostics, ...this.diags].some((x) => x.severity === 'error' && x.start >= span.start && x.end <= span.end);
   }
 
   private declare(d: A.Decl): void {
@@ -297,12 +242,9 @@ class Checker {
     if (!d.name) return;
     const info: ModelInfo = {};
     this.a.models.set(d.name.text, info);
+    // A property given twice (S208, a rule): the first counts.
     const seen = new Map<string, A.ModelProp>();
-    for (const prop of d.props) {
-      const prev = seen.get(prop.key.text);
-      if (prev) this.report(diag('S208', prop.key.start, prop.key.end, `${prop.key.text} is already given on line ${this.line(prev.start)}`));
-      else seen.set(prop.key.text, prop);
-    }
+    for (const prop of d.props) if (!seen.has(prop.key.text)) seen.set(prop.key.text, prop);
     if (d.path) {
       const abs = this.resolvePath(d.path.value);
       const kind = this.env.files.kind(abs);
@@ -325,10 +267,10 @@ class Checker {
       if (this.env.files.kind(beside) === 'file') info.tokenizer = beside;
       else this.report(diag('S201', d.path!.start, d.path!.end, 'no tokenizer.json beside the model: add tokenizer "FILE" to the model block'));
     }
-    let fileHash: string | undefined;
     const pin = seen.get('sha256');
     if (pin?.value) {
       const v = pin.value.value.toLowerCase();
+      let fileHash: string | undefined;
       if (!/^[0-9a-f]{64}$/.test(v)) this.report(diag('S204', pin.value.start, pin.value.end, `sha256 must be 64 hexadecimal digits (this has ${pin.value.value.length} characters)`));
       else if (info.file && (fileHash = this.env.files.sha256(info.file)) !== undefined && fileHash !== v) {
         this.report(diag('S203', pin.value.start, pin.value.end, `the model file's sha256 is ${fileHash}, not the pinned value`, { replacement: fileHash }));
@@ -349,11 +291,6 @@ class Checker {
         return;
       }
       info.catalog = index;
-      const made = index.catalog.model?.sha256;
-      if (made && info.file && /^[0-9a-f]{64}$/.test(made)) {
-        fileHash ??= this.env.files.sha256(info.file);
-        if (fileHash && fileHash !== made) this.report(diag('S207', comp.value.start, comp.value.end, `this catalog was made for a model with sha256 ${made.slice(0, 12)}…, not ${path.basename(info.file)} (${fileHash.slice(0, 12)}…): rebuild it`));
-      }
     }
   }
 
@@ -361,9 +298,6 @@ class Checker {
     if (!d.name || !d.source || !d.arg) return;
     const name = d.name.text;
     const src = d.source.text;
-    if (d.field && src !== 'jsonl') this.report(diag('S209', d.field.start, d.field.end, `field applies to jsonl sources only`));
-    if (d.where.length && src !== 'jsonl') this.report(diag('S209', d.where[0].start, d.where[d.where.length - 1].end, `where applies to jsonl sources only`));
-    if (d.limit && (!Number.isInteger(d.limit.value) || d.limit.value <= 0)) this.report(diag('S507', d.limit.start, d.limit.end, `limit must be a positive whole number of tokens`));
     const arg = d.arg;
     let source: DataSource | undefined;
     if (src === 'udhr') {
@@ -393,14 +327,7 @@ class Checker {
   }
 
   private guard(d: A.GuardDecl): void {
-    const seen = new Set<string>();
-    for (const m of d.members) {
-      this.ref(m, ['data']);
-      if (seen.has(m.text)) this.report(diag('S506', m.start, m.end, `"${m.text}" is already in this guard`));
-      seen.add(m.text);
-    }
-    if (d.name && d.members.length === 0 && d.threshold) this.report(diag('S502', d.name.start, d.name.end, `guard "${d.name.text}" lists no dataset`));
-    if (d.threshold && d.threshold.value <= 0) this.report(diag('S501', d.threshold.start, d.threshold.end, 'a guard threshold must be positive'));
+    for (const m of d.members) this.ref(m, ['data']);
   }
 
   private tagOf = (data: string): string | undefined => this.a.datasetTags.get(data);
@@ -438,15 +365,12 @@ class Checker {
     const record: EditRecord = { sig, start: d.start, diags: [], refs: [], entries: [] };
     this.recording = record;
     this.checkEdit(d);
+    runRules('edit', d, this.rules);
     this.recording = undefined;
     editCache.set(d, record);
   }
 
-  private gate(g: A.Gating, catalog: CatalogIndex | undefined): Gate | undefined {
-    const method = catalog?.catalog.method.name;
-    if (method === 'neuron' || method === 'svd') {
-      this.report(diag('S407', g.keyword.start, g.keyword.end, `a ${method} catalog has no causal-importance functions to gate by (an SPD catalog has)`));
-    }
+  private gate(g: A.Gating): Gate | undefined {
     if (!g.threshold) return g.end > g.keyword.end ? undefined : { kind: 'ci' };
     const t = g.threshold.value;
     if (!(t >= 0 && t < 1)) {
@@ -478,38 +402,27 @@ class Checker {
     if (catalog) this.put('editCatalogs', d, catalog);
     const scales = d.body.filter((s): s is A.ScaleStmt => s.kind === 'scale');
     const selects = d.body.filter((s): s is A.SelectStmt => s.kind === 'select');
-    const keeps = d.body.filter((s): s is A.KeepStmt => s.kind === 'keep');
-    const at = d.name ?? d;
-    if (d.block && scales.length === 0) this.report(diag('S401', at.start, at.end, 'edit has no scale (add e.g. "scale 0")'));
-    for (const extra of scales.slice(1)) this.report(diag('S401', extra.start, extra.end, 'an edit has one scale; this is a second one'));
-    if (d.block && selects.length === 0) this.report(diag('S402', at.start, at.end, 'edit selects no components (add a select statement)'));
     const declared = model && (model.decl as A.ModelDecl).props.some((p) => p.key.text === 'components');
     const needsCatalog = model && info && !declared;
     let reportedNoCatalog = false;
     const targets = new Set<string>();
     for (const s of selects) {
       if (!s.selector) continue;
-      const spec = this.selector(s.selector, catalog, targets);
+      this.selector(s.selector, catalog, targets);
       if (needsCatalog && !reportedNoCatalog) {
         reportedNoCatalog = true;
         this.report(diag('S206', s.start, s.end, `model "${model!.name}" declares no components catalog, so selectors cannot be checked or applied (add components "DIR")`));
       }
-      if (spec && catalog) {
-        const keys = this.a.selections.get(s.selector);
-        if (keys && keys.length === 0 && !this.hasErrorIn(s)) this.report(diag('S304', s.selector.start, s.selector.end, 'this selector matches no component'));
-      }
     }
     for (const sc of scales.slice(0, 1)) {
       if (!sc.value) continue;
-      const gate = sc.gate ? this.gate(sc.gate, catalog) : undefined;
+      const gate = sc.gate ? this.gate(sc.gate) : undefined;
       const gated = gate ? { gate } : {};
       if (!('kind' in sc.value)) {
         this.put('scaleSpecs', sc, { kind: 'literal', value: sc.value.value, ...gated });
-        if (sc.value.value === 1) this.report(diag('S404', sc.value.start, sc.value.end, 'scale 1 leaves the components as they are'));
         continue;
       }
       const t = sc.value;
-      if (t.low && t.high && !(t.low.value < t.high.value)) this.report(diag('S403', t.low.start, t.high.end, `the range [${t.low.value}, ${t.high.value}] is empty: write the lower end first`));
       const metric = t.metric ? this.metric(t.metric) : undefined;
       const toward = t.toward ? this.toward(t.toward) : undefined;
       if (metric) {
@@ -520,26 +433,12 @@ class Checker {
         }
       }
     }
-    for (const k of keeps) {
-      for (const g of k.guards) {
-        const sym = this.ref(g, ['guard']);
-        if (!sym) continue;
-        const inside = (sym.decl as A.GuardDecl).members.map((m) => m.text).filter((m) => targets.has(m));
-        if (inside.length) this.report(diag('S503', g.start, g.end, `guard "${g.text}" contains ${inside.map((x) => `"${x}"`).join(', ')}, which this edit targets: the guard would forbid the edit's own effect`));
-      }
-    }
-    if (d.block && keeps.length === 0 && d.name) {
-      const candidates = [...this.a.symbols.values()].filter((s) => s.kind === 'guard' && !(s.decl as A.GuardDecl).members.some((m) => targets.has(m.text))).map((s) => s.name);
-      this.report(diag('S504', d.name.start, d.name.end, `edit "${d.name.text}" keeps no guard: nothing protects the other datasets`, { guards: candidates }));
-    }
-  }
-
-  private hasErrorIn(span: A.Span): boolean {
-    return [...this.a.parse.diagnostics, ...this.diags].some((x) => x.severity === 'error' && x.start >= span.start && x.end <= span.end);
+    for (const s of d.body) if (s.kind === 'keep') for (const g of s.guards) this.ref(g, ['guard']);
+    this.put('editTargets', d, targets);
   }
 
   /** Checks a selector, records its spec and (with a catalog) its resolved keys. */
-  private selector(s: A.Selector, catalog: CatalogIndex | undefined, targets: Set<string>, ranked = false): SelectorSpec | undefined {
+  private selector(s: A.Selector, catalog: CatalogIndex | undefined, targets: Set<string>): SelectorSpec | undefined {
     let spec: SelectorSpec | undefined;
     switch (s.kind) {
       case 'key': {
@@ -567,23 +466,20 @@ class Checker {
         if (!s.regex) return undefined;
         spec = { kind: 'label', pattern: s.regex.source, flags: s.regex.flags };
         if (typeof compileLabelRegex(spec.pattern, spec.flags) === 'string') return undefined;
-        // Under `top … by`, the ranking already picks the specific ones.
-        if (catalog && !ranked) this.broadLabel(s, spec, catalog);
         break;
       }
       case 'top': {
         if (!s.k || !s.stat) return undefined;
-        if (!Number.isInteger(s.k.value) || s.k.value <= 0) this.report(diag('S307', s.k.start, s.k.end, 'top needs a positive whole number'));
         const by = this.stat(s.stat, catalog, targets);
-        const where = s.where ? this.selector(s.where, catalog, targets, true) : undefined;
+        const where = s.where ? this.selector(s.where, catalog, targets) : undefined;
         if (!by || (s.where && !where)) return undefined;
         spec = { kind: 'top', k: s.k.value, by, ...(where ? { where } : {}) };
         break;
       }
       case 'or':
       case 'minus': {
-        const left = this.selector(s.left, catalog, targets, ranked);
-        const right = s.right ? this.selector(s.right, catalog, targets, ranked) : undefined;
+        const left = this.selector(s.left, catalog, targets);
+        const right = s.right ? this.selector(s.right, catalog, targets) : undefined;
         if (!left || !right) return undefined;
         spec = { kind: s.kind, left, right };
         break;
@@ -639,101 +535,9 @@ class Checker {
     return { kind, data: data.name, ...(rest.length ? { versus: expanded } : {}) };
   }
 
-  /**
-   * The seed's lesson: `label /german/i` also catches components labelled for something broader
-   * ("non-English", "foreign languages in general"). Warn when most matches are not specific.
-   */
-  private broadLabel(s: A.LabelSel, spec: Extract<SelectorSpec, { kind: 'label' }>, catalog: CatalogIndex): void {
-    const memoKey = `broad:${JSON.stringify(spec)}`;
-    if (!catalog.derived.has(memoKey)) catalog.derived.set(memoKey, this.labelBreadth(spec, catalog));
-    const found = catalog.derived.get(memoKey) as { message: string; key?: string } | undefined;
-    if (found) this.report(diag('S308', s.start, s.end, found.message, found.key ? { replacement: JSON.stringify(found.key), key: found.key } : undefined));
-  }
-
-  private labelBreadth(spec: Extract<SelectorSpec, { kind: 'label' }>, catalog: CatalogIndex): { message: string; key?: string } | undefined {
-    const infos = selectComponents(catalog, spec, this.tagOf).map((k) => catalog.byKey.get(k)!).filter((c) => c?.selectivity);
-    if (infos.length < 2) return undefined;
-    const best = new Map(infos.map((c) => [c, bestSelectivity(c)?.value ?? 0]));
-    const broad = infos.filter((c) => best.get(c)! < SPECIFIC_SELECTIVITY);
-    if (broad.length * 2 <= infos.length) return undefined;
-    const specific = infos.filter((c) => best.get(c)! >= SPECIFIC_SELECTIVITY).sort((x, y) => best.get(y)! - best.get(x)!);
-    const ex = broad[0];
-    return {
-      message: `${broad.length} of ${infos.length} components matching /${spec.pattern}/${spec.flags} are broad (selectivity below ${SPECIFIC_SELECTIVITY}× for every tag), e.g. ${ex.key} "${ex.label?.text}"`
-        + (specific.length ? `; the most specific is ${specific[0].key} "${specific[0].label?.text}"` : ''),
-      ...(specific.length ? { key: specific[0].key } : {}),
-    };
-  }
-
   private expect(d: A.ExpectDecl): void {
     if (d.edit) this.ref(d.edit, ['edit']);
     if (d.metric) this.metric(d.metric);
-    if (d.unit && d.change?.text === 'is' && d.unit.unit === '%') this.report(diag('S505', d.unit.start, d.unit.end, '"is" compares the loss itself: use nats or bits, not %'));
-    if (d.bound && d.bound.value < 0) this.report(diag('S501', d.bound.start, d.bound.end, 'the bound must not be negative (rises/falls say the direction)'));
-  }
-
-  /**
-   * Two edits on the same model that scale one component: the second silently overrides the first.
-   * Selections are memoized arrays, so an identical selector in a later edit is the same array: it is
-   * reported as a whole, and only distinct arrays are walked key by key (this keeps a 5,000-line
-   * spec with large label and module selections within the typing budget).
-   */
-  private overlaps(edits: A.EditDecl[]): void {
-    const owners = new Map<CatalogIndex, { byOrdinal: Int32Array; seenBy: Int32Array; byArray: Map<string[], number> }>();
-    edits.forEach((e, ordinal) => {
-      const catalog = this.a.editCatalogs.get(e);
-      if (!catalog || !e.name) return;
-      if (!owners.has(catalog)) {
-        const n = catalog.componentCount;
-        owners.set(catalog, { byOrdinal: new Int32Array(n).fill(-1), seenBy: new Int32Array(n).fill(-1), byArray: new Map() });
-      }
-      const { byOrdinal, seenBy, byArray } = owners.get(catalog)!;
-      // Allocated on the first clash only: most edits have none. Counts, not key sets: `seenBy` already makes keys distinct.
-      let clashes: Map<number, { n: number; example: string }> | undefined;
-      let repeats: Map<number, number> | undefined;
-      for (const s of e.body) {
-        const keys = s.kind === 'select' && s.selector ? this.a.selections.get(s.selector) : undefined;
-        if (!keys?.length) continue;
-        const same = byArray.get(keys);
-        if (same !== undefined && same !== ordinal) {
-          repeats ??= new Map();
-          repeats.set(same, (repeats.get(same) ?? 0) + keys.length);
-          continue;
-        }
-        byArray.set(keys, ordinal);
-        const ids = selectionOrdinals(catalog, keys);
-        for (let i = 0; i < ids.length; i++) {
-          const id = ids[i];
-          if (seenBy[id] === ordinal) continue;
-          seenBy[id] = ordinal;
-          const prev = byOrdinal[id];
-          if (prev < 0) byOrdinal[id] = ordinal;
-          else if (prev !== ordinal) {
-            clashes ??= new Map();
-            const c = clashes.get(prev);
-            if (c) c.n++;
-            else clashes.set(prev, { n: 1, example: keys[i] });
-          }
-        }
-      }
-      if (!repeats && !clashes) return;
-      const where = (prev: number) => `edit "${edits[prev].name!.text}" (line ${this.line(edits[prev].start)})`;
-      for (const [prev, n] of repeats ?? []) {
-        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" repeats a selector of ${where(prev)}: both scale the same ${n} component${n > 1 ? 's' : ''}, so they are alternatives (apply one at a time with --edit)`));
-      }
-      for (const [prev, { n, example }] of clashes ?? []) {
-        this.report(diag('S405', e.name.start, e.name.end, `edit "${e.name.text}" scales ${n} component${n > 1 ? 's' : ''} that ${where(prev)} also scales, e.g. ${example}, so they are alternatives (apply one at a time with --edit)`));
-      }
-    });
-  }
-
-  private unused(): void {
-    const used = new Set(this.a.references.filter((r) => r.symbol).map((r) => r.name));
-    for (const s of this.a.symbols.values()) {
-      if ((s.kind === 'data' || s.kind === 'guard' || s.kind === 'model') && !used.has(s.name)) {
-        this.report(diag('S104', s.def.start, s.def.end, `${KIND_WORD[s.kind].replace(/^an? /, '')} "${s.name}" is never used`));
-      }
-    }
   }
 }
 

@@ -14,7 +14,7 @@ import { catalogHash, lockedScales, readLock } from '../engine/edit/lock';
 import { modelSha256 } from '../engine/identity';
 import { EditPlan } from '../engine/edit/plan';
 import { PlanRunner } from '../engine/edit/run';
-import { Analysis, CheckEnv } from './checker';
+import type { Analysis, CheckEnv } from './analysis';
 import { checkedAnalysis, specFromAnalysis, targetDatasets } from './semantic';
 
 /** Reads (unless `text` is given), checks and plans a spec; one ScalpelError at the first error. */

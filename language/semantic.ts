@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { ScalpelError, readTextFile } from '../engine/errors';
 import type { Unit } from './ast';
 import { sortKeys } from './catalog';
-import { Analysis, CheckEnv, analyze, defaultEnv } from './checker';
+import type { Analysis, CheckEnv } from './analysis';
+import { analyze, defaultEnv } from './checker';
 import type { MetricSpec, SelectorSpec, Spec, SpecLocation } from './spec';
 
 /**

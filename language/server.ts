@@ -15,7 +15,8 @@ import {
 import { createConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CatalogCache } from './catalog';
-import { Analysis, CheckEnv, analyze, cachingProbe } from './checker';
+import type { Analysis, CheckEnv } from './analysis';
+import { analyze, cachingProbe } from './checker';
 import { reparse } from './parser';
 import * as S from './services';
 

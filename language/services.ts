@@ -12,7 +12,7 @@ import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE } from '../en
 import { ComponentInfo } from '../engine/catalog/types';
 import * as A from './ast';
 import { CatalogIndex, componentSummary, keyExists, labelIndex, moduleKeys } from './catalog';
-import { Analysis, SymbolInfo, SymbolKind } from './checker';
+import type { Analysis, SymbolInfo, SymbolKind } from './analysis';
 import { Diagnostic } from './diagnostics';
 import { format } from './format';
 import { Token } from './lexer';

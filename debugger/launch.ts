@@ -23,7 +23,9 @@ import { TraceAnalysis } from '../engine/trace/analysis';
 import { SIDES, Side, Tracer, patchFeeds } from '../engine/trace/trace';
 import { WorstToken, largestLossIncrease } from '../engine/trace/worst';
 import { loadPlan } from '../language/plan';
-import { DebugRuntime, fmt, singleToken } from './runtime';
+import { singleToken } from './builtins';
+import { DebugRuntime } from './runtime';
+import { fmt } from './scopes';
 
 export interface ScalpelLaunchArgs {
   /** A .scalpel spec: its model, catalog, datasets and edits. */

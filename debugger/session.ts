@@ -11,7 +11,8 @@ import {
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { ScalpelError } from '../engine/errors';
 import { Launched, ScalpelLaunchArgs, launchRuntime } from './launch';
-import { DebugRuntime, Frame, RunResult, VarNode } from './runtime';
+import { DebugRuntime, Frame, RunResult } from './runtime';
+import type { VarNode } from './scopes';
 
 const THREAD_ID = 1;
 const LISTING_REFERENCE = 1;

@@ -4,7 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError } from '../../engine/errors';
 import { Launched, ScalpelLaunchArgs, launchRuntime } from '../../debugger/launch';
-import { DebugRuntime, RunResult, VarNode } from '../../debugger/runtime';
+import { DebugRuntime, RunResult } from '../../debugger/runtime';
+import type { VarNode } from '../../debugger/scopes';
+import { BUILTINS } from '../../debugger/builtins';
+import { SIDES } from '../../engine/trace/trace';
 import { captured } from '../../engine/trace/trace';
 import { writeVector } from '../../engine/catalog/read';
 import { CI_HIDDEN, TINY, ciParams, tinyWithCatalog } from './helpers';
@@ -159,7 +162,9 @@ test('evaluate: spec-style expressions on the edited model, with base and Δ', a
   assert.match(await rt.evaluate('logit("der")'), new RegExp(`^${fmtNum(logits[der]).replace('.', '\\.')}`));
   assert.match(await rt.evaluate('loss()'), /^\d+\.\d{4} {2}\(base \d+\.\d{4}, Δ /);
   for (const [bad, why] of [
-    ['nope(1)', /unknown function nope\(\)/],
+    ['nope(1)', new RegExp(`unknown function nope\\(\\) \\(known: ${[...Object.keys(BUILTINS), ...SIDES].join(', ')}\\)`)],
+    ['abs(1, 2)', /abs\(\) takes 1 argument$/],
+    ['constructor()', /unknown function constructor\(\)/],
     ['logit("der die")', /is 2 tokens/],
     ['component("h.0.mlp.c_fc:1")', /no component h\.0\.mlp\.c_fc:1/],
     ['loss(german)', /unknown name "german"/],
@@ -168,6 +173,11 @@ test('evaluate: spec-style expressions on the edited model, with base and Δ', a
     await assert.rejects(rt.evaluate(bad), (e: unknown) => e instanceof ScalpelError && why.test(e.message), bad);
   }
   await l.release();
+});
+
+test('every function of the expression language is documented in docs/debugger.md', () => {
+  const table = fs.readFileSync('docs/debugger.md', 'utf8').split('## Expressions')[1].split('\n## ')[0];
+  for (const name of [...Object.keys(BUILTINS), ...SIDES]) assert.ok(table.includes(`\`${name}(`), name);
 });
 
 test('a one-token input traces; loss() says there is nothing to score', async () => {

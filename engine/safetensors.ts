@@ -141,7 +141,7 @@ export interface PreparedFile {
 }
 
 /** Writes `parts` to a temporary beside `file` (stale temporaries of `file` are removed first). */
-export function prepareFile(file: string, parts: (Buffer | string)[]): PreparedFile {
+export function prepareFile(file: string, parts: Iterable<Buffer | string>): PreparedFile {
   removeStaleTemps(file);
   const temp = tempName(file);
   let fd: number;
@@ -177,7 +177,7 @@ export function prepareFile(file: string, parts: (Buffer | string)[]): PreparedF
 }
 
 /** Writes `file` atomically: a temporary file in the same folder, then a rename. */
-export function writeFileAtomic(file: string, parts: (Buffer | string)[]): void {
+export function writeFileAtomic(file: string, parts: Iterable<Buffer | string>): void {
   prepareFile(file, parts).commit();
 }
 

@@ -6,6 +6,7 @@ import { openLanguageModel } from '../../engine/lm';
 import { DecomposeMethod, decompose } from '../../engine/decompose';
 import { writeCatalog } from '../../engine/catalog/write';
 import { positiveInt } from './eval';
+import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
 const usage = `scalpel decompose --model DIR|FILE --method neuron|svd [options]
 
@@ -15,10 +16,11 @@ Decomposes a model's weight matrices into rank-one components and writes a catal
   --model DIR|FILE     a folder with model.onnx + tokenizer.json, or an .onnx file
   --method neuron|svd  neuron: each MLP hidden unit is a component of the up- and the down-projection (exact);
                        svd: each matrix's singular triplets, largest first, the rest kept as residual
-  --rank K             svd: triplets kept per matrix (default: all)
+  --rank K             svd: triplets kept per matrix (default: all); with a rank, a randomized truncated SVD
   --modules GLOB       module paths to decompose, fnmatch style, repeatable (default: the MLP matrices)
   --tokenizer FILE     tokenizer.json to use (or "bytes"); default: beside the model
-  -o, --out DIR        output folder (default: MODEL_DIR/catalogs/METHOD)`;
+  -o, --out DIR        output folder (default: MODEL_DIR/catalogs/METHOD)
+${runtimeUsage} (the SVD's products with --rank)`;
 
 export const decomposeCommand: Command = {
   name: 'decompose',
@@ -34,6 +36,7 @@ export const decomposeCommand: Command = {
         modules: { type: 'string', multiple: true },
         tokenizer: { type: 'string' },
         out: { type: 'string', short: 'o' },
+        ...runtimeFlags,
       },
       strict: true,
       allowPositionals: false,
@@ -44,7 +47,7 @@ export const decomposeCommand: Command = {
     if (values.rank !== undefined && method !== 'svd') throw new ScalpelError('--rank applies to --method svd only');
     const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer });
     const started = performance.now();
-    const d = decompose(lm, { method: method as DecomposeMethod, modules: values.modules, rank: positiveInt(values.rank, '--rank') });
+    const d = await decompose(lm, { method: method as DecomposeMethod, modules: values.modules, rank: positiveInt(values.rank, '--rank'), ...runtimeFromFlags(values) });
     const out = values.out ?? path.join(path.dirname(lm.file), 'catalogs', method);
     writeCatalog(out, d.catalog, d.tensors);
     const seconds = (performance.now() - started) / 1000;

@@ -5,21 +5,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ScalpelError, readTextFile } from '../errors';
+import { ScalpelError } from '../errors';
 import { SafetensorsFile } from '../safetensors';
 import * as S from '../schema';
+import { readCatalogJson } from './stream';
 import { CATALOG_FORMAT, Catalog, CatalogModule } from './types';
 
 /** `location` is a catalog folder or its catalog.json. */
 export function readCatalogMetadata(location: string): Catalog & { dir: string } {
   const file = location.endsWith('.json') ? location : path.join(location, 'catalog.json');
-  const text = readTextFile(file, 'read component catalog');
-  let json: Catalog;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ScalpelError(`invalid JSON: ${(err as Error).message}`, file);
-  }
+  const json = readCatalogJson(file, file, MAX_CATALOG_COMPONENTS) as Catalog;
   if (json?.format !== CATALOG_FORMAT) {
     throw new ScalpelError(`not a Scalpel catalog (format is ${JSON.stringify(json?.format)}, expected "${CATALOG_FORMAT}")`, file);
   }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileError } from '../errors';
 import { NamedTensor, writeFileAtomic, writeSafetensors } from '../safetensors';
+import { catalogJsonChunks } from './stream';
 import { CATALOG_FORMAT, Catalog } from './types';
 
 /** Per module: V (dIn, C), U (C, dOut), optional residual (dOut, dIn); a factor left out is the identity. */
@@ -49,17 +50,5 @@ export function writeCatalog(dir: string, catalog: Catalog, tensors?: ModuleTens
     }
     writeSafetensors(path.join(dir, out.tensors), named, { format: CATALOG_FORMAT });
   }
-  writeFileAtomic(path.join(dir, 'catalog.json'), [catalogJson(out)]);
-}
-
-/**
- * catalog.json text: the header fields indented, then one component per line, so that a 40,000-component
- * catalog stays compact and a diff of a re-labelled catalog shows one line per changed component.
- */
-export function catalogJson(catalog: Catalog): string {
-  const { components, ...head } = catalog;
-  const lines = JSON.stringify({ ...head, components: [] }, null, 1).split('\n');
-  const close = lines.length - 1; // the closing brace; the line before it is ` "components": []`
-  lines[close - 1] = components.length ? ` "components": [\n${components.map((c) => `  ${JSON.stringify(c)}`).join(',\n')}\n ]` : ' "components": []';
-  return lines.join('\n') + '\n';
+  writeFileAtomic(path.join(dir, 'catalog.json'), catalogJsonChunks(out));
 }

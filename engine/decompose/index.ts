@@ -2,7 +2,8 @@
  * Built-in decompositions, so any ONNX model gets a catalog without Python:
  * - `neuron`: each MLP hidden unit is one rank-one component of the up-projection (its input weights)
  *   and one of the down-projection (its output weights); exact, no residual.
- * - `svd`: each matrix's top-k singular triplets, the remainder kept as the residual.
+ * - `svd`: each matrix's top-k singular triplets, the remainder kept as the residual: the full one-sided
+ *   Jacobi SVD without a rank, a randomized truncated SVD (`truncatedSvd`, products by onnxruntime) with one.
  */
 import { modelSha256 } from '../identity';
 import * as path from 'node:path';
@@ -14,11 +15,13 @@ import { componentKey } from '../catalog/key';
 import { readNorms, writeNorms } from '../catalog/read';
 import { ModuleTensors } from '../catalog/write';
 import { CATALOG_FORMAT, Catalog, CatalogModule, ComponentInfo } from '../catalog/types';
-import { svd } from './svd';
+import { RuntimeOptions, runtimeOf } from '../runtime';
+import { GemmSessions } from './products';
+import { svd, truncatedSvd } from './svd';
 
 export type DecomposeMethod = 'neuron' | 'svd';
 
-export interface DecomposeOptions {
+export interface DecomposeOptions extends RuntimeOptions {
   method: DecomposeMethod;
   /** fnmatch patterns over module paths; default: the MLP matrices (`*mlp*`, `*ffn*`, `*feed_forward*`). */
   modules?: string[];
@@ -33,7 +36,7 @@ export interface Decomposition {
 
 const MLP_PATTERNS = ['*mlp*', '*ffn*', '*feed_forward*'];
 
-export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposition {
+export async function decompose(lm: LanguageModel, opts: DecomposeOptions): Promise<Decomposition> {
   const patterns = (opts.modules?.length ? opts.modules : MLP_PATTERNS).map(moduleGlob);
   const targets = moduleWeights(lm.onnx).filter((w) => patterns.some((p) => p.test(w.module)));
   if (!targets.length) {
@@ -42,12 +45,17 @@ export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposit
   if (opts.rank !== undefined && (!Number.isInteger(opts.rank) || opts.rank <= 0)) throw new ScalpelError(`rank must be a positive whole number, not ${opts.rank}`);
   const modules: CatalogModule[] = [];
   const tensors: ModuleTensors[] = [];
-  for (const w of targets) {
-    const weight = inOut(w, readFloatTensor(lm.onnx, w.initializer));
-    const t = opts.method === 'neuron' ? neuronFactors(w, weight) : svdFactors(w, weight, opts.rank);
-    const components = t.U ? t.U.length / w.dOut : t.V!.length / w.dIn;
-    modules.push({ path: w.module, initializer: w.initializer, layout: w.layout, dIn: w.dIn, dOut: w.dOut, components, hasResidual: Boolean(t.residual), ...(t.V && t.U ? {} : { identity: t.V ? 'U' : 'V' }) });
-    tensors.push(t);
+  const gemm = opts.method === 'svd' && opts.rank !== undefined ? await GemmSessions.create(runtimeOf(opts)) : undefined;
+  try {
+    for (const w of targets) {
+      const weight = inOut(w, readFloatTensor(lm.onnx, w.initializer));
+      const t = opts.method === 'neuron' ? neuronFactors(w, weight) : await svdFactors(w, weight, opts.rank, gemm);
+      const components = t.U ? t.U.length / w.dOut : t.V!.length / w.dIn;
+      modules.push({ path: w.module, initializer: w.initializer, layout: w.layout, dIn: w.dIn, dOut: w.dOut, components, hasResidual: Boolean(t.residual), ...(t.V && t.U ? {} : { identity: t.V ? 'U' : 'V' }) });
+      tensors.push(t);
+    }
+  } finally {
+    await gemm?.release();
   }
   const components: ComponentInfo[] = [];
   modules.forEach((m, mi) => {
@@ -61,7 +69,7 @@ export function decompose(lm: LanguageModel, opts: DecomposeOptions): Decomposit
   const catalog: Catalog = {
     format: CATALOG_FORMAT,
     model: { file: path.basename(lm.file), sha256: modelSha256(lm.file) },
-    method: { name: opts.method, params: { modules: opts.modules ?? MLP_PATTERNS, ...(opts.method === 'svd' ? { rank: opts.rank ?? 'full' } : {}) }, provenance: 'scalpel decompose (engine/decompose)' },
+    method: { name: opts.method, params: { modules: opts.modules ?? MLP_PATTERNS, ...(opts.method === 'svd' ? { rank: opts.rank ?? 'full', solver: opts.rank === undefined ? 'jacobi' : 'randomized' } : {}) }, provenance: 'scalpel decompose (engine/decompose)' },
     tensors: 'components.safetensors',
     modules,
     components,
@@ -89,28 +97,34 @@ function neuronFactors(w: ModuleWeight, weight: Float32Array): ModuleTensors {
 }
 
 /** Top `rank` triplets: V[:, k] = u_k √σ_k, U[k] = √σ_k v_k; the rest of W as the torch-layout residual. */
-function svdFactors(w: ModuleWeight, weight: Float32Array, rank?: number): ModuleTensors {
+async function svdFactors(w: ModuleWeight, weight: Float32Array, rank?: number, gemm?: GemmSessions): Promise<ModuleTensors> {
   const { dIn, dOut } = w;
-  const d = svd(weight, dIn, dOut);
+  const d = rank !== undefined && gemm ? await truncatedSvd(weight, dIn, dOut, rank, gemm.of(weight, dIn, dOut)) : svd(weight, dIn, dOut);
   const k = Math.min(rank ?? d.k, d.k);
   const V = new Float32Array(dIn * k);
   const U = new Float32Array(k * dOut);
-  const approx = new Float64Array(dIn * dOut);
   for (let c = 0; c < k; c++) {
     const r = Math.sqrt(d.s[c]);
     for (let i = 0; i < dIn; i++) V[i * k + c] = d.u[c][i] * r;
     for (let j = 0; j < dOut; j++) U[c * dOut + j] = d.v[c][j] * r;
   }
   // The residual is taken against the float32 factors actually stored, so V@U + residual is W to rounding.
-  for (let i = 0; i < dIn; i++) {
-    for (let c = 0; c < k; c++) {
-      const v = V[i * k + c];
-      for (let j = 0; j < dOut; j++) approx[i * dOut + j] += v * U[c * dOut + j];
-    }
-  }
+  const approx = gemm ? await gemm.of(V, dIn, k).times(Float64Array.from(U), dOut) : product(V, U, dIn, k, dOut);
   const residual = new Float32Array(dOut * dIn);
   for (let i = 0; i < dIn; i++) for (let j = 0; j < dOut; j++) residual[j * dIn + i] = weight[i * dOut + j] - approx[i * dOut + j];
   return { module: w.module, V, U, residual };
+}
+
+/** V (dIn, k) · U (k, dOut) in float64. */
+function product(V: Float32Array, U: Float32Array, dIn: number, k: number, dOut: number): Float64Array {
+  const out = new Float64Array(dIn * dOut);
+  for (let i = 0; i < dIn; i++) {
+    for (let c = 0; c < k; c++) {
+      const v = V[i * k + c];
+      for (let j = 0; j < dOut; j++) out[i * dOut + j] += v * U[c * dOut + j];
+    }
+  }
+  return out;
 }
 
 function round(x: number): number {

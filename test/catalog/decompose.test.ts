@@ -56,11 +56,11 @@ test('SVD of a rank-3 matrix has three nonzero singular values; a diagonal one g
 });
 
 for (const layout of ['named', 'transposed'] as const) {
-  test(`neuron and SVD catalogs (+ residual) reconstruct the ${layout === 'named' ? 'in_out' : 'out_in'} weights to 1e-5`, () => {
+  test(`neuron and SVD catalogs (+ residual) reconstruct the ${layout === 'named' ? 'in_out' : 'out_in'} weights to 1e-5`, async () => {
     const file = writeTinyModel(tinyWeights(3), layout);
     const lm = openLanguageModel(file, { tokenizer: 'bytes', contextLength: 8 });
     for (const [method, rank] of [['neuron', undefined], ['svd', undefined], ['svd', 2]] as const) {
-      const d = decompose(lm, { method, rank, modules: ['h.0.mlp.c_fc'] });
+      const d = await decompose(lm, { method, rank, modules: ['h.0.mlp.c_fc'] });
       const dir = path.join(path.dirname(file), `${method}-${rank}`);
       writeCatalog(dir, d.catalog, d.tensors);
       const ct = openCatalogTensors(dir);
@@ -81,9 +81,9 @@ for (const layout of ['named', 'transposed'] as const) {
   });
 }
 
-test('neuron basis pairs the MLP: c_fc reads with its columns, c_proj writes with its rows', () => {
+test('neuron basis pairs the MLP: c_fc reads with its columns, c_proj writes with its rows', async () => {
   const lm = openLanguageModel(writePlantedModel(), { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'neuron' });
+  const d = await decompose(lm, { method: 'neuron' });
   assert.deepEqual(d.catalog.modules.map((m) => [m.path, m.components, m.hasResidual]), [['h.0.mlp.c_fc', 32, false], ['h.0.mlp.c_proj', 32, false]]);
   const [fc, proj] = d.tensors;
   const wProj = readFloatTensor(lm.onnx, 'h.0.mlp.c_proj.weight');
@@ -92,5 +92,5 @@ test('neuron basis pairs the MLP: c_fc reads with its columns, c_proj writes wit
   assert.deepEqual([fc.U, proj.V], [undefined, undefined]);
   assert.deepEqual(d.catalog.modules.map((m) => m.identity), ['U', 'V']);
   assert.equal(d.catalog.components[5].key, 'h.0.mlp.c_fc:5');
-  assert.throws(() => decompose(lm, { method: 'neuron', modules: ['nothing.*'] }), /no weight matrix matches nothing\.\*/);
+  await assert.rejects(decompose(lm, { method: 'neuron', modules: ['nothing.*'] }), /no weight matrix matches nothing\.\*/);
 });

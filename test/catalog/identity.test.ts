@@ -18,10 +18,10 @@ import { ScalpelError } from '../../engine/errors';
 import { tinyWithCatalog } from '../debugger/helpers';
 
 /** The same neuron decomposition twice: as `decompose` writes it (identity implicit) and with the identity stored. */
-function twoCatalogs() {
+async function twoCatalogs() {
   const dir = tinyWithCatalog();
   const lm = openLanguageModel(dir);
-  const d = decompose(lm, { method: 'neuron' });
+  const d = await decompose(lm, { method: 'neuron' });
   writeCatalog(path.join(dir, 'implicit'), d.catalog, d.tensors);
   const dense: ModuleTensors[] = d.tensors.map((t, i) => {
     const m = d.catalog.modules[i];
@@ -34,8 +34,8 @@ function twoCatalogs() {
   return { dir, lm, implicit: openCatalogTensors(path.join(dir, 'implicit')), dense: openCatalogTensors(path.join(dir, 'dense')) };
 }
 
-test('a neuron catalog stores no identity factor, and its file is what the weights take', () => {
-  const { dir, lm, implicit, dense } = twoCatalogs();
+test('a neuron catalog stores no identity factor, and its file is what the weights take', async () => {
+  const { dir, lm, implicit, dense } = await twoCatalogs();
   const names = [...SafetensorsFile.open(implicit.file.file).entries.keys()].sort();
   assert.deepEqual(implicit.catalog.modules.map((m) => [m.path, m.identity]), [['h.0.mlp.c_fc', 'U'], ['h.0.mlp.c_proj', 'V'], ['h.1.mlp.c_fc', 'U'], ['h.1.mlp.c_proj', 'V']]);
   assert.deepEqual(names, ['h.0.mlp.c_fc.V', 'h.0.mlp.c_proj.U', 'h.1.mlp.c_fc.V', 'h.1.mlp.c_proj.U']);
@@ -51,7 +51,7 @@ test('a neuron catalog stores no identity factor, and its file is what the weigh
 });
 
 test('every consumer reads an implicit identity as the stored one: edits, labels, trace activations and contributions', async () => {
-  const { lm, implicit, dense } = twoCatalogs();
+  const { lm, implicit, dense } = await twoCatalogs();
   // Edits: each component's read and write vectors.
   const [ci, cd] = [new CatalogComponents(implicit), new CatalogComponents(dense)];
   for (const key of ['h.0.mlp.c_fc:5', 'h.1.mlp.c_fc:0', 'h.0.mlp.c_proj:7', 'h.1.mlp.c_proj:3']) {
@@ -97,8 +97,8 @@ test('every consumer reads an implicit identity as the stored one: edits, labels
   }
 });
 
-test('an identity that does not fit the module is one clear error', () => {
-  const { dir, implicit } = twoCatalogs();
+test('an identity that does not fit the module is one clear error', async () => {
+  const { dir, implicit } = await twoCatalogs();
   const file = path.join(dir, 'implicit', 'catalog.json');
   const json = JSON.parse(fs.readFileSync(file, 'utf8'));
   json.modules[0].identity = 'V'; // c_fc's hidden units are its outputs: an identity V has d_in units, not C

@@ -29,7 +29,7 @@ function taggedData(lm: ReturnType<typeof openLanguageModel>): TaggedData[] {
 test('labelling finds the planted German-specific neuron, names it, and finds what it promotes', async () => {
   const dir = writePlantedModel();
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'neuron' });
+  const d = await decompose(lm, { method: 'neuron' });
   const catDir = path.join(dir, 'components');
   writeCatalog(catDir, d.catalog, d.tensors);
   const tensors = openCatalogTensors(catDir);
@@ -81,7 +81,7 @@ test('labelling finds the planted German-specific neuron, names it, and finds wh
 test('ablation Δloss equals the weight edit at scale 0, evaluated on its own on the same tokens', async () => {
   const dir = writePlantedModel();
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'neuron' });
+  const d = await decompose(lm, { method: 'neuron' });
   const catDir = path.join(dir, 'components');
   writeCatalog(catDir, d.catalog, d.tensors);
   const tensors = openCatalogTensors(catDir);
@@ -111,7 +111,7 @@ test('ablation Δloss equals the weight edit at scale 0, evaluated on its own on
 test('human labels survive re-labelling; auto labels are replaced', async () => {
   const dir = writePlantedModel();
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'neuron' });
+  const d = await decompose(lm, { method: 'neuron' });
   const catDir = path.join(dir, 'components');
   d.catalog.components[0].label = { text: 'my own words', source: 'human' };
   d.catalog.components[1].label = { text: 'stale', source: 'auto' };
@@ -158,7 +158,7 @@ test('label rules with ablation: a language is named only where removing the com
 test('with CI functions in the catalog, statistics are of causal importance, computed as SPD defines it', async () => {
   const dir = writePlantedModel();
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'neuron', modules: ['h.0.mlp.c_fc'] });
+  const d = await decompose(lm, { method: 'neuron', modules: ['h.0.mlp.c_fc'] });
   const C = 32, h = 3;
   const ci = { wIn: randomValues(C * h, 1).map((v) => v * 3), bIn: randomValues(C * h, 2), wOut: randomValues(C * h, 3).map((v) => v * 2), bOut: randomValues(C, 4).map((v) => v + 0.3) };
   d.tensors[0].extra = [
@@ -223,7 +223,7 @@ test('a component that barely fires is inactive, however lopsided its means', ()
 test('lm_head components promote the tokens of their own largest write entries', async () => {
   const dir = writePlantedModel();
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'svd', modules: ['lm_head'], rank: 4 });
+  const d = await decompose(lm, { method: 'svd', modules: ['lm_head'], rank: 4 });
   const catDir = path.join(dir, 'components');
   writeCatalog(catDir, d.catalog, d.tensors);
   const tensors = openCatalogTensors(catDir);
@@ -277,7 +277,7 @@ test('output-side statistics follow the graph, not module names: queries, keys a
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-meta-'));
   metaStyleModel(dir);
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = decompose(lm, { method: 'svd', modules: ['layers.*', 'output'], rank: 2 });
+  const d = await decompose(lm, { method: 'svd', modules: ['layers.*', 'output'], rank: 2 });
   const catDir = path.join(dir, 'components');
   writeCatalog(catDir, d.catalog, d.tensors);
   const tensors = openCatalogTensors(catDir);

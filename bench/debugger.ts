@@ -20,11 +20,16 @@ import { DebugProtocol } from '@vscode/debugprotocol';
 import { launchRuntime } from '../debugger/launch';
 import { tokenizeDataset } from '../engine/evaluate';
 import { openLanguageModel } from '../engine/lm';
+import { moduleWeights } from '../engine/onnx/modules';
 
 const ROOT = path.join(__dirname, '..');
 const MODEL = path.resolve(process.argv[2] ?? path.join(ROOT, 'models', 'polyglot'));
 const INPUT = 'Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit Vernunft und Gewissen begabt und sollen einander im Geist der Brüderlichkeit begegnen.';
-const SCALES = { 'h.1.mlp.c_fc:n17': 0 };
+/** Output unit 17 of block 1's MLP up-projection, by the model's own module name (`h.1.mlp.c_fc`, `transformer.h.1.mlp.c_fc`). */
+const SCALES = (() => {
+  const m = fs.existsSync(path.join(MODEL, 'model.onnx')) ? moduleWeights(openLanguageModel(MODEL).onnx).find((w) => /(^|\.)h\.1\.mlp\.c_fc$/.test(w.module)) : undefined;
+  return { [`${m?.module ?? 'h.1.mlp.c_fc'}:n17`]: 0 };
+})();
 
 function stats(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);

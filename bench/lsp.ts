@@ -1,6 +1,6 @@
 /**
  * Language-server latency over stdio, as an editor sees it: `node bin/scalpel.js lsp --stdio` as a
- * child process, a generated 5,000-line spec and a generated 40,000-component catalog.
+ * child process, a generated 5,000-line spec and a generated 40,000-component catalog (73,728 with `--gpt2`).
  * Prints p50/p95 of completion, hover and diagnostics after a one-character edit, the cold start,
  * and the server's memory. Run with `npm run bench:lsp` (it builds first).
  *
@@ -19,8 +19,12 @@ import { RpcClient } from '../test/language/rpc';
 
 const ROOT = path.join(__dirname, '..');
 const SAMPLES = Number(process.env.SAMPLES ?? 200);
-const LAYERS = 4;
-const PER_MODULE = { 'attn.c_attn': 2000, 'attn.c_proj': 1000, 'mlp.c_fc': 5000, 'mlp.c_proj': 2000 } as const;
+// `--gpt2`: a catalog the size of GPT-2 small's neuron catalog, 12 layers × 6,144 = 73,728 components.
+const GPT2 = process.argv.includes('--gpt2');
+const LAYERS = GPT2 ? 12 : 4;
+const PER_MODULE = GPT2
+  ? { 'attn.c_attn': 2000, 'attn.c_proj': 1000, 'mlp.c_fc': 1572, 'mlp.c_proj': 1572 }
+  : { 'attn.c_attn': 2000, 'attn.c_proj': 1000, 'mlp.c_fc': 5000, 'mlp.c_proj': 2000 };
 
 function generateSpec(): { text: string; keyLines: number[] } {
   const lines: string[] = [
@@ -191,7 +195,7 @@ async function main(): Promise<void> {
     console.log(`CPU time per edit (reparse + check, mean): ${cpuPerEdit.toFixed(2)} ms; wall p50 ${(percentile(reparseMs, 50) + percentile(checkMs, 50)).toFixed(2)} ms`);
     console.log(`\nserver memory: ${memBefore.rss.toFixed(0)} MB RSS idle before open; ${mem.rss.toFixed(0)} MB RSS after the run (peak ${mem.peak.toFixed(0)} MB)`);
     const worst = Math.max(percentile(diag, 95), percentile(completion, 95), percentile(labelCompletion, 95), percentile(hover, 95));
-    console.log(`target p95 <= 20 ms: ${worst <= 20 ? 'met' : 'NOT met'} (worst p95 ${worst.toFixed(2)} ms)`);
+    console.log(`target p95 <= 20 ms: ${worst <= 20 ? 'met' : 'NOT met'} (worst p95 ${worst.toFixed(2)} ms); first diagnostics <= 1 s: ${cold <= 1000 ? 'met' : 'NOT met'} (${cold.toFixed(0)} ms)`);
     console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other jobs inflate the tails)`);
     await rpc.request('shutdown', null);
     rpc.notify('exit', null);

@@ -26,7 +26,15 @@ import { svd, truncatedSvd } from '../engine/decompose/svd';
 import { openLanguageModel } from '../engine/lm';
 import { readFloatTensor } from '../engine/onnx/model';
 import { moduleWeights } from '../engine/onnx/modules';
+import { commands } from '../cli/commands';
+import { PreviewSession } from '../engine/edit/preview';
+import { WeightEditor, neuronComponent } from '../engine/edit/weights';
+import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { GPT2_SMALL, writeGpt2 } from './gpt2-model';
+
+/** Module paths of the generated GPT-2 start with this (the Hugging Face tree). */
+const GPT2_MODULE_PREFIX = 'transformer.';
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const MB = 2 ** 20;
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
@@ -106,7 +114,77 @@ async function job(name: string, dir: string): Promise<Record<string, number>> {
     writeCatalog(catalogDir, catalog);
     return { seconds: seconds(t0), components, jsonMB: fs.statSync(path.join(catalogDir, 'catalog.json')).size / MB };
   }
+  if (name === 'preview') {
+    // A new scale of one neuron component → Δloss on 5 datasets of 2,000 tokens (base results cached).
+    const lm = openLanguageModel(dir);
+    const editor = new WeightEditor(lm.onnx);
+    const module = moduleWeights(lm.onnx).find((w) => w.module.endsWith('.5.mlp.c_fc'))!;
+    const comp = neuronComponent(lm.onnx, editor.module(module.module), 'out', 17);
+    const data = DATASETS.map((seed) => tokens(lm, seed, 2000));
+    let t0 = performance.now();
+    const session = await PreviewSession.create(lm, editor, editor.initializers([comp]), { threads: 2 });
+    const createS = seconds(t0);
+    t0 = performance.now();
+    for (const d of data) await session.base(d);
+    const baseS = seconds(t0);
+    const previewS: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      t0 = performance.now();
+      const w = editor.weights([{ component: comp, scale: 0.25 * i - 1 }]);
+      for (const d of data) await session.delta(d, w);
+      previewS.push(seconds(t0));
+    }
+    await session.release();
+    // Baseline in the same process: a plain evaluation of the same five datasets by a ready Evaluator.
+    const ev = await Evaluator.create(lm, { threads: 2 });
+    t0 = performance.now();
+    for (const d of data) await ev.evaluate(d);
+    const evalS = seconds(t0);
+    await ev.release();
+    return { createS, baseS, previewS: median(previewS), evalS, tokens: data.reduce((a, d) => a + d.ids.length - 1, 0) };
+  }
+  if (name === 'apply') {
+    // `scalpel eval SPEC` (the measurement apply makes: every dataset before and after) vs `scalpel apply SPEC`.
+    const run = (argv: string[]) => commands.find((c) => c.name === argv[0])!.run(argv.slice(1));
+    const spec = writeSpec(dir);
+    await run(['decompose', '--model', dir, '--method', 'neuron', '--modules', '*.h.1.mlp.*', '-o', path.join(dir, 'neuron-h1')]);
+    let t0 = performance.now();
+    await run(['eval', spec, '--threads', '2', '--json']);
+    const evalS = seconds(t0);
+    t0 = performance.now();
+    await run(['apply', spec, '-o', path.join(dir, 'edited.onnx'), '--threads', '2']);
+    const applyS = seconds(t0);
+    return { evalS, applyS };
+  }
   throw new Error(`no job ${name}`);
+}
+
+const DATASETS = [1, 2, 3, 4, 5];
+
+/** About `n` tokens of seeded word salad (the generated model's tokenizer is byte-level: one token per byte). */
+function text(seed: number, n: number): string {
+  const words = 'the of and to in is that it for as with was on be by this are from at or an which not have'.split(' ');
+  let s = '';
+  for (let i = 0; s.length < n; i++) s += `${words[(i * 7919 + seed * 104729) % words.length]} `;
+  return s.slice(0, n);
+}
+
+function tokens(lm: ReturnType<typeof openLanguageModel>, seed: number, n: number) {
+  return tokenizeDataset({ name: `d${seed}`, source: 'bench', documents: [{ text: text(seed, n + 1), tags: {} }] }, lm.tokenizer, n + 1);
+}
+
+/** A spec over the generated model: one neuron component of h.1 scaled by 0.5, guarded on five 2,000-token texts. */
+function writeSpec(dir: string): string {
+  const lines = ['model g from "." {', '  components "neuron-h1"', '}'];
+  for (const seed of DATASETS) {
+    fs.writeFileSync(path.join(dir, `d${seed}.txt`), text(seed, 2001));
+    lines.push(`data d${seed} = text "d${seed}.txt" limit 2000 tokens`);
+  }
+  lines.push(`guard rest = [${DATASETS.slice(1).map((s) => `d${s}`).join(', ')}] within 5 nats`);
+  lines.push('edit e on g {', `  select "${GPT2_MODULE_PREFIX}h.1.mlp.c_fc:17"`, '  scale 0.5', '  keep rest', '}');
+  const file = path.join(dir, 'bench.scalpel');
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  return file;
 }
 
 /** A labelled catalog as `scalpel label` leaves it: statistics for five tags, contexts, output tokens, ablation. */
@@ -141,13 +219,13 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ ...out, rssMB: process.resourceUsage().maxRSS / 1024 }));
     return;
   }
-  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['neuron', 'svd', 'stream'];
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['neuron', 'svd', 'preview', 'apply', 'debugger', 'stream'];
   if (only.includes('svd-accuracy') && !only.includes('svd')) only.push('svd');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-scale-'));
   try {
     console.log(`bench:scale on ${os.cpus().length} cores, load average ${load()} (shared machine: compare ratios, not seconds)`);
     const small = path.join(root, 'gpt2-small');
-    if (only.includes('neuron') || only.includes('svd')) writeGpt2(small, GPT2_SMALL, { external: false });
+    if (only.some((x) => x !== 'stream')) writeGpt2(small, GPT2_SMALL, { external: false });
     if (only.includes('neuron')) {
       const r = child('neuron', small);
       console.log(`\nneuron decomposition of all ${r.modules} MLP matrices (${r.components} components): ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB.toFixed(0)} MB (load ${load()})`);
@@ -160,6 +238,18 @@ async function main(): Promise<void> {
         const a = child('svd-accuracy', small);
         console.log(`  one 768×3072 matrix (random weights: a flat spectrum, the hard case): truncated ${a.truncatedS.toFixed(1)} s vs full Jacobi ${a.fullS.toFixed(1)} s (${(a.fullS / a.truncatedS).toFixed(1)}×); worst relative error of σ1..σ64 ${a.worstRelative.toExponential(2)}, energy captured ${(a.energy * 100).toFixed(3)} % of the true top 64 (σ1 ${a.s0.toFixed(4)} vs ${a.true0.toFixed(4)}, σ64 ${a.s63.toFixed(4)} vs ${a.true63.toFixed(4)})`);
       }
+    }
+    if (only.includes('preview')) {
+      const r = child('preview', small);
+      console.log(`\npreview of a new scale (one neuron of h.5.mlp.c_fc) on 5 datasets, ${r.tokens} tokens: ${r.previewS.toFixed(2)} s (median of 3) vs a plain evaluation of the same datasets ${r.evalS.toFixed(2)} s → ${(r.previewS / r.evalS).toFixed(2)}×; session create ${r.createS.toFixed(1)} s, base results once ${r.baseS.toFixed(1)} s; peak RSS ${r.rssMB.toFixed(0)} MB (load ${load()})`);
+    }
+    if (only.includes('apply')) {
+      const r = child('apply', small);
+      console.log(`\nscalpel apply SPEC end to end (one neuron component, 5 datasets of 2,000 tokens, write, lock): ${r.applyS.toFixed(1)} s vs scalpel eval SPEC (its measurement) ${r.evalS.toFixed(1)} s → ${(r.applyS / r.evalS).toFixed(2)}× (target ≤ 3); peak RSS ${r.rssMB.toFixed(0)} MB (load ${load()})`);
+    }
+    if (only.includes('debugger')) {
+      const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'debugger.ts'), small], { encoding: 'utf8' });
+      console.log(`\ndebugger on the GPT-2 small layout (npm run bench:debugger -- MODEL_DIR; load ${load()}):\n${(r.stdout + r.stderr).trim().replace(/^/gm, '  ')}`);
     }
     if (only.includes('stream')) {
       const s = child('stream-string', root);

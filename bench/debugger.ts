@@ -42,7 +42,10 @@ async function baseline(): Promise<number> {
   const ids = tokenizeDataset({ name: 'x', source: 'x', documents: [{ text: INPUT, tags: {} }] }, lm.tokenizer).ids.subarray(0, lm.contextLength);
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(lm.file, { graphOptimizationLevel: 'all' });
-  await session.run({ [lm.inputName]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) });
+  const feeds: Record<string, ort.Tensor> = { [lm.inputName]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) };
+  // Exports that take positions (Hugging Face GPT-2) get 0..T−1.
+  if (session.inputNames.includes('position_ids')) feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(i)), [1, ids.length]);
+  await session.run(feeds);
   const ms = performance.now() - t0;
   await session.release();
   return ms;

@@ -102,7 +102,7 @@ export class StopView {
         return [
           { name: 'shape', value: `(${m.dIn} → ${m.dOut})  ${m.initializer}` },
           this.vectorVar('input', m.inputTensor),
-          this.vectorVar('output (before bias)', m.outputTensor),
+          this.vectorVar(this.analysis.trace.structure.moduleBias.get(m.module)?.fused ? 'output (bias included)' : 'output (before bias)', m.outputTensor),
         ];
       }
       case 'component':
@@ -298,6 +298,7 @@ function contributionText(c: Contributions[], index: number): string {
     exact: 'exact',
     direct: 'approximate: direct path',
     secant: 'approximate: secant through the nonlinearity',
+    gated: 'approximate: exact given the gate, then the direct path',
     value: "approximate: value path, this token's attention to itself",
     none: '',
   }[e.kind];

@@ -357,9 +357,11 @@ interface OutputSide {
 
 /**
  * What each component's write vector does to the logits (docs/components.md, "Statistics"):
- * residual writers go through the final LayerNorm's centring and gain and the unembedding; MLP
- * up-projections first through their block's down-projection (GELU linearised); lm_head's are logits.
- * All of it runs in small ORT graphs ending in TopK, so 40,000 components take seconds.
+ * residual writers go through the final norm's centring and gain and the unembedding; MLP first layers
+ * (GELU linearised, SwiGLU's up projection) and attention values (v, or v's third of a fused q|k|v) first
+ * through their sublayer's writer; lm_head's are logits. Queries, keys, SwiGLU gates (whose sign the up
+ * projection sets per token) and values of grouped heads (which query heads read them is per token) have no
+ * fixed direction and get none. All of it runs in small ORT graphs ending in TopK, so 40,000 components take seconds.
  */
 async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: number, rt: RuntimeOptions): Promise<Map<string, OutputSide>> {
   const out = new Map<string, OutputSide>();
@@ -430,9 +432,20 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       let s: ort.InferenceSession;
       let via: string;
       let down: ModuleWeight | undefined;
+      /** The columns of the write vectors fed: all, or v's of a fused q|k|v. */
+      let cols = { offset: 0, width: m.dOut };
       const path = paths.get(m.path);
-      if (!path) continue; // queries, keys and values do not write the residual stream
-      if (path.kind === 'logits') {
+      const value = structure.valuePaths.get(m.path);
+      const mlp = structure.mlpPaths.get(m.path);
+      if (value) {
+        down = structure.modules.find((x) => x.module === value.writer)!;
+        if (value.width !== down.dIn) continue;
+        cols = { offset: value.offset, width: value.width };
+        s = await session(`down:${down.module}`, value.width, down);
+        via = `${down.module}+${unembed.module}`;
+      } else if (!path || (mlp?.kind === 'secant' && [...structure.mlpPaths.values()].some((x) => x.writer === mlp.writer && x.kind === 'gated'))) {
+        continue; // queries and keys; a SwiGLU gate
+      } else if (path.kind === 'logits') {
         s = await session('logits', vocab, undefined, false);
         via = unembed.module;
       } else if (path.kind === 'residual') {
@@ -450,9 +463,13 @@ async function outputStatistics(lm: LanguageModel, plans: ModulePlan[], k: numbe
       for (let c0 = 0; c0 < C; c0 += OUTPUT_ROWS) {
         const rows = Math.min(OUTPUT_ROWS, C - c0);
         const U = p.factors!.U;
-        const block = U ? U.subarray(c0 * m.dOut, (c0 + rows) * m.dOut) : new Float32Array(rows * m.dOut);
-        if (!U) for (let r = 0; r < rows; r++) block[r * m.dOut + c0 + r] = 1;
-        const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', block, [rows, m.dOut]) };
+        const block = new Float32Array(rows * cols.width);
+        for (let r = 0; r < rows; r++) {
+          const row = (c0 + r) * m.dOut + cols.offset;
+          if (U) block.set(U.subarray(row, row + cols.width), r * cols.width);
+          else if (c0 + r >= cols.offset && c0 + r < cols.offset + cols.width) block[r * cols.width + c0 + r - cols.offset] = 1;
+        }
+        const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', block, [rows, cols.width]) };
         if (s.inputNames.includes('unembed')) feeds.unembed = matrix(unembed);
         if (down) feeds.down = matrix(down);
         const res = await s.run(feeds);

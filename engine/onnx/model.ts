@@ -315,6 +315,14 @@ export function readFloatTensor(model: OnnxModel, name: string): Float32Array {
   return t.dataType === DataType.FLOAT ? new Float32Array(bytes.buffer) : decodeFloats(bytes, t.dataType);
 }
 
+/** Reads a small int64 or int32 initializer (shapes, split sizes) as numbers; undefined for any other type. */
+export function readIntTensor(model: OnnxModel, name: string): number[] | undefined {
+  const t = model.initializers.get(name);
+  if (!t || (t.dataType !== DataType.INT64 && t.dataType !== DataType.INT32) || t.byteLength !== numel(t.dims) * DTYPE_BYTES[t.dataType]) return undefined;
+  const bytes = readTensorBytes(model, t);
+  return t.dataType === DataType.INT64 ? Array.from(new BigInt64Array(bytes.buffer), Number) : Array.from(new Int32Array(bytes.buffer));
+}
+
 /** One clear error for a weight Scalpel cannot read as floats, naming the tensor. */
 export function checkFloatTensor(model: OnnxModel, t: TensorInfo): void {
   if (QUANTIZED_TYPES.has(t.dataType)) {

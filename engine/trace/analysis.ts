@@ -25,12 +25,14 @@ export interface LensEntry {
  * `direct`: the module writes the residual stream: its first-order effect along the direct path
  *   (the final norm's gradient at this token, then the unembedding), ignoring later blocks (approximate);
  * `secant`: the module feeds an elementwise nonlinearity then a residual writer (an MLP's first
- *   layer): the nonlinearity replaced by its secant slope f(h)/h at this token, then as `direct`;
- * `value`: an attention's fused q|k|v projection: through v only, weighed by this token's attention to
- *   itself (probabilities frozen; effects through q, k and other positions left out), then as `direct`;
- * `none`: no linear path found.
+ *   layer, SwiGLU's gate): the nonlinearity replaced by its secant slope f(h)/h at this token, then as `direct`;
+ * `gated`: SwiGLU's up projection, multiplied by the gate: exact given the gate at this token, then as `direct`;
+ * `value`: an attention's v projection (or the v third of a fused q|k|v): through v only, weighed per head by
+ *   this token's attention to itself (probabilities frozen; effects through q, k and other positions left out),
+ *   then through the output projection as `direct`;
+ * `none`: no linear path found (queries and keys, modules outside a recognised sublayer).
  */
-export type ContributionKind = 'exact' | 'direct' | 'secant' | 'value' | 'none';
+export type ContributionKind = 'exact' | 'direct' | 'secant' | 'gated' | 'value' | 'none';
 
 export interface Contributions {
   kind: ContributionKind;
@@ -230,6 +232,7 @@ export class TraceAnalysis {
       if (kind === 'direct') r = g;
       else if (kind === 'value') r = this.valueGradient(module, side, position, g);
       else {
+        // secant and gated: the writer reads f(h) elementwise; f(h)/h is the slope at this token (exact for up·gate).
         const { writer, pre, post } = this.secantPath(module, side, position);
         const w2 = this.tracer.moduleMatrix(side, writer);
         r = new Float32Array(dOut);
@@ -253,15 +256,11 @@ export class TraceAnalysis {
     if (s.unembed?.module === module) return 'exact';
     if (!s.unembed || !s.finalNorm) return 'none';
     if (s.valuePaths.has(module)) return 'value';
+    const mlp = s.mlpPaths.get(module);
+    if (mlp) return mlp.kind;
     const sub = s.blocks.flatMap((b) => b.sublayers).find((x) => x.modules.some((m) => m.module === module));
-    if (!sub) return 'none';
-    const i = sub.modules.findIndex((m) => m.module === module);
-    const writer = sub.modules[sub.modules.length - 1];
     // The sublayer's last module writes the residual stream (its output plus bias is the sublayer's output).
-    if (i === sub.modules.length - 1) return 'direct';
-    // An elementwise nonlinearity between two modules shows as equal widths on both sides of it.
-    if (sub.modules.length === 2 && sub.modules[0].dOut === writer.dIn && s.moduleBias.has(module)) return 'secant';
-    return 'none';
+    return sub?.modules[sub.modules.length - 1].module === module ? 'direct' : 'none';
   }
 
   /**
@@ -293,36 +292,53 @@ export class TraceAnalysis {
   }
 
   /**
-   * d logit / d (q|k|v output) along v at this token: v's slice of head h is weighed by A[h, p, p], then
-   * goes through the output projection (merged heads: index h·(width/H) + j) and the direct gradient g.
+   * d logit / d (module output) along v at this token: query head h reads value head ⌊h / rep⌋ (grouped-query
+   * attention repeats each of the width / head-width value heads rep times), weighed by A[h, p, p]; the merged
+   * heads (index h·headWidth + j) go through the output projection and the direct gradient g.
    */
   private valueGradient(module: string, side: Side, position: number, g: Float32Array): Float32Array {
     const s = this.trace.structure;
     const vp = s.valuePaths.get(module)!;
-    const writer = s.blocks.flatMap((b) => b.sublayers).find((x) => x.modules[0].module === module)!.modules[1];
+    const writer = this.mw(vp.writer);
     const w2 = this.tracer.moduleMatrix(side, writer);
     const probs = this.trace.recorded[side].get(vp.probs)!;
     const [, heads, t] = probs.dims;
-    const headWidth = vp.width / heads;
-    const r = new Float32Array(this.mw(module).dOut);
-    for (let k = 0; k < vp.width; k++) {
+    const headWidth = writer.dIn / heads;
+    const rep = (heads * headWidth) / vp.width;
+    if (!Number.isInteger(headWidth) || !Number.isInteger(rep)) {
+      throw new ScalpelError(`attention of ${module}: ${heads} heads do not divide its output projection's ${writer.dIn} inputs or v's ${vp.width}`);
+    }
+    // d logit / d (writer input): W2 · g.
+    const back = new Float64Array(writer.dIn);
+    for (let k = 0; k < writer.dIn; k++) {
       let dot = 0;
       for (let j = 0; j < writer.dOut; j++) dot += w2[k * writer.dOut + j] * g[j];
-      const h = Math.floor(k / headWidth);
-      r[vp.offset + k] = probs.data[(h * t + position) * t + position] * dot;
+      back[k] = dot;
+    }
+    const r = new Float32Array(this.mw(module).dOut);
+    for (let k = 0; k < vp.width; k++) {
+      const kv = Math.floor(k / headWidth);
+      const j = k % headWidth;
+      let sum = 0;
+      for (let q = 0; q < rep; q++) {
+        const h = kv * rep + q;
+        sum += probs.data[(h * t + position) * t + position] * back[h * headWidth + j];
+      }
+      r[vp.offset + k] = sum;
     }
     return r;
   }
 
   private secantPath(module: string, side: Side, position: number) {
     const s = this.trace.structure;
-    const sub = s.blocks.flatMap((b) => b.sublayers).find((x) => x.modules.some((m) => m.module === module))!;
-    const mw = this.mw(module);
-    const writer = sub.modules[1];
-    const out = captured(this.trace, side, mw.outputTensor, position);
-    const bias = this.tracer.weight(side, s.moduleBias.get(module)!);
-    const pre = new Float32Array(out.length);
-    for (let k = 0; k < out.length; k++) pre[k] = out[k] + bias[k];
+    const writer = this.mw(s.mlpPaths.get(module)!.writer);
+    const out = captured(this.trace, side, this.mw(module).outputTensor, position);
+    const bias = s.moduleBias.get(module);
+    const pre = Float32Array.from(out);
+    if (bias && !bias.fused) {
+      const b = this.tracer.weight(side, bias.initializer);
+      for (let k = 0; k < out.length; k++) pre[k] += b[k];
+    }
     return { writer, pre, post: captured(this.trace, side, writer.inputTensor, position) };
   }
 

@@ -8,7 +8,7 @@
  * residual adds still yields its modules, in forward order.
  */
 import { ScalpelError } from '../errors';
-import { NodeInfo, OnnxModel, numel, readFloatTensor } from '../onnx/model';
+import { NodeInfo, OnnxModel, numel, readFloatTensor, readIntTensor } from '../onnx/model';
 import { ModuleWeight, moduleWeights } from '../onnx/modules';
 
 export type CaptureKind = 'residual' | 'sublayer' | 'module-in' | 'module-out' | 'logits';
@@ -45,8 +45,10 @@ export interface Block {
 }
 
 /**
- * The value path of an attention sublayer: a fused q|k|v projection (GPT-2's c_attn) split in three
- * equal parts, the third (v) reshaped into heads and weighed by the attention probabilities.
+ * The value path of an attention sublayer: the projection whose output (or a slice of it: GPT-2's fused
+ * q|k|v c_attn, split in three) is reshaped into heads and weighed by the attention probabilities, then
+ * merged and read by the sublayer's output projection (`writer`). Grouped-query attention (fewer value
+ * heads than query heads, repeated to match) shows as `width` < the writer's input.
  */
 export interface ValuePath {
   module: string;
@@ -55,6 +57,25 @@ export interface ValuePath {
   width: number;
   /** The attention probabilities [batch, heads, query, key] (a Softmax output) that multiply v. */
   probs: string;
+  /** The output projection reading the merged heads. */
+  writer: string;
+}
+
+/**
+ * How an MLP's first layer reaches its writer through elementwise operations only:
+ * `secant`: through a nonlinearity of its own output (GELU; SwiGLU's gate in silu(gate)·up);
+ * `gated`: multiplied by another module's gate (SwiGLU's up projection), linear once the gate is known.
+ */
+export interface MlpPath {
+  module: string;
+  kind: 'secant' | 'gated';
+  writer: string;
+}
+
+/** A module's bias: an Add after its MatMul, or Gemm's C input (`fused`: the module's product already includes it). */
+export interface ModuleBias {
+  initializer: string;
+  fused: boolean;
 }
 
 export interface FinalNorm {
@@ -77,10 +98,12 @@ export interface ModelStructure {
   /** Bias added to the unembedding's product, an initializer name. */
   unembedBias: string | undefined;
   finalNorm: FinalNorm | undefined;
-  /** Each module's bias initializer (the Add right after its MatMul), where it has one. */
-  moduleBias: Map<string, string>;
-  /** Attention value paths by their q|k|v module; their probabilities are recorded too. */
+  /** Each module's bias, where it has one. */
+  moduleBias: Map<string, ModuleBias>;
+  /** Attention value paths by their v (or fused q|k|v) module; their probabilities are recorded too. */
   valuePaths: Map<string, ValuePath>;
+  /** MLP first layers by module: how each reaches its sublayer's writer. */
+  mlpPaths: Map<string, MlpPath>;
   logits: string;
   /** Every capture point in forward order; several may name one tensor (a block's output is the next one's input). */
   captures: Capture[];
@@ -155,44 +178,153 @@ export function analyzeModel(model: OnnxModel, logits: string): ModelStructure {
   const topModules = modules.filter((m) => !blockOf(m.module));
   const { unembed, unembedBias } = findUnembed(model, modules, producers, logits);
   const finalNorm = unembed ? findFinalNorm(model, producers, unembed) : undefined;
-  const moduleBias = new Map<string, string>();
+  const moduleBias = new Map<string, ModuleBias>();
   for (const m of modules) {
-    const add = model.nodes.find((n) => n.opType === 'Add' && n.inputs.includes(m.outputTensor));
-    const bias = add && resolveInitializer(model, add.inputs[add.inputs[0] === m.outputTensor ? 1 : 0]);
+    const bias = biasOf(model, producers, m);
     if (bias) moduleBias.set(m.module, bias);
   }
   const valuePaths = new Map<string, ValuePath>();
+  const mlpPaths = new Map<string, MlpPath>();
   for (const sub of blocks.flatMap((b) => b.sublayers)) {
-    const path = valuePath(model, sub);
-    if (path) valuePaths.set(path.module, path);
+    for (const path of valuePathsOf(model, producers, sub)) valuePaths.set(path.module, path);
+    for (const path of mlpPathsOf(model, sub, valuePaths)) mlpPaths.set(path.module, path);
   }
-  return { modules, blocks, topModules, unembed, unembedBias, finalNorm, moduleBias, valuePaths, logits, captures: capturesOf(blocks, topModules, finalNorm, logits) };
+  return { modules, blocks, topModules, unembed, unembedBias, finalNorm, moduleBias, valuePaths, mlpPaths, logits, captures: capturesOf(blocks, topModules, finalNorm, logits) };
 }
 
-/** A sublayer [q|k|v projection, output projection] whose v reaches a MatMul with Softmax probabilities through Reshape/Transpose only. */
-function valuePath(model: OnnxModel, sub: Sublayer): ValuePath | undefined {
-  if (sub.modules.length !== 2) return undefined;
-  const [qkv, writer] = sub.modules;
-  if (qkv.dOut !== 3 * writer.dIn) return undefined;
-  const consumer = (t: string, op: string) => model.nodes.find((n) => n.opType === op && n.inputs[0] === t);
-  const producers = new Map<string, NodeInfo>();
-  for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
-  const biased = model.nodes.find((n) => n.opType === 'Add' && n.inputs.includes(qkv.outputTensor))?.outputs[0] ?? qkv.outputTensor;
-  const split = consumer(biased, 'Split');
-  const axis = split?.attributes.find((a) => a.name === 'axis')?.i;
-  if (!split || split.outputs.length !== 3 || (axis !== 2 && axis !== -1)) return undefined;
-  let v = split.outputs[2];
-  for (let hops = 0; hops < 8; hops++) {
-    const next = model.nodes.find((n) => n.inputs.includes(v) && n.opType !== 'Shape');
-    if (!next) return undefined;
-    if (next.opType === 'MatMul' && next.inputs[1] === v) {
-      const probs = producers.get(next.inputs[0]);
-      return probs?.opType === 'Softmax' ? { module: qkv.module, offset: 2 * writer.dIn, width: writer.dIn, probs: next.inputs[0] } : undefined;
-    }
-    if (next.opType !== 'Reshape' && next.opType !== 'Transpose') return undefined;
-    v = next.outputs[0];
+/** Gemm's C input (when alpha and beta are 1), or an initializer added right after the product. */
+function biasOf(model: OnnxModel, producers: Map<string, NodeInfo>, m: ModuleWeight): ModuleBias | undefined {
+  const node = producers.get(m.outputTensor)!;
+  if (node.opType === 'Gemm') {
+    const plain = ['alpha', 'beta'].every((a) => (node.attributes.find((x) => x.name === a)?.f ?? 1) === 1);
+    const c = node.inputs[2] ? resolveInitializer(model, node.inputs[2]) : undefined;
+    if (c && plain) return { initializer: c, fused: true };
   }
-  return undefined;
+  const add = model.nodes.find((n) => n.opType === 'Add' && n.inputs.includes(m.outputTensor));
+  const bias = add && resolveInitializer(model, add.inputs[add.inputs[0] === m.outputTensor ? 1 : 0]);
+  return bias ? { initializer: bias, fused: false } : undefined;
+}
+
+/** Operations that move a tensor's values without mixing positions or features (views, head splits and repeats, casts). */
+const VIEW_OPS = new Set(['Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'Expand', 'Identity', 'Cast', 'Flatten']);
+/** Elementwise operations an MLP's activation is written with (GELU, SiLU, SwiGLU, ReLU, tanh approximations). */
+const ELEMENTWISE_OPS = new Set([...VIEW_OPS, 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Tanh', 'Erf', 'Sigmoid', 'Relu', 'Gelu', 'FastGelu', 'Softplus', 'Neg', 'Exp', 'HardSigmoid', 'HardSwish', 'LeakyRelu', 'Elu']);
+
+function consumersOf(model: OnnxModel): Map<string, NodeInfo[]> {
+  const out = new Map<string, NodeInfo[]>();
+  for (const n of model.nodes) for (const t of n.inputs) if (t) (out.get(t) ?? out.set(t, []).get(t)!).push(n);
+  return out;
+}
+
+/** The tensor behind another through view operations only (the attention probabilities behind their Casts). */
+function throughViews(producers: Map<string, NodeInfo>, tensor: string): NodeInfo | undefined {
+  let p = producers.get(tensor);
+  for (let hops = 0; p && VIEW_OPS.has(p.opType) && hops < 8; hops++) p = producers.get(p.inputs[0]);
+  return p;
+}
+
+/** The slice of a Split's input that its output `index` holds: equal parts, or the sizes of its `split` attribute or input. */
+function splitSlice(model: OnnxModel, split: NodeInfo, index: number, width: number): { offset: number; width: number } | undefined {
+  let sizes = split.attributes.find((a) => a.name === 'split')?.ints;
+  const input = split.inputs[1] ? resolveInitializer(model, split.inputs[1]) : undefined;
+  if (!sizes && input) sizes = readIntTensor(model, input);
+  if (!sizes) {
+    if (width % split.outputs.length) return undefined;
+    sizes = split.outputs.map(() => width / split.outputs.length);
+  }
+  if (sizes.length !== split.outputs.length || sizes.reduce((a, b) => a + b, 0) !== width) return undefined;
+  return { offset: sizes.slice(0, index).reduce((a, b) => a + b, 0), width: sizes[index] };
+}
+
+/**
+ * Attention value paths: a module of the sublayer (not its writer) whose output, through view operations,
+ * a bias Add, a Concat with a past cache and at most one last-axis Split, is the right operand of a MatMul
+ * whose left operand is Softmax probabilities.
+ */
+function valuePathsOf(model: OnnxModel, producers: Map<string, NodeInfo>, sub: Sublayer): ValuePath[] {
+  if (sub.modules.length < 2) return [];
+  const writer = sub.modules[sub.modules.length - 1];
+  const consumers = consumersOf(model);
+  const out: ValuePath[] = [];
+  for (const m of sub.modules.slice(0, -1)) {
+    const queue: { tensor: string; offset: number; width: number; split: boolean }[] = [{ tensor: m.outputTensor, offset: 0, width: m.dOut, split: false }];
+    const seen = new Set<string>();
+    let found: ValuePath | undefined;
+    while (queue.length && !found && seen.size < 64) {
+      const at = queue.shift()!;
+      if (seen.has(at.tensor)) continue;
+      seen.add(at.tensor);
+      for (const n of consumers.get(at.tensor) ?? []) {
+        if (n.opType === 'MatMul' && n.inputs[1] === at.tensor) {
+          if (throughViews(producers, n.inputs[0])?.opType === 'Softmax') found = { module: m.module, offset: at.offset, width: at.width, probs: n.inputs[0], writer: writer.module };
+        } else if (n.opType === 'Split' && !at.split) {
+          const axis = n.attributes.find((a) => a.name === 'axis')?.i ?? 0;
+          if (axis !== -1 && axis !== 1 && axis !== 2) continue; // the feature axis of [tokens, 3d] or [batch, tokens, 3d]
+          n.outputs.forEach((o, i) => {
+            const slice = splitSlice(model, n, i, at.width);
+            if (slice) queue.push({ tensor: o, offset: at.offset + slice.offset, width: slice.width, split: true });
+          });
+        } else if ((VIEW_OPS.has(n.opType) && n.inputs[0] === at.tensor) || n.opType === 'Concat' || (n.opType === 'Add' && n.inputs.some((t) => t !== at.tensor && resolveInitializer(model, t)))) {
+          queue.push({ ...at, tensor: n.outputs[0] });
+        }
+      }
+    }
+    if (found) out.push(found);
+  }
+  return out;
+}
+
+/**
+ * MLP first layers: the sublayer's other modules (not value paths) whose output reaches the writer's input
+ * through elementwise operations only. One multiplied directly (through views and its bias) by a factor that
+ * depends on another module is `gated`; any other is `secant`.
+ */
+function mlpPathsOf(model: OnnxModel, sub: Sublayer, valuePaths: Map<string, ValuePath>): MlpPath[] {
+  if (sub.modules.length < 2) return [];
+  const writer = sub.modules[sub.modules.length - 1];
+  const consumers = consumersOf(model);
+  const candidates = sub.modules.slice(0, -1).filter((m) => m.dOut === writer.dIn && !valuePaths.has(m.module));
+  /** Every tensor computed from `start` through elementwise operations (bounded). */
+  const reach = (start: string) => {
+    const seen = new Set<string>([start]);
+    const queue = [start];
+    while (queue.length && seen.size < 256) {
+      for (const n of consumers.get(queue.shift()!) ?? []) {
+        if (!ELEMENTWISE_OPS.has(n.opType) || seen.has(n.outputs[0])) continue;
+        seen.add(n.outputs[0]);
+        queue.push(n.outputs[0]);
+      }
+    }
+    return seen;
+  };
+  const reached = new Map(candidates.map((m) => [m.module, reach(m.outputTensor)]));
+  const out: MlpPath[] = [];
+  for (const m of candidates) {
+    if (!reached.get(m.module)!.has(writer.inputTensor)) continue;
+    // The module's own values, before anything nonlinear: its output, its views and its bias Add.
+    const own = new Set([m.outputTensor]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const t of [...own]) {
+        for (const n of consumers.get(t) ?? []) {
+          const bias = n.opType === 'Add' && n.inputs.some((x) => x !== t && resolveInitializer(model, x));
+          if ((VIEW_OPS.has(n.opType) || bias) && !own.has(n.outputs[0])) {
+            own.add(n.outputs[0]);
+            grew = true;
+          }
+        }
+      }
+    }
+    const gated = model.nodes.some((n) => {
+      if (n.opType !== 'Mul' || n.inputs.length !== 2) return false;
+      const i = n.inputs.findIndex((t) => own.has(t));
+      if (i < 0) return false;
+      const other = n.inputs[1 - i];
+      return candidates.some((g) => g !== m && reached.get(g.module)!.has(other));
+    });
+    out.push({ module: m.module, kind: gated ? 'gated' : 'secant', writer: writer.module });
+  }
+  return out;
 }
 
 function firstResidual(adds: NodeInfo[], first: Sublayer): string {

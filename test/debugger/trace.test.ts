@@ -40,7 +40,7 @@ test('the structure comes from node-name scopes: blocks, sublayers, final norm, 
   assert.equal(s.unembed?.module, 'lm_head');
   assert.equal(s.unembedBias, 'lm_head.bias');
   assert.equal(s.finalNorm?.weight, 'ln_f.weight');
-  assert.equal(s.moduleBias.get('h.1.mlp.c_fc'), 'h.1.mlp.c_fc.bias');
+  assert.deepEqual(s.moduleBias.get('h.1.mlp.c_fc'), { initializer: 'h.1.mlp.c_fc.bias', fused: false });
   const ids = s.captures.map((c) => c.id);
   assert.equal(ids[0], 'h.0.resid_pre');
   assert.equal(ids[ids.length - 1], 'logits');
@@ -108,7 +108,7 @@ test('value-path contributions of the q|k|v projection: through v, weighed per h
   const viaV = analysis.contributions('h.1.attn.c_attn', 'base', 0, target).values!.reduce((a, b) => a + b, 0);
   const proj = analysis.contributions('h.1.attn.c_proj', 'base', 0, target).values!;
   const o = captured(trace, 'base', analysis.modules.get('h.1.attn.c_proj')!.inputTensor, 0);
-  const bias = tracer.weight('base', trace.structure.moduleBias.get('h.1.attn.c_attn')!).subarray(vp.offset, vp.offset + vp.width);
+  const bias = tracer.weight('base', trace.structure.moduleBias.get('h.1.attn.c_attn')!.initializer).subarray(vp.offset, vp.offset + vp.width);
   const expected = Array.from(proj).reduce((acc, c, j) => acc + c * (1 - bias[j] / o[j]), 0);
   assert.ok(Math.abs(viaV - expected) < 1e-4 * Math.max(1, Math.abs(expected)), `${viaV} vs ${expected}`);
   // Later tokens: v rebuilt here from the recorded inputs and weights; ORT's c_proj input must be the

@@ -3,7 +3,8 @@
  * (Conv1D as Gemm on flattened tokens, tied lm_head), Llama/Qwen (q/k/v/o, gate/up/down, RMSNorm, rotary, GQA),
  * constant folding on and off, opset 14 and 17, float32 and float16, external data, a decoder with past inputs.
  * Each goes through the whole workflow, through the CLI's own commands in this process: eval, decompose, label,
- * check, eval SPEC, apply (an identity edit byte-identical, a real one measured), diff, and the debugger.
+ * check, eval SPEC, apply (an identity edit byte-identical, a real one measured), diff, review, and the debugger
+ * (stack, scopes, and the contributions of an attention value projection and an MLP's two layers).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +82,7 @@ for (const layout of LAYOUTS) {
   const prefix = gpt2 ? 'transformer.h' : 'model.layers';
   const up = gpt2 ? `${prefix}.1.mlp.c_fc` : `${prefix}.1.mlp.up_proj`;
   const down = gpt2 ? `${prefix}.1.mlp.c_proj` : `${prefix}.1.mlp.down_proj`;
+  const value = gpt2 ? `${prefix}.0.attn.c_attn` : `${prefix}.0.self_attn.v_proj`;
 
   test(`${layout}: the whole workflow`, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `scalpel-${layout}-`));
@@ -106,18 +108,20 @@ for (const layout of LAYOUTS) {
     assert.equal(evalOut.code, 0, JSON.stringify(evalOut.out.slice(0, 300)));
     assert.ok(Number.isFinite(JSON.parse(evalOut.out)[0]?.loss ?? JSON.parse(evalOut.out).datasets?.[0]?.loss), evalOut.out);
 
-    // Neuron catalog of one MLP, labelled on two tagged texts: every token of both is counted.
+    // Neuron catalog of one MLP and one attention value projection, labelled on two tagged texts: every token of both is counted.
     const catalog = path.join(dir, 'components');
-    assert.equal((await cli('decompose', '--model', dir, '--method', 'neuron', '--modules', up, '--modules', down, '-o', catalog)).code, 0);
+    assert.equal((await cli('decompose', '--model', dir, '--method', 'neuron', '--modules', value, '--modules', up, '--modules', down, '-o', catalog)).code, 0);
     const de = path.join(dir, 'de.txt');
     const en = path.join(dir, 'en.txt');
     fs.writeFileSync(de, `${TEXT_DE}\n\n${TEXT_DE.toUpperCase()}\n`);
     fs.writeFileSync(en, `${TEXT_EN}\n\n${TEXT_EN.toUpperCase()}\n`);
     assert.equal((await cli('label', '--model', dir, '--components', catalog, '--data', `de=text:${de}`, '--data', `en=text:${en}`, '--batch', '2')).code, 0);
     const meta = readCatalogMetadata(catalog);
-    assert.deepEqual(meta.modules.map((m) => m.path), [up, down]);
-    // Output-side statistics go through the final norm (LayerNorm at any opset, or RMSNorm) and the unembedding.
-    for (const m of [up, down]) assert.equal(meta.components.find((c) => c.module === m)?.promotes?.length, 5, `${m} promotes`);
+    assert.deepEqual(meta.modules.map((m) => m.path), [value, up, down]);
+    // Output-side statistics go through the final norm (LayerNorm at any opset, or RMSNorm) and the unembedding;
+    // GPT-2's values through c_proj (grouped value heads have no fixed direction: which query heads read them varies).
+    for (const m of gpt2 ? [value, up, down] : [up, down]) assert.equal(meta.components.find((c) => c.module === m)?.promotes?.length, 5, `${m} promotes`);
+    if (!gpt2) assert.equal(meta.components.find((c) => c.module === value)?.promotes, undefined);
     const tokens = (file: string) => tokenizeDataset({ name: 'x', source: 'x', documents: fs.readFileSync(file, 'utf8').split('\n\n').map((text) => ({ text: text.trim(), tags: {} })) }, lm.tokenizer).ids.length;
     // Every position that predicts a next token (all but the stream's last), across windows and batches.
     assert.deepEqual(meta.datasets?.map((d) => d.tokens), [tokens(de) - 1, tokens(en) - 1], 'every token of every dataset is counted');
@@ -184,6 +188,18 @@ for (const layout of LAYOUTS) {
     await rt.stepIn();
     const scopes = rt.scopes(rt.frames()[0]);
     assert.ok(scopes.length > 0 && scopes.every((s) => s.variables().length > 0));
+    // Stepping through every stop: each catalog module's components show a contribution along their path.
+    const how = new Map<string, string>();
+    for (let r = await rt.stepIn(); r.reason !== 'terminated'; r = await rt.stepIn()) {
+      const p = rt.point;
+      if (p.kind !== 'component' || how.has(p.module!)) continue;
+      assert.deepEqual(rt.frames().map((f) => f.point.key), [p.key, p.module, p.block, 'model']);
+      const vars = rt.scopes(rt.frames()[0]).find((s) => s.name === 'Activations')!.variables();
+      how.set(p.module!, vars.find((v) => v.name.startsWith('contribution to '))!.value);
+    }
+    assert.match(how.get(value)!, /value path/);
+    assert.match(how.get(up)!, gpt2 ? /secant/ : /exact given the gate/);
+    assert.match(how.get(down)!, /direct path/);
     await launched.release();
     fs.rmSync(dir, { recursive: true });
   });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
 import { gateText } from '../engine/edit/gate';
-import { EditOutcome, PlanRunner } from '../engine/edit/run';
+import { EditOutcome, PlanRunner, ResolvedEdits } from '../engine/edit/run';
 import { lockFileFor } from '../engine/edit/apply';
 import { CheckResult } from '../engine/edit/checks';
 import { EvalPart, MergedEval, PART_FORMAT, lockSha256, parseShard, partEdit, partJson, resultOf } from '../engine/edit/shard';
@@ -35,7 +35,7 @@ export function describeOutcome(o: EditOutcome, runner: PlanRunner): string {
 }
 
 /** What was edited and how its scale was found: the lines above the metrics table. */
-export function outcomeSummary(o: EditOutcome, runner: PlanRunner): string[] {
+export function outcomeSummary(o: ResolvedEdits & { uniform?: number }, runner: PlanRunner): string[] {
   const lines: string[] = [];
   const gates = [...new Set(o.terms.map((t) => (t.gate ? gateText(t.gate) : '')))].filter(Boolean);
   const gated = gates.length ? ` (${gates.join(', ')})` : '';
@@ -45,7 +45,7 @@ export function outcomeSummary(o: EditOutcome, runner: PlanRunner): string[] {
     const toks = t.tokens.map((x) => `${x.scored} tokens of ${x.dataset} ${JSON.stringify(runner.lm.tokenizer.decode(x.ids.slice(1)))}`).join(', ');
     lines.push(t.fromLock ? `  tuned scale from the lock file (tuned on ${toks})` : `  tuned: ${t.objective} on ${toks}; ${t.trace.length} evaluations${t.constrained ? ', guards as constraints' : ''}`);
   }
-  lines.push(`  uniform loss ln V = ${o.uniform.toFixed(4)} nats (V = ${Math.round(Math.exp(o.uniform))}): a dataset at it is forgotten, above it confidently wrong`);
+  if (o.uniform !== undefined) lines.push(`  uniform loss ln V = ${o.uniform.toFixed(4)} nats (V = ${Math.round(Math.exp(o.uniform))}): a dataset at it is forgotten, above it confidently wrong`);
   return lines;
 }
 

@@ -143,9 +143,10 @@ async function run(job: Job): Promise<JobResult> {
     case 'apply': {
       const started = performance.now();
       const plan = loadPlan(job.spec);
-      const runner = await PlanRunner.open(plan, runtimeOptions(job.runtime));
+      const runner = await PlanRunner.open(plan, { ...runtimeOptions(job.runtime), deferSession: true });
       try {
         const r = await applyPlan(runner, { edits: job.edits, outFile: job.out, onStatus: (message) => send({ type: 'status', message }) });
+        if (!r.outcome) throw new ScalpelError(`${r.outFile} and ${r.lockFile} are written, but ${r.unmeasured}`, job.spec);
         return { spec: job.spec, out: r.outFile, lock: r.lockFile, checks: checkViews(r.outcome), datasets: datasetViews(plan, r.outcome), seconds: (performance.now() - started) / 1000 };
       } finally {
         await runner.close();

@@ -3,9 +3,9 @@ import { parseArgs } from 'node:util';
 import { Command } from '../command';
 import { formatTable } from '../table';
 import { ScalpelError } from '../../engine/errors';
-import { applyPlan } from '../../engine/edit/apply';
+import { NOT_MEASURED, applyPlan } from '../../engine/edit/apply';
 import { PlanRunner } from '../../engine/edit/run';
-import { describeOutcome } from '../edit-spec';
+import { describeOutcome, outcomeSummary } from '../edit-spec';
 import { loadPlan } from '../../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
@@ -16,13 +16,17 @@ other tensor still copied as bytes; the base model is only read) and SPEC.scalpe
 hashes of base model, catalog and output, the components with labels, tuned scales, the exact tuning
 tokens and the loss of every dataset before and after. Without --edit every edit is applied together.
 While the spec, model and catalog are unchanged, tuned scales come from the lock, so a re-run writes
-the same bytes. Exit 1 when a guard or expectation fails (the output is still written).
+the same bytes. The model and lock are written first, then every dataset is measured and the lock
+completed; a model that cannot be evaluated here is still written (its lock says why it has no
+metrics; exit 2). Exit 1 when a guard or expectation fails (the output is still written).
 
   -o, --out FILE       the edited model to write
   --edit NAME          apply only this edit (repeatable)
   --lock FILE          lock file (default: SPEC.scalpel.lock)
   --retune             ignore the lock's tuned scales and tune again
   --tune-with-guards   use the kept guards as constraints while tuning
+  --no-measure         write the model and its lock, evaluate nothing (scales must be
+                       literal or tuned in the lock)
 ${runtimeUsage}`;
 
 export const applyCommand: Command = {
@@ -38,6 +42,7 @@ export const applyCommand: Command = {
         lock: { type: 'string' },
         retune: { type: 'boolean', default: false },
         'tune-with-guards': { type: 'boolean', default: false },
+        'no-measure': { type: 'boolean', default: false },
         ...runtimeFlags,
       },
       strict: true,
@@ -46,7 +51,8 @@ export const applyCommand: Command = {
     if (positionals.length !== 1) throw new ScalpelError('apply takes one spec file');
     if (!values.out) throw new ScalpelError('apply needs -o OUT.onnx');
     const plan = loadPlan(positionals[0]);
-    const runner = await PlanRunner.open(plan, runtimeFromFlags(values));
+    // The session opens when tuning or measuring needs it, so a model that cannot be evaluated is still written.
+    const runner = await PlanRunner.open(plan, { ...runtimeFromFlags(values), deferSession: true });
     try {
       const r = await applyPlan(runner, {
         edits: values.edit ?? [],
@@ -54,8 +60,15 @@ export const applyCommand: Command = {
         lockFile: values.lock,
         retune: values.retune,
         guardsAsConstraints: values['tune-with-guards'],
+        measure: !values['no-measure'],
       });
       const rel = (f: string) => path.relative(process.cwd(), f) || f;
+      if (!r.outcome) {
+        process.stdout.write(`${outcomeSummary(r.resolved, runner).join('\n')}\n\nwrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…) and ${rel(r.lockFile)}; ${r.unmeasured}\n`);
+        if (r.unmeasured === NOT_MEASURED) return 0;
+        process.stderr.write(`scalpel: ${rel(r.outFile)} and ${rel(r.lockFile)} are written, but ${r.unmeasured}\n`);
+        return 2;
+      }
       process.stdout.write(describeOutcome(r.outcome, runner) + '\n\n');
       if (r.outcome.checks.length) {
         process.stdout.write(formatTable(['', 'check'], r.outcome.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message])) + '\n\n');

@@ -2,6 +2,11 @@
  * Apply: write the edited checkpoint (byte-patched copy, atomic; the base file is only read) and
  * its lock file. With an unchanged spec, model and catalog, the lock's tuned scales are reused, so
  * the output's bytes (and hash) are reproduced.
+ *
+ * The model and a lock without measurements are written as soon as the scales are settled (tuning is
+ * the only step before them that evaluates); then every dataset is measured and the lock rewritten with
+ * the metrics and checks. A model that cannot be evaluated here is still written: its lock says why it
+ * holds no metrics (`unmeasured`), as does one written with `measure: false`.
  */
 import * as path from 'node:path';
 import { ScalpelError } from '../errors';
@@ -9,21 +14,36 @@ import { writeEditedModel } from '../onnx/write';
 import { checkOutputPath } from '../atomic';
 import { modelSha256 } from '../identity';
 import { PreparedFile } from '../safetensors';
-import { LockFile, buildLock, catalogHash, lockedScales, prepareLock, readLock } from './lock';
-import { EditOutcome, PlanRunner, RunOptions } from './run';
+import { LockFile, buildLock, catalogHash, lockedScales, prepareLock, readLock, writeLock } from './lock';
+import { EditOutcome, PlanRunner, ResolvedEdits, RunOptions } from './run';
 
 export interface ApplyResult {
-  outcome: EditOutcome;
+  resolved: ResolvedEdits;
+  /** The measurements; undefined when not measured (`unmeasured` says why). */
+  outcome: EditOutcome | undefined;
+  unmeasured?: string;
   lock: LockFile;
   outFile: string;
   lockFile: string;
 }
 
+export interface ApplyOptions extends RunOptions {
+  edits: string[];
+  outFile: string;
+  lockFile?: string;
+  retune?: boolean;
+  /** false: write the model and its lock, measure nothing. */
+  measure?: boolean;
+}
+
+/** The lock's reason for holding no metrics when written with `measure: false`. */
+export const NOT_MEASURED = 'not measured (--no-measure)';
+
 export function lockFileFor(specFile: string): string {
   return `${specFile}.lock`;
 }
 
-export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: string[]; outFile: string; lockFile?: string; retune?: boolean }): Promise<ApplyResult> {
+export async function applyPlan(runner: PlanRunner, opts: ApplyOptions): Promise<ApplyResult> {
   const plan = runner.plan;
   if (!plan.specFile || plan.specText === undefined) throw new ScalpelError('apply needs a spec file (its text is hashed into the lock)');
   if (!runner.catalog) throw new ScalpelError('apply needs a component catalog', plan.specFile);
@@ -37,13 +57,23 @@ export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: 
   checkOutputPath(lockFile, inputs.filter((i) => i.file !== lockFile));
   const previous = readLock(lockFile);
   const locked = opts.retune ? undefined : opts.locked ?? lockedScales(previous, plan.specText, modelSha256(runner.lm.file), catalogSha);
-  const outcome = await runner.run(opts.edits, { ...opts, locked });
+  const resolved = await runner.resolve(opts.edits, { ...opts, locked });
   // Ungated edits are byte patches of their weights; gated ones add their paths to the graph.
-  const { patches, graph } = runner.gates.checkpoint(outcome.weights);
+  const { patches, graph } = runner.gates.checkpoint(resolved.weights);
   const labels = new Map(catalog.components.map((c) => [c.key, c.label?.text]));
   // The edits applied, not every edit of the spec: another edit may select the same component.
-  const applied = new Set(outcome.edits);
+  const applied = new Set(resolved.edits);
   const editOf = new Map(plan.edits.filter((e) => applied.has(e.name)).flatMap((e) => e.components.map((k) => [k, e.name] as const)));
+  const lockFor = (outSha: string, measured: EditOutcome | { unmeasured: string }) => {
+    const lock = buildLock({
+      specFile: plan.specFile!, specText: plan.specText!, modelFile: runner.lm.file, catalogDir: catalog.dir, catalogSha, outFile, outSha,
+      lockDir: path.dirname(lockFile), resolved, measured, labels, editOf,
+    });
+    // Scales reused from the lock keep the search that found them, so an unchanged re-run rewrites the same lock.
+    if (resolved.tuning?.fromLock && lock.tuning && previous?.tuning) lock.tuning.trace = previous.tuning.trace;
+    return lock;
+  };
+  const pending = opts.measure === false ? NOT_MEASURED : 'not measured: apply stopped before measuring';
   let lock: LockFile | undefined;
   let lockWrite: PreparedFile | undefined;
   try {
@@ -51,12 +81,7 @@ export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: 
     writeEditedModel(runner.lm.file, outFile, patches, graph, {
       protect: inputs,
       beforeCommit: (tempModel) => {
-        lock = buildLock({
-          specFile: plan.specFile!, specText: plan.specText!, modelFile: runner.lm.file, catalogDir: catalog.dir, catalogSha, outFile, outSha: modelSha256(tempModel),
-          lockDir: path.dirname(lockFile), outcome, labels, editOf,
-        });
-        // Scales reused from the lock keep the search that found them, so an unchanged re-run rewrites the same lock.
-        if (outcome.tuning?.fromLock && lock.tuning && previous?.tuning) lock.tuning.trace = previous.tuning.trace;
+        lock = lockFor(modelSha256(tempModel), { unmeasured: pending });
         lockWrite = prepareLock(lockFile, lock);
       },
     });
@@ -65,7 +90,20 @@ export async function applyPlan(runner: PlanRunner, opts: RunOptions & { edits: 
     lockWrite?.abort();
     throw err;
   }
-  return { outcome, lock: lock!, outFile, lockFile };
+  if (opts.measure === false) return { resolved, outcome: undefined, unmeasured: NOT_MEASURED, lock: lock!, outFile, lockFile };
+  let outcome: EditOutcome;
+  try {
+    outcome = await runner.measure(resolved, opts);
+  } catch (err) {
+    if (!(err instanceof ScalpelError)) throw err;
+    const unmeasured = `measuring failed: ${err.message}`;
+    lock = lockFor(lock!.output.sha256, { unmeasured });
+    writeLock(lockFile, lock);
+    return { resolved, outcome: undefined, unmeasured, lock, outFile, lockFile };
+  }
+  lock = lockFor(lock!.output.sha256, outcome);
+  writeLock(lockFile, lock);
+  return { resolved, outcome, lock, outFile, lockFile };
 }
 
 /** Every file an apply reads, or writes besides the model: none may be the output. */

@@ -14,7 +14,7 @@ import { modelSha256, sha256File } from '../identity';
 import * as S from '../schema';
 import { PreparedFile, prepareFile, writeFileAtomic } from '../safetensors';
 import { gateText } from './gate';
-import { EditOutcome } from './run';
+import { EditOutcome, ResolvedEdits } from './run';
 
 export const LOCK_FORMAT = 'scalpel-lock/1';
 
@@ -36,6 +36,8 @@ export interface LockFile {
     constrained: boolean;
   } | null;
   metrics: Record<string, { tokens: number; before: number; after: number; delta: number }>;
+  /** Why `metrics` and `checks` are empty (written with --no-measure, or measuring failed); absent when measured. */
+  unmeasured?: string;
   /** ln V: the loss of a uniform guess, against which `after` says forgotten (equal) or inverted (above); absent in older locks. */
   uniform?: number;
   checks: { message: string; pass: boolean }[];
@@ -69,12 +71,15 @@ export function buildLock(args: {
   /** The output's sha256 (hashed from its temporary before the commit). */
   outSha: string;
   lockDir: string;
-  outcome: EditOutcome;
+  resolved: ResolvedEdits;
+  /** The measurements, or why there are none. */
+  measured: EditOutcome | { unmeasured: string };
   labels: Map<string, string | undefined>;
   editOf: Map<string, string>;
 }): LockFile {
   const rel = (f: string) => path.relative(args.lockDir, f).split(path.sep).join('/');
-  const o = args.outcome;
+  const o = args.resolved;
+  const m = args.measured;
   const t = o.tuning;
   return {
     format: LOCK_FORMAT,
@@ -94,9 +99,13 @@ export function buildLock(args: {
           constrained: t.constrained,
         }
       : null,
-    metrics: Object.fromEntries(o.deltas.map((d) => [d.name, { tokens: d.tokens, before: round(d.base), after: round(d.edited), delta: round(d.delta) }])),
-    checks: o.checks.map((c) => ({ message: c.message, pass: c.pass })),
-    uniform: round(o.uniform),
+    ...('unmeasured' in m
+      ? { metrics: {}, checks: [], unmeasured: m.unmeasured }
+      : {
+          metrics: Object.fromEntries(m.deltas.map((d) => [d.name, { tokens: d.tokens, before: round(d.base), after: round(d.edited), delta: round(d.delta) }])),
+          checks: m.checks.map((c) => ({ message: c.message, pass: c.pass })),
+          uniform: round(m.uniform),
+        }),
   };
 }
 
@@ -156,6 +165,7 @@ const LOCK_SCHEMA = S.object({}, {
   }),
   metrics: S.record(S.object({ tokens: S.integer(0, Number.MAX_SAFE_INTEGER), before: S.number, after: S.number, delta: S.number })),
   uniform: S.number,
+  unmeasured: S.string,
   checks: S.array(S.object({ message: S.string, pass: S.boolean })),
 });
 

@@ -49,13 +49,17 @@ export interface TuningRecord {
   constrained: boolean;
 }
 
-export interface EditOutcome {
+/** Edits with their scales settled (literal, from a lock, or tuned) and the weights they give: all a write needs. */
+export interface ResolvedEdits {
   /** The edits applied together. */
   edits: string[];
   terms: ScaleTerm[];
   scales: Record<string, number>;
   weights: Map<string, Float32Array>;
   tuning?: TuningRecord;
+}
+
+export interface EditOutcome extends ResolvedEdits {
   deltas: DatasetDelta[];
   checks: CheckResult[];
   /** The uniform loss ln V of the model's vocabulary: where a dataset is forgotten rather than inverted. */
@@ -79,6 +83,7 @@ export interface RunOptions {
 /** Everything a spec's edits need, opened once. */
 export class PlanRunner {
   private readonly tokenized = new Map<string, TokenizedDataset>();
+  private opened: PreviewSession | undefined;
 
   private constructor(
     readonly plan: EditPlan,
@@ -87,11 +92,15 @@ export class PlanRunner {
     readonly gates: GatedPaths,
     readonly catalog: CatalogTensors | undefined,
     private readonly components: Map<string, Component>,
-    readonly session: PreviewSession,
+    private readonly createSession: () => Promise<PreviewSession>,
   ) {}
 
-  /** `components`: another source than the plan's catalog (e.g. the neuron basis, for baselines). */
-  static async open(plan: EditPlan, opts: RuntimeOptions & { components?: ComponentSource } = {}): Promise<PlanRunner> {
+  /**
+   * `components`: another source than the plan's catalog (e.g. the neuron basis, for baselines).
+   * `deferSession`: open the evaluation session on first need (`openSession`), so that an edit with settled
+   * scales can be written even where the model cannot be evaluated.
+   */
+  static async open(plan: EditPlan, opts: RuntimeOptions & { components?: ComponentSource; deferSession?: boolean } = {}): Promise<PlanRunner> {
     const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
     if (!plan.edits.length) throw new ScalpelError('the spec has no edit', plan.specFile);
     for (const e of plan.edits) {
@@ -109,10 +118,32 @@ export class PlanRunner {
       const gates = new GatedPaths(lm.onnx, plan.edits.flatMap((e) => (e.gate ? e.components.map((key) => ({ component: components.get(key)!, gate: e.gate!, origin: e.origin })) : [])));
       const editor = new WeightEditor(withGatedPaths(lm.onnx, gates), gates);
       const ungated = plan.edits.flatMap((e) => (e.gate ? [] : e.components.map((key) => components.get(key)!)));
-      const session = await PreviewSession.create(lm, editor, [...editor.initializers(ungated), ...gates.scaleTensors], runtimeOf(opts));
-      return new PlanRunner(plan, lm, editor, gates, catalog, components, session);
+      const runner = new PlanRunner(plan, lm, editor, gates, catalog, components, () => PreviewSession.create(lm, editor, [...editor.initializers(ungated), ...gates.scaleTensors], runtimeOf(opts)));
+      if (!opts.deferSession) await runner.openSession();
+      return runner;
     } catch (err) {
       catalog?.close();
+      throw err;
+    }
+  }
+
+  /** The evaluation session (opened by `open`, or by `openSession` when deferred). */
+  get session(): PreviewSession {
+    if (!this.opened) throw new ScalpelError('internal: the evaluation session was deferred and has not been opened');
+    return this.opened;
+  }
+
+  async openSession(): Promise<PreviewSession> {
+    this.opened ??= await this.createSession();
+    return this.opened;
+  }
+
+  /** The session, or one error saying what needed it. */
+  private async sessionFor(why: string): Promise<PreviewSession> {
+    try {
+      return await this.openSession();
+    } catch (err) {
+      if (err instanceof ScalpelError) throw new ScalpelError(`${why}: ${err.message}`, err.file, err.position);
       throw err;
     }
   }
@@ -159,6 +190,11 @@ export class PlanRunner {
 
   /** Runs `editNames` together (all edits when empty): tune, measure, check. */
   async run(editNames: string[], opts: RunOptions = {}): Promise<EditOutcome> {
+    return this.measure(await this.resolve(editNames, opts), opts);
+  }
+
+  /** Settles the scales of `editNames` (all edits when empty): literal, from `opts.locked`, or tuned (which evaluates). */
+  async resolve(editNames: string[], opts: RunOptions = {}): Promise<ResolvedEdits> {
     const edits = editNames.length ? editNames.map((n) => this.edit(n)) : this.plan.edits;
     const scales: Record<string, number> = {};
     const tuned = edits.filter((e) => 'tune' in e.scale);
@@ -168,19 +204,24 @@ export class PlanRunner {
     let tuning: TuningRecord | undefined;
     if (tuned.length) tuning = await this.tune(edits, tuned, scales, opts);
     const terms = this.terms(edits, scales);
-    const weights = this.editor.weights(terms);
-    const checks = this.checksFor(edits);
+    return { edits: edits.map((e) => e.name), terms, scales, weights: this.editor.weights(terms), tuning };
+  }
+
+  /** Every dataset before and after the resolved edits, and their checks. */
+  async measure(resolved: ResolvedEdits, opts: RunOptions = {}): Promise<EditOutcome> {
+    const session = await this.openSession();
+    const checks = this.checksFor(resolved.edits.map((n) => this.edit(n)));
     const names = [...new Set([...this.plan.datasets.map((d) => d.name)])];
     const deltas: DatasetDelta[] = [];
     let offset = 0;
     for (const name of names) {
       opts.onStatus?.(`measuring ${name}`);
       const ds = this.dataset(name);
-      deltas.push(await this.session.delta(ds, weights, { shard: opts.shard && { ...opts.shard, offset } }));
-      offset += this.session.evaluator.batches(ds);
+      deltas.push(await session.delta(ds, resolved.weights, { shard: opts.shard && { ...opts.shard, offset } }));
+      offset += session.evaluator.batches(ds);
     }
     const results = opts.shard ? [] : checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
-    return { edits: edits.map((e) => e.name), terms, scales, weights, tuning, deltas, checks: results, uniform: Math.log(this.session.vocabSize) };
+    return { ...resolved, deltas, checks: results, uniform: Math.log(session.vocabSize) };
   }
 
   private async tune(edits: PlanEdit[], tuned: PlanEdit[], scales: Record<string, number>, opts: RunOptions): Promise<TuningRecord> {
@@ -190,14 +231,16 @@ export class PlanRunner {
       const ids = [...ds.ids];
       return { dataset: name, ids, text: ids.map((id) => this.lm.tokenizer.tokenText(id)), scored: ids.length - 1 };
     });
-    const uniform = Math.log(this.session.vocabSize);
+    const locked = opts.locked;
+    const fromLock = Boolean(locked && tuned.every((e) => Number.isFinite(locked[e.name])));
+    const declared = fromLock ? declaredVocabulary(this.lm) : undefined;
+    const uniform = Math.log(declared ?? (await this.sessionFor(`edit ${tuned.map((e) => e.name).join(', ')} tunes its scale, which evaluates the model`)).vocabSize);
     const target = (t: PlanTune) => (t.toward === 'uniform' || t.toward === undefined ? uniform : t.toward);
     const objective = specs
       .map((t) => (t.objective === 'toward' ? `loss(${t.datasets.join(', ')}) toward ${t.toward === 'uniform' ? `uniform (ln V = ${uniform.toFixed(4)} nats)` : `${target(t)} nats`}` : `${t.objective} loss(${t.datasets.join(', ')})`))
       .join(' + ');
-    const locked = opts.locked;
-    if (locked && tuned.every((e) => Number.isFinite(locked[e.name]))) {
-      tuned.forEach((e) => (scales[e.name] = locked[e.name]));
+    if (fromLock) {
+      tuned.forEach((e) => (scales[e.name] = locked![e.name]));
       return { edits: tuned.map((e) => e.name), values: tuned.map((e) => scales[e.name]), objective, tokens, trace: [], fromLock: true, constrained: false };
     }
     const constraints = opts.guardsAsConstraints ? this.checksFor(edits).filter((c) => c.kind === 'guard') : [];
@@ -225,7 +268,13 @@ export class PlanRunner {
   }
 
   async close(): Promise<void> {
-    await this.session.release();
+    await this.opened?.release();
     this.catalog?.close();
   }
+}
+
+/** The vocabulary size the graph declares for its logits (their last dimension), when it is a number. */
+function declaredVocabulary(lm: LanguageModel): number | undefined {
+  const last = lm.onnx.outputs.find((o) => o.name === lm.logitsName)?.shape?.at(-1);
+  return typeof last === 'number' && last > 0 ? last : undefined;
 }

@@ -185,7 +185,7 @@ test('apply tunes on the limited tokens only, writes a byte-stable lock, and a r
   // up to the uniform loss; among scales that reach it, the one nearest 1.
   const tune = runner.dataset('tune');
   const uniform = Math.log(runner.session.vocabSize);
-  const fAt = async (x: number) => Math.min(uniform, (await runner.session.evaluate(tune, runner.editor.weights(r1.outcome.terms.map((t) => ({ ...t, scale: x }))))).loss);
+  const fAt = async (x: number) => Math.min(uniform, (await runner.session.evaluate(tune, runner.editor.weights(r1.resolved.terms.map((t) => ({ ...t, scale: x }))))).loss);
   const best = await fAt(s);
   for (const x of linspace(-4, 4, 17)) {
     const fx = await fAt(x);
@@ -199,7 +199,7 @@ test('apply tunes on the limited tokens only, writes a byte-stable lock, and a r
 
   const r2 = await applyPlan(runner, { edits: ['e'], outFile: path.join(fx.dir, 'out2.onnx') });
   await runner.close();
-  assert.equal(r2.outcome.tuning!.fromLock, true);
+  assert.equal(r2.resolved.tuning!.fromLock, true);
   assert.equal(sha256File(path.join(fx.dir, 'out2.onnx')), r1.lock.output.sha256);
   assert.equal(sha256File(fx.model), base, 'base untouched');
   const out2 = openModel(path.join(fx.dir, 'out2.onnx'));

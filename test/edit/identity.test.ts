@@ -35,7 +35,7 @@ expect e: loss(a) moves by >= 0 nats
     assert.deepEqual(Object.keys(r.lock.metrics).sort(), ['a', 'b', 'c', 'd']);
     assert.equal(r.lock.metrics.a.delta, r.lock.metrics.b.delta, 'the same text moves the same');
     assert.equal(r.lock.metrics.c.delta, r.lock.metrics.d.delta);
-    assert.ok(r.outcome.checks.every((c) => c.pass));
+    assert.ok(r.outcome!.checks.every((c) => c.pass));
   } finally {
     await runner.close();
   }

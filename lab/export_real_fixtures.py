@@ -6,11 +6,12 @@ Each folder of test/fixtures/real/ is a model the way it arrives from Hugging Fa
 (or optimum): module trees named as in `transformers` (GPT-2: `transformer.h.N.attn.c_attn` Conv1D, which
 exports as Gemm on flattened tokens, tied lm_head; Llama/Qwen: `model.layers.N.self_attn.q_proj`, gate/up/down,
 RMSNorm, rotary, grouped-query attention), with constant folding on and off, opset 14 (LayerNorm decomposed)
-and 17, float32 and float16, external data, and a decoder with `past_key_values.*` inputs. The weights are
+and 17, float32, float16 and bfloat16 (weights behind Cast), external data, and a decoder with `past_key_values.*` inputs. The weights are
 random (seeded): the fixtures test file layouts and arithmetic, not what a model knows. `expected.json` holds the
-PyTorch logits of a fixed input, so the tests can check onnxruntime against them. The tokenizer is byte-level
+PyTorch logits of a fixed input (for bfloat16 weights, of the model with its matrices rounded to bfloat16), so the tests can check onnxruntime against them. The tokenizer is byte-level
 (256 tokens, no merges).
 """
+import copy
 import json
 import math
 import shutil
@@ -270,7 +271,38 @@ def weights_behind_cast(model_proto):
     return model_proto
 
 
-def export(model, name, args, input_names, output_names, dynamic_axes, opset, folding, post=None, external=False, config=None):
+def bfloat16_bits(a):
+    """float32 → bfloat16 bit patterns, rounded to nearest even (numpy has no bfloat16)."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def weights_behind_cast_bf16(model_proto):
+    """Weight matrices stored bfloat16, each read through a Cast to float32 (bf16 checkpoints exported this way)."""
+    g = model_proto.graph
+    casts = []
+    for t in g.initializer:
+        if t.data_type == TensorProto.FLOAT and len(t.dims) == 2:
+            name, dims = t.name, list(t.dims)
+            raw = bfloat16_bits(numpy_helper.to_array(t)).tobytes()
+            t.CopyFrom(onnx.helper.make_tensor(name + "_bf16", TensorProto.BFLOAT16, dims, raw, raw=True))
+            casts.append(onnx.helper.make_node("Cast", [name + "_bf16"], [name], to=TensorProto.FLOAT, name=f"/Cast_{len(casts)}"))
+    for c in reversed(casts):
+        g.node.insert(0, c)
+    return model_proto
+
+
+def rounded_to_bfloat16(model):
+    """A copy whose matrices hold bfloat16 values (as the weights-behind-Cast export stores them), for its expected logits."""
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            if p.dim() == 2:
+                p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    return twin
+
+
+def export(model, name, args, input_names, output_names, dynamic_axes, opset, folding, post=None, external=False, config=None, reference=None):
     folder = OUT / name
     if folder.exists():
         shutil.rmtree(folder)
@@ -290,7 +322,7 @@ def export(model, name, args, input_names, output_names, dynamic_axes, opset, fo
     bpe.write(folder / "tokenizer.json", {c: i for i, c in enumerate(bpe.bytes_to_unicode().values())}, [])
     (folder / "config.json").write_text(json.dumps({"n_positions": CTX, **(config or {})}, indent=2) + "\n")
     with torch.no_grad():
-        out = model(*args)
+        out = (reference or model)(*args)
     logits = out[0] if isinstance(out, tuple) else out
     expected = {"input_ids": IDS[0], "logits": [[round(float(v), 6) for v in row] for row in logits[0]]}
     (folder / "expected.json").write_text(json.dumps(expected, separators=(",", ":")) + "\n")
@@ -316,12 +348,13 @@ def main():
     pos = torch.arange(ids.shape[1])[None]
     io = ["input_ids", "attention_mask", "position_ids"]
     axes = {"input_ids": seq, "attention_mask": {0: "batch", 1: "past_sequence + sequence"}, "position_ids": seq, "logits": seq}
-    for name, opset, folding, post in [
-        ("llama", 17, True, None),
-        ("llama-unfolded-opset14", 14, False, None),
-        ("llama-fp16", 17, True, to_float16),
+    for name, opset, folding, post, reference in [
+        ("llama", 17, True, None, None),
+        ("llama-unfolded-opset14", 14, False, None, None),
+        ("llama-fp16", 17, True, to_float16, None),
+        ("llama-bf16-weights", 17, True, weights_behind_cast_bf16, rounded_to_bfloat16(llama)),
     ]:
-        export(llama, name, (ids, mask, pos), io, ["logits"], axes, opset, folding, post, config={"max_position_embeddings": CTX})
+        export(llama, name, (ids, mask, pos), io, ["logits"], axes, opset, folding, post, config={"max_position_embeddings": CTX}, reference=reference)
 
     # optimum's decoder: past_key_values.N.key/value in, present.N.key/value out (scored here with an empty past).
     torch.manual_seed(2)
@@ -339,3 +372,6 @@ def main():
 
 if __name__ == "__main__":
     main()
+    import real_contributions  # the debugger's expected contributions, in the folders just rewritten
+
+    real_contributions.main()

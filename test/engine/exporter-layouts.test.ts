@@ -1,7 +1,7 @@
 /**
  * Models as users' exporters write them (test/fixtures/real, made by lab/export_real_fixtures.py): HF GPT-2
  * (Conv1D as Gemm on flattened tokens, tied lm_head), Llama/Qwen (q/k/v/o, gate/up/down, RMSNorm, rotary, GQA),
- * constant folding on and off, opset 14 and 17, float32 and float16, external data, a decoder with past inputs.
+ * constant folding on and off, opset 14 and 17, float32, float16 and bfloat16, external data, a decoder with past inputs.
  * Each goes through the whole workflow, through the CLI's own commands in this process: eval, decompose, label,
  * check, eval SPEC, apply (an identity edit byte-identical, a real one measured), diff, review, and the debugger
  * (stack, scopes, and the contributions of an attention value projection and an MLP's two layers).
@@ -18,7 +18,8 @@ import { launchRuntime } from '../../debugger/launch';
 import { readCatalogMetadata } from '../../engine/catalog/read';
 import { Evaluator, tokenizeDataset } from '../../engine/evaluate';
 import { openLanguageModel } from '../../engine/lm';
-import { openModel, readTensorBytes } from '../../engine/onnx/model';
+import { openModel, readFloatTensor, readTensorBytes } from '../../engine/onnx/model';
+import { moduleWeights } from '../../engine/onnx/modules';
 import { TraceAnalysis } from '../../engine/trace/analysis';
 import { Tracer } from '../../engine/trace/trace';
 
@@ -71,7 +72,7 @@ function reviewJob(spec: string): Promise<ReviewResult> {
 }
 
 test('the fixtures cover every layout the issue names', () => {
-  assert.deepEqual(LAYOUTS, ['gpt2', 'gpt2-external', 'gpt2-fp16-weights', 'gpt2-unfolded-opset14', 'llama', 'llama-fp16', 'llama-unfolded-opset14', 'llama-with-past']);
+  assert.deepEqual(LAYOUTS, ['gpt2', 'gpt2-external', 'gpt2-fp16-weights', 'gpt2-unfolded-opset14', 'llama', 'llama-bf16-weights', 'llama-fp16', 'llama-unfolded-opset14', 'llama-with-past']);
   assert.ok(fs.existsSync(path.join(FIXTURES, 'gpt2-external', 'model.onnx_data')));
 });
 
@@ -146,6 +147,10 @@ for (const layout of LAYOUTS) {
       `  scale 0`,
       `  keep others`,
       `}`,
+      `edit dampen on m {`,
+      `  select "${key}"`,
+      `  scale 0.3`,
+      `}`,
       '',
     ].join('\n'));
     const checked = await cli('check', spec);
@@ -164,6 +169,29 @@ for (const layout of LAYOUTS) {
       assert.equal(review.weights.length, 1, JSON.stringify(review.weights));
       assert.match(review.weights[0].initializer, /^onnx::MatMul_/);
       assert.ok(review.weights[0].changed > 0);
+    }
+    if (layout.includes('bf16')) {
+      // W' = W + (0.3 − 1)·v⊗u in float32, rounded once to bfloat16: hidden unit 3's row of the (in, out) matrix is 0.3·W.
+      const dampened = path.join(dir, 'dampened.onnx');
+      assert.equal((await cli('apply', spec, '--edit', 'dampen', '-o', dampened, '--no-measure')).code, 0);
+      const [mb, me] = [openModel(model), openModel(dampened)];
+      const mw = moduleWeights(mb).find((w) => w.module === down)!;
+      assert.equal(mb.initializers.get(mw.initializer)!.dtype, 'bfloat16');
+      assert.equal(mw.layout, 'in_out');
+      const [w, w2] = [readFloatTensor(mb, mw.initializer), readFloatTensor(me, mw.initializer)];
+      for (let i = 0; i < mw.dIn; i++) {
+        for (let j = 0; j < mw.dOut; j++) {
+          const k = i * mw.dOut + j;
+          if (i !== 3) assert.equal(w2[k], w[k]);
+          else {
+            const want = 0.3 * w[k];
+            const halfUlp = 2 ** (Math.floor(Math.log2(Math.abs(want))) - 8);
+            assert.ok(Math.abs(w2[k] - want) <= halfUlp * 1.001, `[${i}, ${j}]: ${w2[k]} is not ${want} rounded to bfloat16`);
+          }
+        }
+      }
+      mb.close();
+      me.close();
     }
     const diff = await cli('diff', model, edited);
     assert.equal(diff.code, 0);

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { ScalpelError } from '../errors';
 import { LanguageModel } from '../lm';
 import { readFloatTensor } from '../onnx/model';
-import { ModuleWeight, moduleGlob, moduleWeights } from '../onnx/modules';
+import { ModuleWeight, moduleGlob, moduleWeights, unsupportedWeights } from '../onnx/modules';
 import { componentKey } from '../catalog/key';
 import { readNorms, writeNorms } from '../catalog/read';
 import { ModuleTensors } from '../catalog/write';
@@ -40,7 +40,11 @@ export async function decompose(lm: LanguageModel, opts: DecomposeOptions): Prom
   const patterns = (opts.modules?.length ? opts.modules : MLP_PATTERNS).map(moduleGlob);
   const targets = moduleWeights(lm.onnx).filter((w) => patterns.some((p) => p.test(w.module)));
   if (!targets.length) {
-    throw new ScalpelError(`no weight matrix matches ${(opts.modules ?? MLP_PATTERNS).join(', ')} (modules: ${moduleWeights(lm.onnx).map((w) => w.module).join(', ') || 'none'})`, lm.file);
+    const unsupported = unsupportedWeights(lm.onnx);
+    const reason = unsupported.find((u) => u.module && patterns.some((p) => p.test(u.module!)));
+    if (reason) throw new ScalpelError(reason.reason, lm.file);
+    const unnamed = unsupported.filter((u) => !u.module).map((u) => `; ${u.reason}`).join('');
+    throw new ScalpelError(`no weight matrix matches ${(opts.modules ?? MLP_PATTERNS).join(', ')} (modules: ${moduleWeights(lm.onnx).map((w) => w.module).join(', ') || 'none'})${unnamed}`, lm.file);
   }
   if (opts.rank !== undefined && (!Number.isInteger(opts.rank) || opts.rank <= 0)) throw new ScalpelError(`rank must be a positive whole number, not ${opts.rank}`);
   const modules: CatalogModule[] = [];

@@ -21,7 +21,7 @@ import { ciGraph } from '../catalog/ci';
 import { ScalpelError } from '../errors';
 import { NodeSpec, TensorSpec, floatTensor } from '../onnx/build';
 import { DataType, OnnxModel, modelFromBytes, readFloatTensor } from '../onnx/model';
-import { ModuleWeight, moduleWeights } from '../onnx/modules';
+import { ModuleWeight, missingModule, moduleWeights } from '../onnx/modules';
 import { GraphEdit, rewriteModel } from '../onnx/rewrite';
 import type { GraphAdditions } from '../onnx/write';
 import { Component, Origin } from './weights';
@@ -73,7 +73,7 @@ export class GatedPaths {
       let m = this.modules.find((x) => x.weight.module === component.module);
       if (!m) {
         const weight = weights.get(component.module);
-        if (!weight) throw new ScalpelError(`the model has no module "${component.module}" (component ${component.key})`, origin?.file, origin);
+        if (!weight) throw new ScalpelError(`${missingModule(model, component.module)} (component ${component.key})`, origin?.file, origin);
         const base = `${PREFIX}${weight.module}.`;
         m = { weight, components: [], scaleTensor: `${base}scale`, gateTensor: `${base}gate`, ungatedTensor: `${weight.outputTensor}.ungated` };
         this.modules.push(m);

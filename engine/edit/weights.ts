@@ -12,7 +12,7 @@ import { componentKey, componentsByKey, neuronKey, requireComponentKey, requireN
 import type { ComponentInfo } from '../catalog/types';
 import { sliceCi } from '../catalog/ci';
 import { OnnxModel, readFloatTensor } from '../onnx/model';
-import { ModuleWeight, moduleWeights } from '../onnx/modules';
+import { ModuleWeight, missingModule, moduleWeights } from '../onnx/modules';
 import type { Gate, GatedPaths } from './gate';
 
 /** One rank-one component: read vector v (d_in) and write vector u (d_out). */
@@ -162,10 +162,7 @@ export class WeightEditor {
 
   module(name: string, origin?: Origin): ModuleWeight {
     const mw = this.modules.get(name);
-    if (!mw) {
-      const known = [...this.modules.keys()];
-      throw new ScalpelError(`the model has no module "${name}" (it has ${known.slice(0, 6).join(', ')}${known.length > 6 ? ', …' : ''})`, origin?.file, origin);
-    }
+    if (!mw) throw new ScalpelError(missingModule(this.model, name), origin?.file, origin);
     return mw;
   }
 

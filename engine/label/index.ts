@@ -15,8 +15,8 @@ import { ScalpelError } from '../errors';
 import { datasetHash, loadDataset, parseDataArg, splitDocuments } from '../data';
 import { Evaluator, Progress, TokenizedDataset, tokenizeDataset } from '../evaluate';
 import { LanguageModel } from '../lm';
-import { DataType, readFloatTensor } from '../onnx/model';
-import { ModuleWeight, moduleWeights } from '../onnx/modules';
+import { DataType, checkFloatTensor, readFloatTensor } from '../onnx/model';
+import { ModuleWeight, missingModule, moduleWeights } from '../onnx/modules';
 import { NodeSpec, TensorSpec, ValueInfoSpec, buildModel, floatTensor } from '../onnx/build';
 import { RuntimeOptions, runtimeOf, startSession } from '../runtime';
 import { analyzeModel, writePaths } from '../trace/graph';
@@ -115,7 +115,8 @@ export async function labelCatalog(lm: LanguageModel, tensors: CatalogTensors, d
   let total = 0;
   for (const m of catalog.modules) {
     const w = weights.get(m.path);
-    if (!w) throw new ScalpelError(`the catalog's module ${m.path} is not a weight matrix of this model`, lm.file);
+    if (!w) throw new ScalpelError(missingModule(lm.onnx, m.path), lm.file);
+    checkFloatTensor(lm.onnx, lm.onnx.initializers.get(w.initializer)!);
     if (w.dIn !== m.dIn || w.dOut !== m.dOut) throw new ScalpelError(`the catalog's module ${m.path} is ${m.dIn}×${m.dOut} but the model's is ${w.dIn}×${w.dOut}`, lm.file);
     plans.push({ module: m, weight: w, offset: total, output: `scalpel_act_${plans.length}` });
     total += m.components;

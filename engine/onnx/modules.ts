@@ -26,29 +26,74 @@ export interface ModuleWeight {
   outputTensor: string;
 }
 
+/** Nodes that apply a weight matrix, and which input holds it: float products, and quantized ones (whose reads say "not supported yet"). */
+const WEIGHT_INPUT: Record<string, number> = { MatMul: 1, Gemm: 1, MatMulInteger: 1, QLinearMatMul: 3, MatMulNBits: 1 };
+
+/** A weight some product node applies that Scalpel cannot use as a module, with the reason, for messages. */
+export interface UnsupportedWeight {
+  /** The module it would be, where the node's scope or the weight's name says. */
+  module: string | undefined;
+  reason: string;
+}
+
 export function moduleWeights(model: OnnxModel): ModuleWeight[] {
+  return scanWeights(model).modules.slice();
+}
+
+export function unsupportedWeights(model: OnnxModel): UnsupportedWeight[] {
+  return scanWeights(model).unsupported;
+}
+
+/** Why the model has no module `name`, in one line: its weight's problem, or the modules it has. */
+export function missingModule(model: OnnxModel, name: string): string {
+  const { modules, unsupported } = scanWeights(model);
+  const own = unsupported.find((u) => u.module === name);
+  if (own) return own.reason;
+  const unnamed = unsupported.filter((u) => u.module === undefined).map((u) => u.reason);
+  const known = modules.map((m) => m.module);
+  return `the model has no module "${name}" (it has ${known.slice(0, 6).join(', ')}${known.length > 6 ? ', …' : ''}${known.length ? '' : 'none'})${unnamed.length ? `; ${unnamed.join('; ')}` : ''}`;
+}
+
+const scans = new WeakMap<OnnxModel, { modules: ModuleWeight[]; unsupported: UnsupportedWeight[] }>();
+
+function scanWeights(model: OnnxModel): { modules: ModuleWeight[]; unsupported: UnsupportedWeight[] } {
+  const cached = scans.get(model);
+  if (cached) return cached;
   const producers = new Map<string, NodeInfo>();
   for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
   // An initializer an embedding Gather also reads is tied: the module is the one whose node applies it.
   const gathered = new Set(model.nodes.filter((n) => n.opType === 'Gather').map((n) => weightSource(model, producers, n.inputs[0])?.source));
   const out: ModuleWeight[] = [];
+  const unsupported: UnsupportedWeight[] = [];
   const seen = new Set<string>();
   for (const node of model.nodes) {
-    if (node.opType !== 'MatMul' && node.opType !== 'Gemm') continue;
-    const found = weightSource(model, producers, node.inputs[1]);
+    const input = WEIGHT_INPUT[node.opType];
+    if (input === undefined) continue;
+    const found = weightSource(model, producers, node.inputs[input]);
     if (!found) continue;
     const { source, first } = found;
     let transposed = found.transposed;
     const init = model.initializers.get(source)!;
-    if (init.dims.length !== 2) continue;
     if (node.opType === 'Gemm' && node.attributes.find((a) => a.name === 'transB')?.i === 1) transposed = !transposed;
     const byScope = moduleFromScope(node.name) ?? moduleFromScope(first?.name ?? '');
     const byName = moduleFromInitializer(source);
     const module = gathered.has(source) ? byScope ?? byName : byName ?? byScope;
-    if (!module || seen.has(module)) continue;
+    // MatMulNBits (int4 blocks) stores (N, blocks, bytes): its shape is in its attributes.
+    const nbits = node.opType === 'MatMulNBits' ? ['N', 'K'].map((a) => node.attributes.find((x) => x.name === a)?.i) : undefined;
+    const dims = nbits?.every((d) => d !== undefined) ? (nbits as number[]) : init.dims;
+    if (dims.length !== 2) {
+      unsupported.push({ module, reason: `${node.opType} ${node.name || '(unnamed)'} reads ${source} of shape [${init.dims.join(', ')}]: only 2-D weight matrices are supported` });
+      continue;
+    }
+    if (!module) {
+      unsupported.push({ module, reason: `${node.opType} ${node.name || '(unnamed)'} reads weight ${source}, but neither the node's scope nor the weight's name says which module it is` });
+      continue;
+    }
+    if (seen.has(module)) continue;
     seen.add(module);
+    if (nbits) transposed = true;
     const layout: WeightLayout = transposed ? 'out_in' : 'in_out';
-    const [rows, cols] = init.dims;
+    const [rows, cols] = dims;
     out.push({
       module,
       initializer: source,
@@ -60,7 +105,9 @@ export function moduleWeights(model: OnnxModel): ModuleWeight[] {
       outputTensor: node.outputs[0],
     });
   }
-  return out;
+  const result = { modules: out, unsupported };
+  scans.set(model, result);
+  return result;
 }
 
 /**

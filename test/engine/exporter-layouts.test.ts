@@ -163,13 +163,18 @@ for (const layout of LAYOUTS) {
     assertSameTensors(model, same);
     const edited = path.join(dir, 'edited.onnx');
     assert.equal((await cli('apply', spec, '--edit', 'ablate', '-o', edited)).code, 0);
-    if (layout === 'llama') {
-      // The Review panel finds the edited weight by module, whatever the exporter named it (`onnx::MatMul_N` here).
-      const review = await reviewJob(spec);
-      assert.equal(review.weights.length, 1, JSON.stringify(review.weights));
-      assert.match(review.weights[0].initializer, /^onnx::MatMul_/);
-      assert.ok(review.weights[0].changed > 0);
-    }
+    // The Review panel finds the edited weight by module, whatever the exporter named or stored it (`onnx::MatMul_N`,
+    // behind Cast, in external data); `scalpel review` writes the pull-request page from the same lock.
+    const review = await reviewJob(spec);
+    const base = openModel(model);
+    const weight = moduleWeights(base).find((w) => w.module === down)!.initializer;
+    base.close();
+    assert.deepEqual(review.weights.map((w) => w.initializer), [weight]);
+    if (layout === 'llama') assert.match(weight, /^onnx::MatMul_/);
+    assert.ok(review.weights[0].changed > 0);
+    const page = path.join(dir, 'review.html');
+    assert.equal((await cli('review', spec, '-o', page)).code, 0);
+    assert.ok(fs.readFileSync(page, 'utf8').includes(key), 'the page lists the edited component');
     if (layout.includes('bf16')) {
       // W' = W + (0.3 − 1)·v⊗u in float32, rounded once to bfloat16: hidden unit 3's row of the (in, out) matrix is 0.3·W.
       const dampened = path.join(dir, 'dampened.onnx');

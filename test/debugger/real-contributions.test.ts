@@ -84,7 +84,7 @@ for (const layout of ['gpt2', 'gpt2-unfolded-opset14', 'gpt2-external', 'llama',
           return act * dot;
         });
         for (let c = 0; c < C; c++) {
-          assert.ok(Math.abs(got.values![c] - want[c]) <= 1e-4 + 2e-3 * scale, `${module} @${p} component ${c}: ${got.values![c]} vs PyTorch ${want[c]}`);
+          assert.ok(Math.abs(got.values![c] - want[c]) <= 1e-5 + 1e-4 * scale, `${module} @${p} component ${c}: ${got.values![c]} vs PyTorch ${want[c]}`);
         }
         assert.ok(scale > 1e-3, `${module} @${p}: the expected contributions are not all zero`);
         checked++;

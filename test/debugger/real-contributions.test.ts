@@ -45,7 +45,7 @@ for (const layout of ['gpt2', 'gpt2-unfolded-opset14', 'gpt2-external', 'llama',
     for (const f of fs.readdirSync(path.join(FIXTURES, layout))) fs.copyFileSync(path.join(FIXTURES, layout, f), path.join(dir, f));
     const lm = openLanguageModel(dir);
     const modules = Object.keys(expected.modules);
-    const { catalog, tensors } = decompose(lm, { method: 'svd', modules });
+    const { catalog, tensors } = await decompose(lm, { method: 'svd', modules });
     writeCatalog(path.join(dir, 'components'), catalog, tensors);
     const tracer = await Tracer.create(lm);
     const trace = await tracer.trace(Int32Array.from(expected.input_ids));

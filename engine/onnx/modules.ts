@@ -78,9 +78,12 @@ function scanWeights(model: OnnxModel): { modules: ModuleWeight[]; unsupported: 
     const byScope = moduleFromScope(node.name) ?? moduleFromScope(first?.name ?? '');
     const byName = moduleFromInitializer(source);
     const module = gathered.has(source) ? byScope ?? byName : byName ?? byScope;
-    // MatMulNBits (int4 blocks) stores (N, blocks, bytes): its shape is in its attributes.
-    const nbits = node.opType === 'MatMulNBits' ? ['N', 'K'].map((a) => node.attributes.find((x) => x.name === a)?.i) : undefined;
-    const dims = nbits?.every((d) => d !== undefined) ? (nbits as number[]) : init.dims;
+    if (node.opType === 'MatMulNBits') {
+      const bits = node.attributes.find((a) => a.name === 'bits')?.i ?? 4;
+      unsupported.push({ module, reason: `${node.opType} ${node.name || '(unnamed)'} reads ${source} as int${bits} blocks (quantized weights): not supported yet; use a float32, float16 or bfloat16 export` });
+      continue;
+    }
+    const dims = init.dims;
     if (dims.length !== 2) {
       unsupported.push({ module, reason: `${node.opType} ${node.name || '(unnamed)'} reads ${source} of shape [${init.dims.join(', ')}]: only 2-D weight matrices are supported` });
       continue;
@@ -91,7 +94,6 @@ function scanWeights(model: OnnxModel): { modules: ModuleWeight[]; unsupported: 
     }
     if (seen.has(module)) continue;
     seen.add(module);
-    if (nbits) transposed = true;
     const layout: WeightLayout = transposed ? 'out_in' : 'in_out';
     const [rows, cols] = dims;
     out.push({

@@ -6,13 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { launchRuntime } from '../../debugger/launch';
 import { ScalpelError } from '../../engine/errors';
-import { DataType, openModel } from '../../engine/onnx/model';
+import { DataType, openModel, readFloatTensor } from '../../engine/onnx/model';
+import { missingModule, moduleWeights } from '../../engine/onnx/modules';
+import { WeightEditor } from '../../engine/edit/weights';
 import { GraphEdit, rewriteModel } from '../../engine/onnx/rewrite';
-import { floatTensor } from '../../engine/onnx/build';
+import { buildModel, floatTensor } from '../../engine/onnx/build';
 import { scalpel } from '../helpers/cli';
 import { D, H, writeFixture } from '../edit/fixture';
 
@@ -129,3 +132,35 @@ for (const row of ROWS) {
     fs.rmSync(fx.dir, { recursive: true });
   });
 }
+
+test('int4 weights (MatMulNBits blocks, or int4 behind DequantizeLinear) get one "not supported yet" naming the tensor', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-int4-'));
+  const file = path.join(dir, 'q4.onnx');
+  const N = 6;
+  const K = 16;
+  fs.writeFileSync(file, buildModel({
+    nodes: [
+      { name: '/h.0/mlp/c_fc/MatMulNBits', opType: 'MatMulNBits', domain: 'com.microsoft', inputs: ['x', 'h.0.mlp.c_fc.weight_Q4', 'h.0.mlp.c_fc.weight_scales'], outputs: ['h'], attributes: [{ name: 'K', i: K }, { name: 'N', i: N }, { name: 'bits', i: 4 }, { name: 'block_size', i: 16 }] },
+      { name: '/lm_head/DequantizeLinear', opType: 'DequantizeLinear', inputs: ['lm_head.weight_int4', 'lm_head.scale'], outputs: ['w'] },
+      { name: '/lm_head/MatMul', opType: 'MatMul', inputs: ['h', 'w'], outputs: ['y'] },
+    ],
+    initializers: [
+      { name: 'h.0.mlp.c_fc.weight_Q4', dims: [N, 1, 8], dataType: DataType.UINT8, data: { raw: new Uint8Array(N * 8) } },
+      floatTensor('h.0.mlp.c_fc.weight_scales', [N], new Float32Array(N).fill(0.1)),
+      { name: 'lm_head.weight_int4', dims: [N, 4], dataType: 22, data: { raw: new Uint8Array((N * 4) / 2) } },
+      floatTensor('lm_head.scale', [], Float32Array.of(0.5)),
+    ],
+    inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, K] }],
+    outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 4] }],
+  }));
+  const m = openModel(file);
+  try {
+    assert.deepEqual(moduleWeights(m).map((w) => w.module), ['lm_head']);
+    const message = /^MatMulNBits \/h\.0\/mlp\/c_fc\/MatMulNBits reads h\.0\.mlp\.c_fc\.weight_Q4 as int4 blocks \(quantized weights\): not supported yet; use a float32, float16 or bfloat16 export$/;
+    assert.match(missingModule(m, 'h.0.mlp.c_fc'), message);
+    assert.throws(() => new WeightEditor(m).module('h.0.mlp.c_fc'), (e: unknown) => e instanceof ScalpelError && message.test(e.message));
+    assert.throws(() => readFloatTensor(m, 'lm_head.weight_int4'), (e: unknown) => e instanceof ScalpelError && e.message === 'initializer lm_head.weight_int4 is int4 (quantized weights): not supported yet; use a float32, float16 or bfloat16 export');
+  } finally {
+    m.close();
+  }
+});

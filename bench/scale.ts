@@ -1,17 +1,23 @@
 /**
- * `npm run bench:scale`: catalogs and decompositions at GPT-2-small scale (bench/gpt2-model.ts, generated here),
- * each figure with its baseline measured in the same run:
+ * `npm run bench:scale`: catalogs, decompositions and the edit workflow at GPT-2-small scale (bench/gpt2-model.ts,
+ * generated here), each figure with its baseline measured in the same run:
  *
- *   neuron   neuron decomposition of every MLP matrix: time, peak RSS, the catalog's size on disk vs the MLP
- *            weights' size and vs what the dense identities would take;
- *   svd      rank-64 SVD of every MLP matrix (randomized, `truncatedSvd`), total time vs the 2-minute target;
- *            `svd-accuracy` (not run by default: the baseline takes minutes) adds one matrix's singular values
- *            against the full Jacobi SVD;
- *   stream   a generated catalog of 600,000 labelled components (more than V8's 512 MiB string limit as JSON):
- *            written and read back streamed, vs `JSON.stringify` of the same catalog failing.
+ *   neuron       neuron decomposition of every MLP matrix: time, peak RSS, the catalog's size on disk vs the MLP
+ *                weights' size and vs what the dense identities would take;
+ *   svd          rank-64 SVD of every MLP matrix (randomized, `truncatedSvd`), total time vs the 2-minute target;
+ *                `svd-accuracy` (not run by default: its baseline takes minutes) adds one matrix's singular values
+ *                against the full Jacobi SVD;
+ *   torch        engine evaluation vs PyTorch eager (bench/torch_gpt2.py, /usr/bin/python3) on the same weights,
+ *                windows and threads, with both losses;
+ *   preview      a new scale of one component → Δloss on 5 datasets of 2,000 tokens vs a plain evaluation of them;
+ *   apply        `scalpel apply SPEC` end to end vs `scalpel eval SPEC` (the measurement it makes);
+ *   apply-large  the same on a model over 2 GiB (external data), with peak RSS vs the model's size;
+ *   debugger     bench/debugger.ts (launch → first stop, per step, memory) on the 124M model;
+ *   stream       a generated catalog of 600,000 labelled components (more than V8's 512 MiB string limit as JSON):
+ *                written and read back streamed, vs `JSON.stringify` of the same catalog failing.
  *
- * `--only neuron,svd,svd-accuracy,stream` picks sections. Heavy jobs run in child processes (peak RSS per job). The machine is
- * shared: the load average is printed with the figures; compare ratios, not seconds.
+ * `--only a,b` picks sections (the default: all but svd-accuracy). Heavy jobs run in child processes (peak RSS per
+ * job). The machine is shared: the load average is printed with the figures; compare ratios, not seconds.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -30,7 +36,10 @@ import { commands } from '../cli/commands';
 import { PreviewSession } from '../engine/edit/preview';
 import { WeightEditor, neuronComponent } from '../engine/edit/weights';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
-import { GPT2_SMALL, writeGpt2 } from './gpt2-model';
+import { GPT2_SMALL, Gpt2Shape, writeGpt2 } from './gpt2-model';
+
+/** Over protobuf's 2 GiB (as bench:real's): 10 layers of width 2,048, weights in model.onnx_data. */
+const LARGE: Gpt2Shape = { layers: 10, dModel: 2048, heads: 16, vocab: 50257, context: 1024 };
 
 /** Module paths of the generated GPT-2 start with this (the Hugging Face tree). */
 const GPT2_MODULE_PREFIX = 'transformer.';
@@ -143,10 +152,10 @@ async function job(name: string, dir: string): Promise<Record<string, number>> {
     await ev.release();
     return { createS, baseS, previewS: median(previewS), evalS, tokens: data.reduce((a, d) => a + d.ids.length - 1, 0) };
   }
-  if (name === 'apply') {
+  if (name === 'apply' || name === 'apply-large') {
     // `scalpel eval SPEC` (the measurement apply makes: every dataset before and after) vs `scalpel apply SPEC`.
     const run = (argv: string[]) => commands.find((c) => c.name === argv[0])!.run(argv.slice(1));
-    const spec = writeSpec(dir);
+    const spec = writeSpec(dir, name === 'apply' ? 2000 : 256);
     await run(['decompose', '--model', dir, '--method', 'neuron', '--modules', '*.h.1.mlp.*', '-o', path.join(dir, 'neuron-h1')]);
     let t0 = performance.now();
     await run(['eval', spec, '--threads', '2', '--json']);
@@ -155,6 +164,34 @@ async function job(name: string, dir: string): Promise<Record<string, number>> {
     await run(['apply', spec, '-o', path.join(dir, 'edited.onnx'), '--threads', '2']);
     const applyS = seconds(t0);
     return { evalS, applyS };
+  }
+  if (name === 'torch') {
+    // Engine evaluation vs PyTorch eager (bench/torch_gpt2.py) on the same weights, windows and threads.
+    const CONTEXT = 256;
+    const lm = openLanguageModel(dir, { contextLength: CONTEXT });
+    const ds = tokens(lm, 9, 8 * CONTEXT);
+    const ev = await Evaluator.create(lm, { threads: 2 });
+    const windows: number[][] = [];
+    const targets: number[][] = [];
+    for (let s = 0; s + 1 < ds.ids.length; s += CONTEXT) {
+      windows.push(Array.from(ds.ids.subarray(s, s + CONTEXT)));
+      targets.push(Array.from(ds.ids.subarray(s + 1, s + CONTEXT + 1)));
+    }
+    const file = path.join(dir, 'tokens.json');
+    fs.writeFileSync(file, JSON.stringify({ windows, targets, batch: ev.batchSize }));
+    await ev.evaluate(ds); // warm-up, as the script warms up
+    const runs: number[] = [];
+    let loss = 0;
+    for (let i = 0; i < 2; i++) {
+      const t0 = performance.now();
+      loss = (await ev.evaluate(ds)).loss;
+      runs.push(seconds(t0));
+    }
+    await ev.release();
+    const py = spawnSync('/usr/bin/python3', [path.join(__dirname, 'torch_gpt2.py'), dir, file, '2'], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2' } });
+    if (py.status !== 0) return { engineS: Math.min(...runs), loss, torchFailed: 1 };
+    const t = JSON.parse(py.stdout.trim().split('\n').pop()!);
+    return { engineS: Math.min(...runs), loss, torchS: t.seconds, torchLoss: t.loss, torchThreads: t.threads, tokens: ds.ids.length - 1, batch: ev.batchSize };
   }
   throw new Error(`no job ${name}`);
 }
@@ -173,12 +210,12 @@ function tokens(lm: ReturnType<typeof openLanguageModel>, seed: number, n: numbe
   return tokenizeDataset({ name: `d${seed}`, source: 'bench', documents: [{ text: text(seed, n + 1), tags: {} }] }, lm.tokenizer, n + 1);
 }
 
-/** A spec over the generated model: one neuron component of h.1 scaled by 0.5, guarded on five 2,000-token texts. */
-function writeSpec(dir: string): string {
+/** A spec over the generated model: one neuron component of h.1 scaled by 0.5, guarded on five texts of `n` tokens. */
+function writeSpec(dir: string, n: number): string {
   const lines = ['model g from "." {', '  components "neuron-h1"', '}'];
   for (const seed of DATASETS) {
-    fs.writeFileSync(path.join(dir, `d${seed}.txt`), text(seed, 2001));
-    lines.push(`data d${seed} = text "d${seed}.txt" limit 2000 tokens`);
+    fs.writeFileSync(path.join(dir, `d${seed}.txt`), text(seed, n + 1));
+    lines.push(`data d${seed} = text "d${seed}.txt" limit ${n} tokens`);
   }
   lines.push(`guard rest = [${DATASETS.slice(1).map((s) => `d${s}`).join(', ')}] within 5 nats`);
   lines.push('edit e on g {', `  select "${GPT2_MODULE_PREFIX}h.1.mlp.c_fc:17"`, '  scale 0.5', '  keep rest', '}');
@@ -219,13 +256,13 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ ...out, rssMB: process.resourceUsage().maxRSS / 1024 }));
     return;
   }
-  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['neuron', 'svd', 'preview', 'apply', 'debugger', 'stream'];
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['neuron', 'svd', 'torch', 'preview', 'apply', 'apply-large', 'debugger', 'stream'];
   if (only.includes('svd-accuracy') && !only.includes('svd')) only.push('svd');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-scale-'));
   try {
     console.log(`bench:scale on ${os.cpus().length} cores, load average ${load()} (shared machine: compare ratios, not seconds)`);
     const small = path.join(root, 'gpt2-small');
-    if (only.some((x) => x !== 'stream')) writeGpt2(small, GPT2_SMALL, { external: false });
+    if (only.some((x) => x !== 'stream' && x !== 'apply-large')) writeGpt2(small, GPT2_SMALL, { external: false });
     if (only.includes('neuron')) {
       const r = child('neuron', small);
       console.log(`\nneuron decomposition of all ${r.modules} MLP matrices (${r.components} components): ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB.toFixed(0)} MB (load ${load()})`);
@@ -239,6 +276,11 @@ async function main(): Promise<void> {
         console.log(`  one 768×3072 matrix (random weights: a flat spectrum, the hard case): truncated ${a.truncatedS.toFixed(1)} s vs full Jacobi ${a.fullS.toFixed(1)} s (${(a.fullS / a.truncatedS).toFixed(1)}×); worst relative error of σ1..σ64 ${a.worstRelative.toExponential(2)}, energy captured ${(a.energy * 100).toFixed(3)} % of the true top 64 (σ1 ${a.s0.toFixed(4)} vs ${a.true0.toFixed(4)}, σ64 ${a.s63.toFixed(4)} vs ${a.true63.toFixed(4)})`);
       }
     }
+    if (only.includes('torch')) {
+      const r = child('torch', small);
+      if (r.torchFailed) console.log('\nPyTorch eager: /usr/bin/python3 has no torch (lab/setup.sh installs it); skipped');
+      else console.log(`\nengine evaluation vs PyTorch eager ${r.torchThreads} threads, same weights and ${r.tokens} tokens (windows of 256, batch ${r.batch}): engine ${r.engineS.toFixed(2)} s, torch ${r.torchS.toFixed(2)} s → ${(r.torchS / r.engineS).toFixed(2)}× (target ≥ 2.5); loss ${r.loss.toFixed(6)} vs ${r.torchLoss.toFixed(6)} (load ${load()})`);
+    }
     if (only.includes('preview')) {
       const r = child('preview', small);
       console.log(`\npreview of a new scale (one neuron of h.5.mlp.c_fc) on 5 datasets, ${r.tokens} tokens: ${r.previewS.toFixed(2)} s (median of 3) vs a plain evaluation of the same datasets ${r.evalS.toFixed(2)} s → ${(r.previewS / r.evalS).toFixed(2)}×; session create ${r.createS.toFixed(1)} s, base results once ${r.baseS.toFixed(1)} s; peak RSS ${r.rssMB.toFixed(0)} MB (load ${load()})`);
@@ -246,6 +288,14 @@ async function main(): Promise<void> {
     if (only.includes('apply')) {
       const r = child('apply', small);
       console.log(`\nscalpel apply SPEC end to end (one neuron component, 5 datasets of 2,000 tokens, write, lock): ${r.applyS.toFixed(1)} s vs scalpel eval SPEC (its measurement) ${r.evalS.toFixed(1)} s → ${(r.applyS / r.evalS).toFixed(2)}× (target ≤ 3); peak RSS ${r.rssMB.toFixed(0)} MB (load ${load()})`);
+    }
+    if (only.includes('apply-large')) {
+      const large = path.join(root, 'large');
+      writeGpt2(large, LARGE, { external: true });
+      const bytes = fs.readdirSync(large).filter((f) => f.startsWith('model.onnx')).reduce((a, f) => a + fs.statSync(path.join(large, f)).size, 0);
+      const r = child('apply-large', large);
+      console.log(`\nscalpel apply SPEC on a ${(bytes / 2 ** 30).toFixed(2)} GiB model (external data; 5 datasets of 256 tokens): ${r.applyS.toFixed(1)} s vs scalpel eval SPEC ${r.evalS.toFixed(1)} s → ${(r.applyS / r.evalS).toFixed(2)}×; peak RSS ${r.rssMB.toFixed(0)} MB = ${(r.rssMB / (bytes / MB)).toFixed(2)}× the model (load ${load()})`);
+      fs.rmSync(large, { recursive: true, force: true });
     }
     if (only.includes('debugger')) {
       const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'debugger.ts'), small], { encoding: 'utf8' });

@@ -7,11 +7,28 @@ import * as vscode from 'vscode';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
 import type { CheckView, DatasetView, EvaluateResult, JobRuntime } from './protocol';
+import { DEFAULT_EXCLUDE, FilesExclude, testScope } from './test-scope';
 
 type Debug = (spec: vscode.Uri, edit?: string, dataset?: string) => Promise<boolean>;
 
 /** Spec files on disk (not, e.g., the applied version shown in a diff). */
 const isSpec = (u: vscode.Uri) => u.scheme === 'file' && u.fsPath.endsWith('.scalpel');
+
+/** The exclusions that apply to a workspace folder: scalpel.testing.exclude and files.exclude. */
+function scopeOf(folder: vscode.WorkspaceFolder): { exclude: string[]; filesExclude: FilesExclude } {
+  return {
+    exclude: vscode.workspace.getConfiguration('scalpel', folder).get<string[]>('testing.exclude', DEFAULT_EXCLUDE),
+    filesExclude: vscode.workspace.getConfiguration('files', folder).get<FilesExclude>('exclude', {}),
+  };
+}
+
+/** Whether a spec is one the user owns: in a workspace folder, and not excluded there. */
+function owned(u: vscode.Uri): boolean {
+  const folder = vscode.workspace.getWorkspaceFolder(u);
+  if (!folder) return false;
+  const { exclude, filesExclude } = scopeOf(folder);
+  return testScope(exclude, filesExclude)(vscode.workspace.asRelativePath(u, false));
+}
 
 export class SpecTests {
   readonly controller: vscode.TestController;
@@ -47,20 +64,33 @@ export class SpecTests {
       });
     }
     const watcher = vscode.workspace.createFileSystemWatcher('**/*.scalpel');
+    const listed = (u: vscode.Uri) => isSpec(u) && owned(u);
     context.subscriptions.push(
       c,
       watcher,
-      watcher.onDidCreate((u) => this.update(u)),
-      watcher.onDidChange((u) => this.update(u)),
+      watcher.onDidCreate((u) => listed(u) && this.update(u)),
+      watcher.onDidChange((u) => listed(u) && this.update(u)),
       watcher.onDidDelete((u) => c.items.delete(u.toString())),
-      vscode.workspace.onDidOpenTextDocument((d) => isSpec(d.uri) && this.update(d.uri, d.getText())),
-      vscode.workspace.onDidChangeTextDocument((e) => isSpec(e.document.uri) && this.update(e.document.uri, e.document.getText())),
+      vscode.workspace.onDidOpenTextDocument((d) => listed(d.uri) && this.update(d.uri, d.getText())),
+      vscode.workspace.onDidChangeTextDocument((e) => listed(e.document.uri) && this.update(e.document.uri, e.document.getText())),
+      vscode.workspace.onDidChangeConfiguration((e) => (e.affectsConfiguration('scalpel.testing.exclude') || e.affectsConfiguration('files.exclude')) && this.discover()),
     );
-    for (const d of vscode.workspace.textDocuments) if (isSpec(d.uri)) this.update(d.uri, d.getText());
+    for (const d of vscode.workspace.textDocuments) if (listed(d.uri)) this.update(d.uri, d.getText());
   }
 
+  /** Lists the specs in scope, and drops items that left it. */
   private async discover(): Promise<void> {
-    for (const u of await vscode.workspace.findFiles('**/*.scalpel', '**/node_modules/**')) await this.update(u);
+    const found: vscode.Uri[] = [];
+    for (const folder of vscode.workspace.workspaceFolders ?? []) {
+      // The search skips the excluded folders; `owned` then applies the same rule as to the watcher's files.
+      const { exclude, filesExclude } = scopeOf(folder);
+      const skip = [...exclude, ...Object.keys(filesExclude).filter((p) => filesExclude[p] === true)].filter((p) => !/[{}]/.test(p));
+      const files = await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/*.scalpel'), skip.length ? new vscode.RelativePattern(folder, `{${skip.join(',')}}`) : null);
+      found.push(...files.filter(owned));
+    }
+    const keep = new Set(found.map((u) => u.toString()));
+    for (const [id] of this.controller.items) if (!keep.has(id)) this.controller.items.delete(id);
+    for (const u of found) await this.update(u);
   }
 
   /** (Re)builds a spec's item and its guard and expectation children from the spec's text. */

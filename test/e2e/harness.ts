@@ -39,7 +39,10 @@ export function makeWorkspace(extra: Record<string, string> = {}): string {
   const examples = path.join(SOURCE, 'examples');
   for (const f of fs.readdirSync(examples)) if (f.endsWith('.scalpel')) fs.copyFileSync(path.join(examples, f), path.join(ws, 'examples', f));
   fs.symlinkSync(path.join(SOURCE, 'models'), path.join(ws, 'models'));
-  for (const [f, text] of Object.entries(extra)) fs.writeFileSync(path.join(ws, f), text);
+  for (const [f, text] of Object.entries(extra)) {
+    fs.mkdirSync(path.dirname(path.join(ws, f)), { recursive: true });
+    fs.writeFileSync(path.join(ws, f), text);
+  }
   return ws;
 }
 

@@ -56,8 +56,14 @@ async function setTheme(page: Page, theme: 'light' | 'dark'): Promise<void> {
 
 test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer, Components', { timeout: 600_000 }, async () => {
   const source = fs.readFileSync(path.join(h.SOURCE, 'examples', SPEC), 'utf8');
-  // A copy to break and complete in, so the spec itself stays intact for Preview.
-  const ws = h.makeWorkspace({ 'examples/scratch.scalpel': source });
+  // A copy to break and complete in, so the spec itself stays intact for Preview; a fixture under test/ and a spec
+  // in a folder that files.exclude hides, which Test Explorer must not list.
+  const ws = h.makeWorkspace({
+    'examples/scratch.scalpel': source,
+    'test/fixture-spec.scalpel': source,
+    'drafts/hidden-spec.scalpel': source,
+    '.vscode/settings.json': JSON.stringify({ 'files.exclude': { '**/drafts': true } }),
+  });
   const server = await h.startCodeServer({ trusted: true });
   try {
     const page = await h.openWorkbench(browser, server, ws);
@@ -141,6 +147,10 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
     await h.runCommand(page, 'Testing: Focus on Test Explorer View');
     const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
     await specRow.waitFor({ timeout: 30_000 });
+    // Only the specs the user owns: the examples, not the test/ fixture nor what files.exclude hides.
+    const listed = await page.locator('.test-explorer .monaco-list-row').allInnerTexts();
+    assert.ok(listed.some((t) => t.includes('scratch.scalpel')), `Test Explorer lists ${listed.join(' | ')}`);
+    assert.ok(!listed.some((t) => t.includes('fixture-spec.scalpel') || t.includes('hidden-spec.scalpel')), `Test Explorer lists ${listed.join(' | ')}`);
     await specRow.hover();
     await specRow.locator('.action-label[aria-label="Run Test"]').click();
     await specRow.locator('.codicon-testing-passed-icon, .codicon-testing-failed-icon').first().waitFor({ timeout: 300_000 });

@@ -1,11 +1,12 @@
 /**
  * docs/language.md agrees with the language's tables: its statistics table lists exactly the
- * statistics the checker accepts, with the same signature and meaning.
+ * statistics the checker accepts, with the same signature and meaning, and its keywords are the parser's.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { RESERVED } from '../../language/parser';
 import { STATISTICS } from '../../language/statistics';
 
 const LANGUAGE_MD = path.join(__dirname, '..', '..', 'docs', 'language.md');
@@ -30,4 +31,11 @@ test("the statistics table of docs/language.md is the checker's table", () => {
   const rows = tableAfter(fs.readFileSync(LANGUAGE_MD, 'utf8'), 'Statistics (from the catalog\'s per-component metadata):');
   const expected = Object.values(STATISTICS).map((d) => `| \`${d.signature}\` | ${d.doc.replace(/\|/g, '\\|')} |`);
   assert.deepEqual(rows, expected);
+});
+
+test("the keywords docs/language.md lists are the parser's reserved words", () => {
+  const text = fs.readFileSync(LANGUAGE_MD, 'utf8').replace(/\n\s*/g, ' ');
+  const listed = /Keywords \(`([^`]+)`\) cannot be names/.exec(text);
+  assert.ok(listed, 'docs/language.md lists the keywords');
+  assert.deepEqual(listed[1].split(' ').sort(), [...RESERVED].sort());
 });

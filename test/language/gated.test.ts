@@ -3,7 +3,6 @@
  * gives the engine, the diagnostics for wrong values, completion, and formatting.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { analyze, defaultEnv } from '../../language/checker';
@@ -83,12 +82,4 @@ test('completion offers the loss form after the range, toward and gated after th
   assert.deepEqual(labels(spec('scale tune in [-8, 1] maximize loss(tune_de) gated'), 'loss(tune_de) '), ['gated']);
   assert.deepEqual(labels(spec('scale -2 gated where ci > 0.5'), 'gated '), ['where ci > 0.5']);
   assert.deepEqual(labels(spec('scale -2 gated where ci > 0.5'), 'where '), ['ci']);
-});
-
-test('the gated example in docs/language.md checks clean against the demo catalog', () => {
-  const docs = path.join(__dirname, '..', '..', 'docs');
-  const blocks = [...fs.readFileSync(path.join(docs, 'language.md'), 'utf8').matchAll(/```scalpel\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => b.includes(' gated'));
-  assert.equal(blocks.length, 1);
-  assert.deepEqual(analyze(blocks[0], defaultEnv(docs)).diagnostics.map((d) => `${d.code} ${d.message}`), []);
-  assert.deepEqual(loadSpecText(blocks[0], path.join(docs, 'snippet.scalpel')).edits[0].scale.gate, { kind: 'ci' });
 });

@@ -1,5 +1,5 @@
 /**
- * Edit benchmarks (issue 5) on the demo model; every figure is measured in this run, with its
+ * Edit benchmarks on the demo model; every figure is measured in this run, with its
  * baseline measured here too:
  *   1. preview latency of a one-component edit: new scale → edited weights → Δloss on the five UDHR
  *      datasets (base cached), vs re-creating an ORT session from patched bytes for the same edit;

@@ -1,5 +1,5 @@
 /**
- * Engine benchmarks (issue 2). Prints figures as ratios against baselines measured in the same run:
+ * Engine benchmarks. Prints figures as ratios against baselines measured in the same run:
  *   1. evaluation throughput through the engine vs a bare InferenceSession.run loop on the same batches;
  *   2. writing an edited copy (one tensor changed) vs fs.copyFile, on the demo model and on a
  *      synthetic GPT-2-small-sized model (≈124M parameters, generated here);

@@ -1,6 +1,6 @@
 /**
  * `npm run fuzz [-- COUNT [SEED]]`: the spec fuzzer at length (default 100,000 mutated specs).
- * Prints progress and the counts the issue asks for: throws, and steps over 1 s of CPU.
+ * Prints progress and the counts that must stay 0: throws, and steps over 1 s of CPU.
  */
 import { fuzzSpecs } from '../test/language/fuzz';
 

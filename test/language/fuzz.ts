@@ -76,7 +76,7 @@ export interface FuzzCounts {
   throws: number;
   /** Steps (one call: parse, reparse, analyze, a service) that took over `slowMs` of CPU. */
   slow: number;
-  /** reparse from the seed spec disagreeing with a fresh parse's diagnostics. */
+  /** reparse from the unmutated spec disagreeing with a fresh parse's diagnostics. */
   incrementalMismatches: number;
   slowestMs: number;
   slowestStep: string;

@@ -63,7 +63,7 @@ test('hostile specs: one clear diagnostic, no throw, and each step stays fast', 
     const codes = new Set(a.diagnostics.map((d) => d.code));
     if (code) assert.ok(codes.has(code as never), `${what}: reported as ${code} (got ${[...codes].join(', ') || 'nothing'})`);
     else assert.deepEqual(a.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message), [], `${what}: checks without errors`);
-    // CPU time, not wall time: the bound is generous (the machine is shared) but far below the seconds these once took.
+    // CPU time, not wall time: the bound is generous (the machine is shared) but far below the seconds a backtracking regex or a quadratic step takes on these.
     assert.ok(ms < 3000, `${what}: ${ms.toFixed(0)} ms of CPU`);
   }
 });

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openLanguageModel } from '../../engine/lm';
 import { tokenizeDataset } from '../../engine/evaluate';
-import { decompose } from '../../engine/decompose';
+import { DecomposeOptions, Decomposition, decompose } from '../../engine/decompose';
 import { writeCatalog } from '../../engine/catalog/write';
 import { openCatalogTensors, readCatalogMetadata, writeVector } from '../../engine/catalog/read';
 import { labelCatalog, TaggedData, taggedDataset } from '../../engine/label';
@@ -26,13 +26,19 @@ function taggedData(lm: ReturnType<typeof openLanguageModel>): TaggedData[] {
   }));
 }
 
-test('labelling finds the planted German-specific neuron, names it, and finds what it promotes', async () => {
+/** The planted model with a catalog decomposed by `opts`; `adjust` changes the decomposition before it is written. */
+async function plantedCatalog(opts: DecomposeOptions = { method: 'neuron' }, adjust?: (d: Decomposition) => void) {
   const dir = writePlantedModel();
   const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = await decompose(lm, { method: 'neuron' });
+  const d = await decompose(lm, opts);
+  adjust?.(d);
   const catDir = path.join(dir, 'components');
   writeCatalog(catDir, d.catalog, d.tensors);
-  const tensors = openCatalogTensors(catDir);
+  return { lm, catDir, tensors: openCatalogTensors(catDir) };
+}
+
+test('labelling finds the planted German-specific neuron, names it, and finds what it promotes', async () => {
+  const { lm, tensors } = await plantedCatalog();
   const data = taggedData(lm);
   const result = await labelCatalog(lm, tensors, data, { batchSize: 3 });
   tensors.close();
@@ -79,12 +85,7 @@ test('labelling finds the planted German-specific neuron, names it, and finds wh
 });
 
 test('ablation Δloss equals the weight edit at scale 0, evaluated on its own on the same tokens', async () => {
-  const dir = writePlantedModel();
-  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = await decompose(lm, { method: 'neuron' });
-  const catDir = path.join(dir, 'components');
-  writeCatalog(catDir, d.catalog, d.tensors);
-  const tensors = openCatalogTensors(catDir);
+  const { lm, tensors } = await plantedCatalog();
   const data = taggedData(lm);
   const tokens = 100;
   const result = await labelCatalog(lm, tensors, data, { ablationTokens: tokens });
@@ -109,14 +110,10 @@ test('ablation Δloss equals the weight edit at scale 0, evaluated on its own on
 });
 
 test('human labels survive re-labelling; auto labels are replaced', async () => {
-  const dir = writePlantedModel();
-  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = await decompose(lm, { method: 'neuron' });
-  const catDir = path.join(dir, 'components');
-  d.catalog.components[0].label = { text: 'my own words', source: 'human' };
-  d.catalog.components[1].label = { text: 'stale', source: 'auto' };
-  writeCatalog(catDir, d.catalog, d.tensors);
-  const tensors = openCatalogTensors(catDir);
+  const { lm, catDir, tensors } = await plantedCatalog({ method: 'neuron' }, (d) => {
+    d.catalog.components[0].label = { text: 'my own words', source: 'human' };
+    d.catalog.components[1].label = { text: 'stale', source: 'auto' };
+  });
   const result = await labelCatalog(lm, tensors, taggedData(lm));
   tensors.close();
   writeCatalog(catDir, result.catalog);
@@ -156,18 +153,14 @@ test('label rules with ablation: a language is named only where removing the com
 });
 
 test('with CI functions in the catalog, statistics are of causal importance, computed as SPD defines it', async () => {
-  const dir = writePlantedModel();
-  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = await decompose(lm, { method: 'neuron', modules: ['h.0.mlp.c_fc'] });
   const C = 32, h = 3;
   const ci = { wIn: randomValues(C * h, 1).map((v) => v * 3), bIn: randomValues(C * h, 2), wOut: randomValues(C * h, 3).map((v) => v * 2), bOut: randomValues(C, 4).map((v) => v + 0.3) };
-  d.tensors[0].extra = [
-    { name: 'h.0.mlp.c_fc.ci.w_in', shape: [C, h], data: ci.wIn }, { name: 'h.0.mlp.c_fc.ci.b_in', shape: [C, h], data: ci.bIn },
-    { name: 'h.0.mlp.c_fc.ci.w_out', shape: [C, h], data: ci.wOut }, { name: 'h.0.mlp.c_fc.ci.b_out', shape: [C], data: ci.bOut },
-  ];
-  const catDir = path.join(dir, 'components');
-  writeCatalog(catDir, d.catalog, d.tensors);
-  const tensors = openCatalogTensors(catDir);
+  const { lm, tensors } = await plantedCatalog({ method: 'neuron', modules: ['h.0.mlp.c_fc'] }, (d) => {
+    d.tensors[0].extra = [
+      { name: 'h.0.mlp.c_fc.ci.w_in', shape: [C, h], data: ci.wIn }, { name: 'h.0.mlp.c_fc.ci.b_in', shape: [C, h], data: ci.bIn },
+      { name: 'h.0.mlp.c_fc.ci.w_out', shape: [C, h], data: ci.wOut }, { name: 'h.0.mlp.c_fc.ci.b_out', shape: [C], data: ci.bOut },
+    ];
+  });
   const data = taggedData(lm);
   const result = await labelCatalog(lm, tensors, data);
   tensors.close();
@@ -221,12 +214,7 @@ test('a component that barely fires is inactive, however lopsided its means', ()
 });
 
 test('lm_head components promote the tokens of their own largest write entries', async () => {
-  const dir = writePlantedModel();
-  const lm = openLanguageModel(dir, { tokenizer: 'bytes' });
-  const d = await decompose(lm, { method: 'svd', modules: ['lm_head'], rank: 4 });
-  const catDir = path.join(dir, 'components');
-  writeCatalog(catDir, d.catalog, d.tensors);
-  const tensors = openCatalogTensors(catDir);
+  const { lm, tensors } = await plantedCatalog({ method: 'svd', modules: ['lm_head'], rank: 4 });
   const result = await labelCatalog(lm, tensors, taggedData(lm), { outputTokens: 3 });
   const f = tensors.factors('lm_head');
   tensors.close();

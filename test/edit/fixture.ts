@@ -3,6 +3,7 @@
  * one module stored (in, out) and one (out, in) behind a Transpose, plus a random component
  * catalog for it. Everything lands in a fresh temporary folder.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildModel, floatTensor, NodeSpec, TensorSpec } from '../../engine/onnx/build';
 import { writeCatalog } from '../../engine/catalog/write';
@@ -89,6 +90,24 @@ export function writeFixture(): Fixture {
     }),
   );
   return { dir, model, catalog, factors };
+}
+
+/**
+ * Writes `name` into the fixture's folder: a spec with one edit (h.1.mlp.c_fc:1 at half scale) that keeps a loose
+ * guard on an English sentence; `data` declarations go before the guard. Returns the spec's path.
+ */
+export function writeSpec(fx: Fixture, name: string, data = ''): string {
+  const spec = path.join(fx.dir, name);
+  fs.writeFileSync(spec, `model tiny from "." { components "components" }
+${data}data other = inline "The quick brown fox jumps over the lazy dog ."
+guard g = [other] within 100 nats
+edit e on tiny {
+  select "h.1.mlp.c_fc:1"
+  scale 0.5
+  keep g
+}
+`);
+  return spec;
 }
 
 export const WORDS = 'Alle Menschen sind frei und gleich an Wuerde Rechten geboren . Sie mit Vernunft Gewissen begabt The quick brown fox jumps over the lazy dog'.split(' ');

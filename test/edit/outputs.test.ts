@@ -15,24 +15,13 @@ import { lockMatchesOutput, readLock } from '../../engine/edit/lock';
 import { modelSha256, sha256File } from '../../engine/identity';
 import { PlanRunner } from '../../engine/edit/run';
 import { loadPlan } from '../../language/plan';
-import { writeFixture } from './fixture';
+import { writeFixture, writeSpec } from './fixture';
 import { scalpel } from '../helpers/cli';
 
 function specFixture() {
   const fx = writeFixture();
   fs.writeFileSync(path.join(fx.dir, 'notes.txt'), 'Alle Menschen sind frei und gleich\n');
-  const spec = path.join(fx.dir, 'o.scalpel');
-  fs.writeFileSync(spec, `model tiny from "." { components "components" }
-data notes = text "notes.txt"
-data other = inline "The quick brown fox jumps over the lazy dog ."
-guard g = [other] within 100 nats
-edit e on tiny {
-  select "h.1.mlp.c_fc:1"
-  scale 0.5
-  keep g
-}
-`);
-  return { ...fx, spec };
+  return { ...fx, spec: writeSpec(fx, 'o.scalpel', 'data notes = text "notes.txt"\n') };
 }
 
 test('apply -o refuses every input of the spec and every path that is not new or a regular file', async () => {

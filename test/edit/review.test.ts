@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { launchChromium } from '../helpers/chromium';
 import { scalpel as run } from '../helpers/cli';
-import { writeFixture } from './fixture';
+import { writeFixture, writeSpec } from './fixture';
 
 const scalpel = (...args: string[]) => run(args, { source: true });
 
@@ -13,7 +13,7 @@ test('scalpel review: a self-contained page whose Monaco diff editor renders the
   if (!fs.existsSync('dist/review/page.js')) spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'r.scalpel');
-  // Text that once broke the page: a comment opener and a script end inside the embedded spec.
+  // Text that must not break out of the page: a comment opener and a script end inside the embedded spec.
   fs.writeFileSync(spec, `# <!-- </script><script>window.pwned = 1</script>
 model tiny from "." { components "components" }
 data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
@@ -60,16 +60,7 @@ edit e on tiny {
 
 test('scalpel review: a tampered lock (markup where a number belongs) is one clear error, not a page that runs it', () => {
   const fx = writeFixture();
-  const spec = path.join(fx.dir, 't.scalpel');
-  fs.writeFileSync(spec, `model tiny from "." { components "components" }
-data other = inline "The quick brown fox jumps over the lazy dog ."
-guard g = [other] within 100 nats
-edit e on tiny {
-  select "h.1.mlp.c_fc:1"
-  scale 0.5
-  keep g
-}
-`);
+  const spec = writeSpec(fx, 't.scalpel');
   assert.equal(scalpel('apply', spec, '-o', path.join(fx.dir, 'out.onnx')).code, 0);
   const lock = JSON.parse(fs.readFileSync(`${spec}.lock`, 'utf8'));
   lock.metrics.other.tokens = '<img src=x onerror="window.pwned=1">';

@@ -26,6 +26,15 @@ export interface LanguageModel {
   pastInputs: ValueInfo[];
 }
 
+/**
+ * Files beside a model that evaluation (config.json: the context length; tokenizer.json) and Hugging Face
+ * loaders read; an edited model written to another folder gets copies of them.
+ */
+export const MODEL_SIDECARS = [
+  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
+  'added_tokens.json', 'vocab.json', 'merges.txt', 'vocab.txt', 'tokenizer.model',
+];
+
 /** Closes a language model's descriptor once nothing refers to the model any more. */
 const descriptors = new FinalizationRegistry<() => void>((close) => close());
 

@@ -19,6 +19,8 @@ While the spec, model and catalog are unchanged, tuned scales come from the lock
 the same bytes. The model and lock are written first, then every dataset is measured and the lock
 completed; a model that cannot be evaluated here is still written (its lock says why it has no
 metrics; exit 2). Exit 1 when a guard or expectation fails (the output is still written).
+An output in another folder gets copies of the model folder's config.json, tokenizer.json and
+Hugging Face sidecars, so it evaluates alone as measured (an existing different file is kept, and said).
 
   -o, --out FILE       the edited model to write
   --edit NAME          apply only this edit (repeatable)
@@ -63,8 +65,10 @@ export const applyCommand: Command = {
         measure: !values['no-measure'],
       });
       const rel = (f: string) => path.relative(process.cwd(), f) || f;
+      const beside = r.sidecars.copied.length ? ` with ${r.sidecars.copied.join(', ')} copied from the model's folder,` : '';
+      for (const k of r.sidecars.kept) process.stderr.write(`scalpel: kept ${rel(k.file)}, which differs from ${rel(k.source)}: the output evaluates with the kept one\n`);
       if (!r.outcome) {
-        process.stdout.write(`${outcomeSummary(r.resolved, runner).join('\n')}\n\nwrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…) and ${rel(r.lockFile)}; ${r.unmeasured}\n`);
+        process.stdout.write(`${outcomeSummary(r.resolved, runner).join('\n')}\n\nwrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…)${beside} and ${rel(r.lockFile)}; ${r.unmeasured}\n`);
         if (r.unmeasured === NOT_MEASURED) return 0;
         process.stderr.write(`scalpel: ${rel(r.outFile)} and ${rel(r.lockFile)} are written, but ${r.unmeasured}\n`);
         return 2;
@@ -73,7 +77,7 @@ export const applyCommand: Command = {
       if (r.outcome.checks.length) {
         process.stdout.write(formatTable(['', 'check'], r.outcome.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message])) + '\n\n');
       }
-      process.stdout.write(`wrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…) and ${rel(r.lockFile)}\n`);
+      process.stdout.write(`wrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…)${beside} and ${rel(r.lockFile)}\n`);
       const failed = r.outcome.checks.filter((c) => !c.pass);
       for (const f of failed) process.stderr.write(`scalpel: ${rel(plan.specFile!)}:${f.check.origin?.line ?? 1}:${f.check.origin?.column ?? 1}: ${f.message}\n`);
       return failed.length ? 1 : 0;

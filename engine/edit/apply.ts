@@ -8,12 +8,14 @@
  * the metrics and checks. A model that cannot be evaluated here is still written: its lock says why it
  * holds no metrics (`unmeasured`), as does one written with `measure: false`.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError } from '../errors';
+import { MODEL_SIDECARS } from '../lm';
 import { writeEditedModel } from '../onnx/write';
-import { checkOutputPath } from '../atomic';
+import { checkOutputPath, sameFile } from '../atomic';
 import { modelSha256 } from '../identity';
-import { PreparedFile } from '../safetensors';
+import { PreparedFile, writeFileAtomic } from '../safetensors';
 import { LockFile, buildLock, catalogHash, lockedScales, prepareLock, readLock, writeLock } from './lock';
 import { EditOutcome, PlanRunner, ResolvedEdits, RunOptions } from './run';
 
@@ -25,6 +27,13 @@ export interface ApplyResult {
   lock: LockFile;
   outFile: string;
   lockFile: string;
+  sidecars: Sidecars;
+}
+
+/** The model folder's sidecars beside an output in another folder: those copied, and existing different ones kept. */
+export interface Sidecars {
+  copied: string[];
+  kept: { file: string; source: string }[];
 }
 
 export interface ApplyOptions extends RunOptions {
@@ -90,7 +99,8 @@ export async function applyPlan(runner: PlanRunner, opts: ApplyOptions): Promise
     lockWrite?.abort();
     throw err;
   }
-  if (opts.measure === false) return { resolved, outcome: undefined, unmeasured: NOT_MEASURED, lock: lock!, outFile, lockFile };
+  const sidecars = copySidecars(runner.lm.file, plan.model.tokenizer, outFile);
+  if (opts.measure === false) return { resolved, outcome: undefined, unmeasured: NOT_MEASURED, lock: lock!, outFile, lockFile, sidecars };
   let outcome: EditOutcome;
   try {
     outcome = await runner.measure(resolved, opts);
@@ -99,11 +109,53 @@ export async function applyPlan(runner: PlanRunner, opts: ApplyOptions): Promise
     const unmeasured = `measuring failed: ${err.message}`;
     lock = lockFor(lock!.output.sha256, { unmeasured });
     writeLock(lockFile, lock);
-    return { resolved, outcome: undefined, unmeasured, lock, outFile, lockFile };
+    return { resolved, outcome: undefined, unmeasured, lock, outFile, lockFile, sidecars };
   }
   lock = lockFor(lock!.output.sha256, outcome);
   writeLock(lockFile, lock);
-  return { resolved, outcome, lock, outFile, lockFile };
+  return { resolved, outcome, lock, outFile, lockFile, sidecars };
+}
+
+/**
+ * Copies the sidecars of the model's folder (and the spec's tokenizer as tokenizer.json) beside an output in
+ * another folder, so that the output evaluates alone as apply measured it. An existing file is never replaced:
+ * one with the same bytes is left, a different one kept and reported.
+ */
+function copySidecars(modelFile: string, tokenizer: string | undefined, outFile: string): Sidecars {
+  const from = path.dirname(modelFile);
+  const to = path.dirname(outFile);
+  const result: Sidecars = { copied: [], kept: [] };
+  if (sameFile(from, to)) return result;
+  for (const name of MODEL_SIDECARS) {
+    if (name === 'tokenizer.json' && tokenizer === 'bytes') continue;
+    const source = path.resolve(name === 'tokenizer.json' && tokenizer ? tokenizer : path.join(from, name));
+    if (!fs.existsSync(source)) continue;
+    const file = path.join(to, name);
+    const bytes = fs.readFileSync(source);
+    if (fs.existsSync(file) || isLink(file)) {
+      if (!sameBytes(file, bytes)) result.kept.push({ file, source });
+      continue;
+    }
+    writeFileAtomic(file, [bytes]);
+    result.copied.push(name);
+  }
+  return result;
+}
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function sameBytes(file: string, bytes: Buffer): boolean {
+  try {
+    return fs.readFileSync(file).equals(bytes);
+  } catch {
+    return false;
+  }
 }
 
 /** Every file an apply reads, or writes besides the model: none may be the output. */

@@ -3,7 +3,7 @@
  *   1. evaluation throughput through the engine vs a bare InferenceSession.run loop on the same batches;
  *   2. writing an edited copy (one tensor changed) vs fs.copyFile, on the demo model and on a
  *      synthetic GPT-2-small-sized model (≈124M parameters, generated here);
- *   3. peak memory of that write (child process, maxRSS) vs the changed tensor's size.
+ *   3. peak memory of that write (child process, peak RSS) vs the changed tensor's size.
  *
  *   npm run bench            (SCALPEL_BENCH_SKIP_LARGE=1 skips the 500 MB model)
  */
@@ -107,7 +107,7 @@ function writeVsCopy(label: string, source: string, tensor: string, reps: number
   const out = path.join(dir, 'mem.onnx');
   const child = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'bench/write-memory.ts', source, out, tensor], { encoding: 'utf8' }));
   const extra = child.afterWrite - child.afterTensor;
-  console.log(`peak memory of the write (${label}): +${(extra / 1024).toFixed(1)} MiB maxRSS during the write, beyond the changed tensor's one copy (${(child.tensorKiB / 1024).toFixed(1)} MiB, held before the write); baseline ${(child.baseline / 1024).toFixed(0)} MiB`);
+  console.log(`peak memory of the write (${label}): +${(extra / 1024).toFixed(1)} MiB peak RSS during the write, beyond the changed tensor's one copy (${(child.tensorKiB / 1024).toFixed(1)} MiB, held before the write); baseline ${(child.baseline / 1024).toFixed(0)} MiB`);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

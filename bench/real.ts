@@ -7,7 +7,7 @@
  *   2. a model over 2 GB (external data): evaluation, apply and a debugger trace work, with their peak RSS vs the
  *      model's size, and a bare session loading the same file from its path.
  *
- * Memory is measured in child processes (`process.resourceUsage().maxRSS`), one job each. The machine is shared
+ * Memory is measured in child processes (VmHWM, bench/memory.ts), one job each. The machine is shared
  * (other jobs run), so read the ratios, not the seconds. `--skip-large` leaves out part 2.
  */
 import { spawnSync } from 'node:child_process';
@@ -23,6 +23,7 @@ import { moduleWeights } from '../engine/onnx/modules';
 import { writeEditedModel } from '../engine/onnx/write';
 import { Tracer } from '../engine/trace/trace';
 import { GPT2_SMALL, Gpt2Shape, parameterCount, writeGpt2 } from './gpt2-model';
+import { peakRssKiB } from './memory';
 
 const CONTEXT = 256;
 const TOKENS = 4 * CONTEXT + 1;
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
   const at = process.argv.indexOf('--job');
   if (at >= 0) {
     const out = await job(process.argv[at + 1], process.argv[at + 2]);
-    console.log(JSON.stringify({ ...out, rssMB: process.resourceUsage().maxRSS / 1024 }));
+    console.log(JSON.stringify({ ...out, rssMB: peakRssKiB() / 1024 }));
     return;
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-real-'));

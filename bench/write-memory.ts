@@ -1,13 +1,14 @@
 /**
  * Child process of bench/engine.ts: peak memory of writing an edited copy. Prints JSON with
- * maxRSS (KiB) at three points: baseline (modules loaded), after allocating the changed tensor,
+ * peak RSS (KiB, bench/memory.ts) at three points: baseline (modules loaded), after allocating the changed tensor,
  * and after the write. The write itself should add no more than a few MiB of buffers.
  */
 import { openModel, readFloatTensor } from '../engine/onnx/model';
 import { writeEditedModel } from '../engine/onnx/write';
+import { peakRssKiB } from './memory';
 
 const [source, out, tensor] = process.argv.slice(2);
-const kib = () => process.resourceUsage().maxRSS;
+const kib = peakRssKiB;
 const baseline = kib();
 const m = openModel(source);
 const values = readFloatTensor(m, tensor); // the one copy of the changed tensor

@@ -62,7 +62,16 @@ function adapterRss(dc: DebugClient): number {
 async function overDap() {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) throw new Error('run `npm run build` first: the adapter under test is the bundled CLI');
   const dc = new DebugClient('node', 'bin/scalpel.js dap', 'scalpel', { cwd: ROOT, shell: true });
+  dc.defaultTimeout = 120_000; // a launch on a 124M model takes seconds; the 5 s default is for tests
   await dc.start();
+  try {
+    return await walk(dc);
+  } finally {
+    await dc.stop(); // also on failure, or the adapter keeps this process alive
+  }
+}
+
+async function walk(dc: DebugClient) {
   await dc.initializeRequest();
   const idle = adapterRss(dc);
   const stopped = dc.waitForEvent('stopped');
@@ -86,7 +95,6 @@ async function overDap() {
     steps.push({ ms: performance.now() - t1, at });
   }
   const rss = adapterRss(dc);
-  await dc.stop();
   return { firstStop, steps, rss, idle };
 }
 

@@ -438,7 +438,7 @@ function section(results: LanguageResult[], seconds: number): string {
       '',
     );
     l.removals.forEach((r, i) => out.push(`#### At equal removal: ${title} Δloss ${r.label}`, '', equalTable(l, i), ''));
-    out.push(`#### The issue's goals for the single component (${title})`, '', goalList(l), '');
+    out.push(`#### The targets of the single component (${title})`, '', goalList(l), '');
   }
   out.push(END);
   return out.join('\n');

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isNeuronKey, parseNeuronKey } from '../engine/catalog/key';
+import { isNeuronKey, neuronKey, parseNeuronKey } from '../engine/catalog/key';
 import { CatalogTensors, openCatalogTensors } from '../engine/catalog/read';
 import { DataSource, loadDataset, parseDataArg } from '../engine/data';
 import { lockFileFor } from '../engine/edit/apply';
@@ -17,6 +17,7 @@ import { modelSha256 } from '../engine/identity';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { LanguageModel, openLanguageModel } from '../engine/lm';
 import { OnnxModel } from '../engine/onnx/model';
+import { moduleWeights } from '../engine/onnx/modules';
 import { initializersAsInputs } from '../engine/onnx/rewrite';
 import { RuntimeOptions, parseExecutionProviders } from '../engine/runtime';
 import { TraceAnalysis } from '../engine/trace/analysis';
@@ -303,7 +304,10 @@ function editFromScales(lm: LanguageModel, catalog: CatalogTensors | undefined, 
     let component: Component;
     if (neuron) component = neuronComponent(lm.onnx, editor.module(neuron.module), neuron.side, neuron.index);
     else if (fromCatalog) component = fromCatalog.get(key);
-    else throw new ScalpelError(`"scales": ${key} needs a component catalog (or name a neuron, e.g. h.1.mlp.c_fc:n41)`);
+    else {
+      const first = moduleWeights(lm.onnx)[0]?.module;
+      throw new ScalpelError(`"scales": ${key} needs a component catalog (or name a neuron, e.g. ${first ? neuronKey(first, 'out', 0) : '<module>:n<index>'})`);
+    }
     return { component, scale };
   });
   const editScales = new Map(terms.filter((t) => !isNeuronKey(t.component.key)).map((t) => [t.component.key, t.scale]));

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource, udhrDocuments } from '../engine/data';
-import { componentKey, parseComponentKey } from '../engine/catalog/key';
+import { componentKey, exampleKey, parseComponentKey } from '../engine/catalog/key';
 import { modelSha256, modelSha256Async } from '../engine/identity';
 import { moduleGlob } from '../engine/onnx/modules';
 import * as A from './ast';
@@ -443,7 +443,7 @@ class Checker {
     switch (s.kind) {
       case 'key': {
         const key = s.key.value;
-        if (!parseComponentKey(key)) this.report(diag('S302', s.key.start, s.key.end, `"${key}" is not a component key (keys look like "h.2.mlp.c_fc:41")`));
+        if (!parseComponentKey(key)) this.report(diag('S302', s.key.start, s.key.end, `"${key}" is not a component key (keys look like "${exampleKey(catalog?.catalog.modules)}")`));
         else if (catalog && !keyExists(catalog, key)) this.unknownKey(s.key, catalog);
         spec = { kind: 'key', key };
         break;

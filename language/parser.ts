@@ -599,7 +599,7 @@ class Parser {
     }
     if (this.is('module')) {
       const start = this.next().start;
-      const pattern = this.str('a module path or pattern as a string, e.g. "h.*.mlp.c_fc"');
+      const pattern = this.str('a module path or glob pattern as a string');
       return { kind: 'module', pattern, start, end: this.prevEnd };
     }
     if (this.is('label')) {

@@ -33,6 +33,12 @@ export function componentKey(module: string, index: number): string {
   return `${module}:${index}`;
 }
 
+/** A key to show in messages: the catalog's first component, or the generic form when there is none. */
+export function exampleKey(modules: readonly { path: string; components: number }[] = []): string {
+  const first = modules.find((m) => m.components > 0);
+  return first ? componentKey(first.path, 0) : '<module>:<index>';
+}
+
 export function neuronKey(module: string, side: 'in' | 'out', index: number): string {
   return `${module}:${side === 'out' ? 'n' : 'i'}${index}`;
 }
@@ -67,9 +73,9 @@ export function isNeuronKey(key: string): boolean {
 }
 
 /** A component key, or one clear error naming where it was written. */
-export function requireComponentKey(key: string, at?: At): ComponentKey {
+export function requireComponentKey(key: string, at?: At, modules?: readonly { path: string; components: number }[]): ComponentKey {
   const k = parseComponentKey(key);
-  if (!k) throw new ScalpelError(`"${key}" is not a component key (expected MODULE:INDEX, e.g. h.1.mlp.c_fc:41)`, at?.file, at);
+  if (!k) throw new ScalpelError(`"${key}" is not a component key (expected MODULE:INDEX, e.g. ${exampleKey(modules)})`, at?.file, at);
   return k;
 }
 

@@ -59,7 +59,7 @@ export class CatalogComponents implements ComponentSource {
   }
 
   get(key: string, origin?: Origin): Component {
-    const { module, index } = requireComponentKey(key, origin);
+    const { module, index } = requireComponentKey(key, origin, this.tensors.catalog.modules);
     if (!this.tensors.catalog.modules.some((m) => m.path === module)) {
       throw new ScalpelError(`the catalog has no module "${module}" (component ${key})`, origin?.file, origin);
     }

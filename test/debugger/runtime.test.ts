@@ -199,6 +199,8 @@ test('launch errors are one ScalpelError each', async () => {
     [{ position: 40 }, /outside the input's 11 tokens/],
     [{ target: 'der die' }, /2 tokens/],
     [{ scales: { 'h.1.mlp.c_fc:41': 0 }, catalog: undefined, model: TINY }, /needs a component catalog/],
+    // The neuron key it suggests is in the model's own module names (an exporter's, here).
+    [{ scales: { 'model.layers.1.mlp.down_proj:3': 0 }, catalog: undefined, model: path.resolve('test/fixtures/real/llama') }, /e\.g\. model\.layers\.0\.[a-z_.]+:n0\)/],
     [{ model: '/nonexistent/model' }, /no such file/],
   ];
   for (const [args, why] of cases) {

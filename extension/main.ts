@@ -11,7 +11,9 @@ import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
 import { Panel } from './panels';
-import type { ApplyResult, CatalogView, DatasetView, FromWebview, GeometryData, JobRuntime, PreviewResult, ReviewResult } from './protocol';
+import { MeasurementStore } from './measurements';
+import { PreviewController } from './preview';
+import type { ApplyResult, CatalogView, FromWebview, GeometryData, JobRuntime, ReviewResult } from './protocol';
 import { VIEWS, VIEW_KINDS } from './protocol';
 import { SpecTests } from './tests';
 
@@ -78,44 +80,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     return uri;
   };
 
-  // ---- last measured Δloss: inline after each edit's line, and in hovers; the scale for the debugger ----
-  const measured = new Map<string, Map<string, { datasets: DatasetView[]; scale: number; text: string; when: Date }>>();
-  const inline = vscode.window.createTextEditorDecorationType({ after: { margin: '0 0 0 2em', color: new vscode.ThemeColor('editorCodeLens.foreground') } });
-  const summary = (ds: DatasetView[]) => ds.map((d) => `${d.name} ${d.delta >= 0 ? '+' : ''}${d.delta.toFixed(3)}`).join(' · ');
-  const decorate = (editor: vscode.TextEditor) => {
-    const bySpec = measured.get(editor.document.uri.fsPath);
-    if (!bySpec || editor.document.languageId !== LANGUAGE) return editor.setDecorations(inline, []);
-    const text = editor.document.getText();
-    const decos = outline(text)
-      .filter((i) => i.kind === 'edit' && bySpec.has(i.label))
-      .map((i) => {
-        const line = editor.document.lineAt(i.line - 1);
-        return { range: line.range, renderOptions: { after: { contentText: `Δloss ${summary(bySpec.get(i.label)!.datasets)} nats` } } };
-      });
-    editor.setDecorations(inline, decos);
-  };
-  /** What a job measured for `edit`, with the spec `text` it ran on (a scale holds for that text only). */
-  const record = (spec: string, edit: string, datasets: DatasetView[], scale: number, text: string) => {
-    if (!measured.has(spec)) measured.set(spec, new Map());
-    measured.get(spec)!.set(edit, { datasets, scale, text, when: new Date() });
-    vscode.window.visibleTextEditors.forEach(decorate);
-  };
-  context.subscriptions.push(
-    inline,
-    vscode.window.onDidChangeVisibleTextEditors((es) => es.forEach(decorate)),
-    vscode.workspace.onDidChangeTextDocument((e) => vscode.window.visibleTextEditors.filter((x) => x.document === e.document).forEach(decorate)),
-    vscode.languages.registerHoverProvider(LANGUAGE, {
-      provideHover(doc, pos) {
-        const bySpec = measured.get(doc.uri.fsPath);
-        const item = bySpec && outline(doc.getText()).find((i) => i.kind === 'edit' && i.line - 1 === pos.line && bySpec.has(i.label));
-        if (!item) return undefined;
-        const m = bySpec!.get(item.label)!;
-        const md = new vscode.MarkdownString(`**Last measured Δloss of \`${item.label}\`** (${m.when.toLocaleTimeString()})\n\n| dataset | role | before | after | Δ nats |\n|---|---|---:|---:|---:|\n`);
-        for (const d of m.datasets) md.appendMarkdown(`| ${d.name} | ${d.role} | ${d.base.toFixed(4)} | ${d.edited.toFixed(4)} | ${d.delta >= 0 ? '+' : ''}${d.delta.toFixed(4)} |\n`);
-        return new vscode.Hover(md);
-      },
-    }),
-  );
+  const measurements = new MeasurementStore(LANGUAGE);
+  context.subscriptions.push(measurements);
 
   // ---- code lenses over each edit: Preview · Apply · Debug ----
   context.subscriptions.push(
@@ -137,56 +103,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
   );
 
   // ---- commands ----
-  const previewState: { spec?: string; edit?: string } = {};
+  // The spec the Preview and Review panels' buttons act on (the Review panel sets it too).
+  const previewed = () => (previews.spec ? vscode.Uri.file(previews.spec) : undefined);
   const wire = (p: Panel) => {
     p.onMessage((m: FromWebview) => {
-      if (m.type === 'refresh' && previewState.spec) void preview(vscode.Uri.file(previewState.spec), previewState.edit);
-      else if (m.type === 'apply' && previewState.spec) void apply(vscode.Uri.file(previewState.spec), m.edit);
-      else if (m.type === 'debug' && previewState.spec) void debugEdit(vscode.Uri.file(previewState.spec), previewState.edit, m.dataset);
+      const spec = previewed();
+      if (m.type === 'refresh' && spec) void previews.preview(spec, previews.edit);
+      else if (m.type === 'apply' && spec) void apply(spec, m.edit);
+      else if (m.type === 'debug' && spec) void debugEdit(spec, previews.edit, m.dataset);
       else if (m.type === 'insertSelector') void insertSelector(m.key);
-      else if (m.type === 'diff' && previewState.spec) void openSpecDiff(vscode.Uri.file(previewState.spec));
+      else if (m.type === 'diff' && spec) void openSpecDiff(spec);
       else if (m.type === 'debugToken' && geometryState.spec) void debugToken(m.dataset, m.document, m.position);
     });
   };
-
-  let lastPreview: PreviewResult | undefined;
-  const previewJob = (spec: string, edit?: string) =>
-    ({ kind: 'preview', spec, edit, sweepPoints: config().get<number>('preview.sweepPoints') ?? 7, sweepTokens: config().get<number>('preview.sweepTokens') ?? 256, heatmapTokens: config().get<number>('preview.heatmapTokens') ?? 400, runtime: runtime() }) as const;
-
-  /** The preview in flight: a newer one cancels it (its worker is killed). */
-  let previewing: vscode.CancellationTokenSource | undefined;
-  async function preview(arg?: vscode.Uri, edit?: string): Promise<PreviewResult | undefined> {
-    // Not saved: the worker previews the editor's text, saved or not.
-    const uri = await specOf(arg, false);
-    if (!uri || !trusted()) return undefined;
-    const text = (await vscode.workspace.openTextDocument(uri)).getText();
-    previewState.spec = uri.fsPath;
-    previewState.edit = typeof edit === 'string' ? edit : undefined;
-    previewing?.cancel();
-    const mine = (previewing = new vscode.CancellationTokenSource());
-    const panel = Panel.show('preview', webviewRoot, wire);
-    void panel.post({ type: 'busy', message: `previewing ${previewState.edit ?? 'the first edit'}…` });
-    status.text = '$(sync~spin) Scalpel: previewing';
-    try {
-      const r = await jobs.withProgress<PreviewResult>(`Scalpel: previewing ${previewState.edit ?? path.basename(uri.fsPath)}`, { ...previewJob(uri.fsPath, previewState.edit), text }, mine.token);
-      lastPreview = r;
-      previewState.edit = r.edit;
-      record(uri.fsPath, r.edit, r.datasets, r.scale, text);
-      await panel.post({ type: 'preview', data: r });
-      return r;
-    } catch (err) {
-      // A preview superseded by a newer one leaves the panel to that one; one cancelled by the user says so.
-      if (previewing === mine) void panel.post({ type: 'error', message: err instanceof JobError ? err.format() : err instanceof CancelledJob ? 'preview cancelled' : String(err) });
-      report(err);
-      return undefined;
-    } finally {
-      if (previewing === mine) {
-        previewing = undefined;
-        idle();
-      }
-      mine.dispose();
-    }
-  }
+  const previews = new PreviewController({
+    jobs, measurements, webviewRoot, wire, config, runtime, specOf, trusted, report, idle,
+    busy: (text) => (status.text = text),
+  });
+  context.subscriptions.push(previews);
 
   async function apply(arg?: vscode.Uri, edit?: string): Promise<void> {
     const spec = await specOf(arg);
@@ -218,7 +152,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     const spec = await specOf(arg);
     // The lock names model files to open: an untrusted workspace's lock is not followed.
     if (!spec || !trusted()) return;
-    previewState.spec = spec.fsPath;
+    previews.spec = spec.fsPath;
     try {
       const r = await jobs.withProgress<ReviewResult>('Scalpel: reading the lock and the edited weights', { kind: 'review', spec: spec.fsPath });
       await Panel.show('review', webviewRoot, wire).post({ type: 'review', data: r });
@@ -318,11 +252,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     const name = typeof edit === 'string' ? edit : items.find((i) => i.kind === 'edit')?.label;
     // The debugger takes the scale measured for this very text: a tuned scale has no value in the spec, and
     // without a lock (written by an apply) the launch could not find one. Not measured yet: evaluate first.
-    const scaleOf = () => (name && measured.get(spec.fsPath)?.get(name)?.text === text ? measured.get(spec.fsPath)!.get(name)!.scale : undefined);
+    const scaleOf = () => (name ? measurements.scaleFor(spec.fsPath, name, text) : undefined);
     if (name && scaleOf() === undefined) await tests.runSpecs([spec], undefined);
     const scale = scaleOf();
     // Which dataset: the one asked for, else what the last preview of this edit saw fail or aimed at, else the first.
-    const p = lastPreview?.spec === spec.fsPath && lastPreview.edit === name ? lastPreview : undefined;
+    const p = previews.lastOf(spec.fsPath, name);
     const ds = dataset ?? p?.checks.find((c) => !c.pass)?.dataset ?? p?.datasets.find((d) => d.role === 'target')?.name ?? items.find((i) => i.kind === 'data')?.label;
     if (!ds) {
       void vscode.window.showErrorMessage('Scalpel: the spec declares no dataset to debug on');
@@ -345,10 +279,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     });
   }
 
-  const tests = new SpecTests(context, jobs, runtime, trusted, record, debuggerContributed ? debugEdit : undefined);
+  const tests = new SpecTests(context, jobs, runtime, trusted, (...m) => measurements.record(...m), debuggerContributed ? debugEdit : undefined);
 
   context.subscriptions.push(
-    vscode.commands.registerCommand('scalpel.previewEdit', preview),
+    vscode.commands.registerCommand('scalpel.previewEdit', (arg?: vscode.Uri, edit?: string) => previews.preview(arg, edit)),
     vscode.commands.registerCommand('scalpel.applyEdit', apply),
     vscode.commands.registerCommand('scalpel.evaluateSpec', evaluate),
     vscode.commands.registerCommand('scalpel.showComponents', showComponents),
@@ -363,25 +297,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     ...VIEW_KINDS.map((kind) =>
       vscode.window.registerWebviewPanelSerializer(VIEWS[kind].viewType, {
         async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: { last?: { data?: { spec?: string; edit?: string; scale?: number } } } | undefined) {
-          if (kind === 'preview' && state?.last?.data?.spec) Object.assign(previewState, { spec: state.last.data.spec, edit: state.last.data.edit });
+          if (kind === 'preview' && state?.last?.data?.spec) Object.assign(previews, { spec: state.last.data.spec, edit: state.last.data.edit });
           if (kind === 'geometry' && state?.last?.data?.spec) Object.assign(geometryState, { spec: state.last.data.spec, edit: state.last.data.edit, scale: state.last.data.scale });
           Panel.restore(kind, panel, webviewRoot, wire);
         },
       }),
     ),
-  );
-
-  // Live preview: as the spec that the Preview panel shows is typed in, it is measured again (debounced, unsaved
-  // text included); a newer preview cancels the one in flight. Silent in Restricted Mode: no model runs there.
-  let timer: NodeJS.Timeout | undefined;
-  context.subscriptions.push(
-    vscode.workspace.onDidChangeTextDocument((e) => {
-      const doc = e.document;
-      if (!e.contentChanges.length || doc.uri.fsPath !== previewState.spec || !Panel.get('preview') || !vscode.workspace.isTrusted || !config().get<boolean>('preview.liveUpdate', true)) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => void preview(doc.uri, previewState.edit), config().get<number>('preview.debounceMs') ?? 400);
-    }),
-    new vscode.Disposable(() => clearTimeout(timer)),
   );
 
   // ---- the language server: the bundled CLI's `lsp --stdio`, in its own process ----

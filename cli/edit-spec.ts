@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
 import { gateText } from '../engine/edit/gate';
 import { EditOutcome, PlanRunner, ResolvedEdits } from '../engine/edit/run';
+import { interruptible } from './interrupt';
 import { lockFileFor } from '../engine/edit/apply';
 import { CheckResult } from '../engine/edit/checks';
 import { EvalPart, MergedEval, PART_FORMAT, lockSha256, parseShard, partEdit, partJson, resultOf } from '../engine/edit/shard';
@@ -110,7 +111,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
   if (values.out !== undefined && (values.json || values.junit)) throw new ScalpelError('--out writes a part: print or report it with scalpel merge PART… [--json] [--junit FILE]');
   const started = performance.now();
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
-  const part = await evaluatePart(positionals[0], { ...values, shard }, runtimeFromFlags(values));
+  const part = await interruptible((signal) => evaluatePart(positionals[0], { ...values, shard, signal }, runtimeFromFlags(values)));
   if (values.out !== undefined) {
     const file = partFile(values.out, part);
     writeFileAtomic(file, [partJson(part)]);
@@ -123,7 +124,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
 }
 
 /** The part of a spec's evaluation that `shard` measures (all of it without one). */
-async function evaluatePart(specFile: string, opts: { edit?: string[]; retune: boolean; 'tune-with-guards': boolean; shard?: EvalPart['shard'] }, runtime: ReturnType<typeof runtimeFromFlags>): Promise<EvalPart> {
+async function evaluatePart(specFile: string, opts: { edit?: string[]; retune: boolean; 'tune-with-guards': boolean; shard?: EvalPart['shard']; signal?: AbortSignal }, runtime: ReturnType<typeof runtimeFromFlags>): Promise<EvalPart> {
   const plan = loadPlan(specFile);
   const runner = await PlanRunner.open(plan, runtime);
   try {
@@ -131,7 +132,7 @@ async function evaluatePart(specFile: string, opts: { edit?: string[]; retune: b
     const names = opts.edit?.length ? opts.edit : plan.edits.map((e) => e.name);
     const edits = [];
     for (const name of names) {
-      const o = await runner.run([name], { locked, guardsAsConstraints: opts['tune-with-guards'], shard: opts.shard, onStatus: (m) => process.stderr.isTTY && process.stderr.write(`\r${m}\x1b[K`) });
+      const o = await runner.run([name], { locked, guardsAsConstraints: opts['tune-with-guards'], shard: opts.shard, signal: opts.signal, onStatus: (m) => process.stderr.isTTY && process.stderr.write(`\r${m}\x1b[K`) });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
       edits.push(partEdit(runner, o, outcomeSummary(o, runner)));
     }

@@ -130,7 +130,8 @@ interface Subject {
   datasets: Map<string, NamedDataset>;
 }
 
-export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> {
+/** `signal` stops the launch between ORT runs (finding the worst token, tracing): it rejects with CancelledError. */
+export async function launchRuntime(args: ScalpelLaunchArgs, signal?: AbortSignal): Promise<Launched> {
   checkTypes(args as Record<string, unknown>);
   if (args.input !== undefined && args.example !== undefined) throw new ScalpelError('give "input" or "example", not both');
   if (args.input === undefined && args.example === undefined) throw new ScalpelError('the launch configuration needs "input" (text) or "example" (SOURCE#N, or DATASET#N with a spec)');
@@ -156,7 +157,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
       const ds = loadNamed(dataset, datasets);
       if (n === 'worst') {
         if (!patches) throw new ScalpelError(`"example": ${args.example} needs an edit: without one, no token's loss changes`);
-        worst = await largestLossIncrease(await evaluator('base'), await evaluator('edited'), ds);
+        worst = await largestLossIncrease(await evaluator('base'), await evaluator('edited'), ds, undefined, signal);
         text = ds.documents[worst.document].text;
       } else {
         if (n >= ds.documents.length) throw new ScalpelError(`"example": ${dataset} has ${ds.documents.length} documents (0..${ds.documents.length - 1}), not #${n}`);
@@ -166,7 +167,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs): Promise<Launched> 
     const ids = tokenizeDataset({ name: 'input', source: 'input', documents: [{ text, tags: {} }] }, lm.tokenizer, EXAMPLE_MAX_TOKENS).ids;
     const tokens = ids.subarray(0, lm.contextLength);
     if (tokens.length === 0) throw new ScalpelError('the input has no tokens');
-    const trace = await tracer.trace(tokens);
+    const trace = await tracer.trace(tokens, signal);
     const analysis = new TraceAnalysis(tracer, trace, catalog, subject.editScales, gates?.paths);
     const position = resolvePosition(args.position ?? worst?.position, tokens.length);
     const target = resolveTarget(analysis, args.target, position);

@@ -21,6 +21,8 @@ type LaunchRequestArguments = DebugProtocol.LaunchRequestArguments & ScalpelLaun
 
 export class ScalpelDebugSession extends DebugSession {
   private launched: Launched | undefined;
+  /** Aborted when the client ends the session, so a launch still tracing stops. */
+  private readonly launching = new AbortController();
   private readonly variables = new Handles<() => VarNode[]>(1000);
   private configurationDone!: () => void;
   private readonly configured = new Promise<void>((resolve) => (this.configurationDone = resolve));
@@ -50,7 +52,7 @@ export class ScalpelDebugSession extends DebugSession {
 
   protected override async launchRequest(response: DebugProtocol.LaunchResponse, args: LaunchRequestArguments): Promise<void> {
     try {
-      this.launched = await launchRuntime(args);
+      this.launched = await launchRuntime(args, this.launching.signal);
     } catch (err) {
       this.fail(response, err, true);
       this.sendEvent(new TerminatedEvent());
@@ -178,6 +180,7 @@ export class ScalpelDebugSession extends DebugSession {
   }
 
   private async release(): Promise<void> {
+    this.launching.abort();
     const l = this.launched;
     this.launched = undefined;
     await l?.release();

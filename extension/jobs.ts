@@ -1,10 +1,15 @@
 /**
  * Runs model jobs in a forked worker process (dist/worker.js) under a progress notification.
- * Cancelling kills the process: onnxruntime stops with it, nothing keeps running in the background.
+ * Cancelling sends the worker a cancel message (its job stops at the next check between ORT runs; an apply
+ * cancelled before its write writes nothing), then kills the process if it has not exited within CANCEL_GRACE_MS: nothing keeps
+ * running in the background.
  */
 import { fork } from 'node:child_process';
 import * as vscode from 'vscode';
-import type { Job, JobResult, WorkerMessage } from './protocol';
+import type { CancelRequest, Job, JobResult, WorkerMessage } from './protocol';
+
+/** How long a cancelled worker may take to stop on its own (one ORT run of a large batch) before it is killed. */
+const CANCEL_GRACE_MS = 3000;
 
 /** A job that failed with a user error (one line, with the spec location when there is one). */
 export class JobError extends Error {
@@ -43,8 +48,15 @@ export class JobRunner {
         f();
       };
       const sub = token?.onCancellationRequested(() => {
-        child.kill('SIGKILL');
-        this.log.appendLine(`[${job.kind}] cancelled after ${Date.now() - started} ms: worker ${child.pid} killed`);
+        if (child.connected) child.send({ kind: 'cancel' } satisfies CancelRequest);
+        const kill = setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGKILL');
+            this.log.appendLine(`[${job.kind}] worker ${child.pid} killed: it did not stop within ${CANCEL_GRACE_MS} ms`);
+          }
+        }, CANCEL_GRACE_MS);
+        child.once('exit', () => clearTimeout(kill));
+        this.log.appendLine(`[${job.kind}] cancelled after ${Date.now() - started} ms: worker ${child.pid} asked to stop`);
         done(() => reject(new CancelledJob()));
       });
       child.stdout?.on('data', (b: Buffer) => this.log.append(b.toString()));

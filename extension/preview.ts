@@ -1,6 +1,6 @@
 /**
  * The Preview panel's controller: which spec and edit it shows, the preview job in flight (a newer one
- * cancels it, i.e. kills its worker), the last result, and live updates as that spec is typed in
+ * cancels it), the last result, and live updates as that spec is typed in
  * (debounced, unsaved text included; silent in Restricted Mode, where no model runs).
  */
 import * as path from 'node:path';

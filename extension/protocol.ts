@@ -35,6 +35,11 @@ export type Job =
   /** The spec's checked datasets at every block's output, base and (with `edit`) edited; `text`: a file whose sentences make a path. */
   | { kind: 'geometry'; spec: string; edit?: string; text?: string; maxPerTag: number; runtime?: JobRuntime };
 
+/** Sent to a worker whose job the user cancelled: the job stops at its next check, then the worker exits. */
+export interface CancelRequest {
+  kind: 'cancel';
+}
+
 /** The Geometry panel's data: `scalpel geometry`'s result, with the spec and edit it came from. */
 export type GeometryData = GeometryResult & { spec: string; edit?: string; scale?: number };
 

@@ -1,7 +1,8 @@
 /**
  * The extension's model worker: a child process (forked by extension/jobs.ts) that runs one job —
  * preview, evaluate, apply, review, geometry — with the engine and exits. Running models here keeps the
- * extension host's thread free, and cancelling a job is killing this process, which really stops it.
+ * extension host's thread free. A cancel message aborts the job's signal (the engine stops between ORT runs,
+ * and an apply cancelled before its write writes nothing); extension/jobs.ts kills the process if it has not exited soon after.
  */
 import * as path from 'node:path';
 import { keyModule } from '../engine/catalog/key';
@@ -26,9 +27,13 @@ import { blockOutputs } from '../engine/geometry/points';
 import { openLanguageModel } from '../engine/lm';
 import { analyzeModel } from '../engine/trace/graph';
 import { specSubject } from '../language/geometry';
-import type { CatalogView, CheckView, DatasetView, GeometryData, Job, JobResult, JobRuntime, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
+import type { CancelRequest, CatalogView, CheckView, DatasetView, GeometryData, Job, JobResult, JobRuntime, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
 const send = (m: WorkerMessage) => process.send!(m);
+
+/** The one job's cancellation. */
+const cancel = new AbortController();
+const signal = cancel.signal;
 
 /** The settings' runtime, checked here (a bad setting is the job's error); a fallback is shown as a status line. */
 function runtimeOptions(r: JobRuntime | undefined): RuntimeOptions {
@@ -85,14 +90,14 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
   const runner = await PlanRunner.open(plan, runtimeOptions(job.runtime));
   try {
     const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];
-    const o = await runner.run([edit.name], { locked: lockedFor(runner), onStatus: (message) => send({ type: 'status', message }) });
+    const o = await runner.run([edit.name], { locked: lockedFor(runner), signal, onStatus: (message) => send({ type: 'status', message }) });
     const scale = o.scales[edit.name];
     // The sweep is a shape, not a measurement: each dataset's first sweepTokens tokens keep it to seconds.
     const datasets = plan.datasets.map((d) => prefix(runner.dataset(d.name), job.sweepTokens));
     // From ablation (0) through the base model (1) to the edit's own scale, whichever side it lies.
     const scales = [...new Set([...linspace(Math.min(0, scale), Math.max(1, scale), job.sweepPoints), scale])].sort((a, b) => a - b);
     send({ type: 'status', message: `sweeping ${scales.length} scales` });
-    const rows = await sweep(runner.session, datasets, scales, (s) => runner.editor.weights(o.terms.map((t) => ({ ...t, scale: s }))));
+    const rows = await sweep(runner.session, datasets, scales, (s) => runner.editor.weights(o.terms.map((t) => ({ ...t, scale: s }))), signal);
     const tokenizer = runner.lm.tokenizer;
     const heatmap: PreviewResult['heatmap'] = {};
     for (const d of o.deltas) {
@@ -129,7 +134,7 @@ async function run(job: Job): Promise<JobResult> {
         const locked = lockedFor(runner);
         const outcomes: EditOutcome[] = [];
         // Each edit on its own, as `scalpel eval SPEC` does.
-        for (const e of plan.edits) outcomes.push(await runner.run([e.name], { locked, onStatus: (message) => send({ type: 'status', message: `${e.name}: ${message}` }) }));
+        for (const e of plan.edits) outcomes.push(await runner.run([e.name], { locked, signal, onStatus: (message) => send({ type: 'status', message: `${e.name}: ${message}` }) }));
         return {
           spec: job.spec,
           edits: outcomes.map((o) => ({ edit: o.edits[0], scale: o.scales[o.edits[0]], datasets: datasetViews(plan, o) })),
@@ -145,7 +150,7 @@ async function run(job: Job): Promise<JobResult> {
       const plan = loadPlan(job.spec);
       const runner = await PlanRunner.open(plan, { ...runtimeOptions(job.runtime), deferSession: true });
       try {
-        const r = await applyPlan(runner, { edits: job.edits, outFile: job.out, onStatus: (message) => send({ type: 'status', message }) });
+        const r = await applyPlan(runner, { edits: job.edits, outFile: job.out, signal, onStatus: (message) => send({ type: 'status', message }) });
         if (!r.outcome) throw new ScalpelError(`${r.outFile} and ${r.lockFile} are written, but ${r.unmeasured}`, job.spec);
         return { spec: job.spec, out: r.outFile, lock: r.lockFile, checks: checkViews(r.outcome), datasets: datasetViews(plan, r.outcome), seconds: (performance.now() - started) / 1000 };
       } finally {
@@ -180,6 +185,7 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
       maxPerTag: job.maxPerTag,
       probe: 'mean-difference',
       runtime: runtimeOptions(job.runtime),
+      signal,
       onProgress: (p) => {
         if (p.stage !== last) send({ type: 'status', message: (last = p.stage) });
       },
@@ -256,8 +262,12 @@ function errorMessage(err: unknown): WorkerMessage {
   return { type: 'error', message: err instanceof Error ? `internal error: ${err.stack ?? err.message}` : String(err) };
 }
 
-process.once('message', (job: Job) => {
-  run(job).then(
+let started = false;
+process.on('message', (m: Job | CancelRequest) => {
+  if (m.kind === 'cancel') return cancel.abort();
+  if (started) return;
+  started = true;
+  run(m).then(
     (result): WorkerMessage => ({ type: 'result', result }),
     errorMessage,
   ).then((m) => {

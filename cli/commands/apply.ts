@@ -8,6 +8,7 @@ import { PlanRunner } from '../../engine/edit/run';
 import { describeOutcome, outcomeSummary } from '../edit-spec';
 import { loadPlan } from '../../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
+import { interruptible } from '../interrupt';
 
 const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]
 
@@ -56,14 +57,15 @@ export const applyCommand: Command = {
     // The session opens when tuning or measuring needs it, so a model that cannot be evaluated is still written.
     const runner = await PlanRunner.open(plan, { ...runtimeFromFlags(values), deferSession: true });
     try {
-      const r = await applyPlan(runner, {
+      const r = await interruptible((signal) => applyPlan(runner, {
         edits: values.edit ?? [],
-        outFile: values.out,
+        outFile: values.out!,
         lockFile: values.lock,
         retune: values.retune,
         guardsAsConstraints: values['tune-with-guards'],
         measure: !values['no-measure'],
-      });
+        signal,
+      }));
       const rel = (f: string) => path.relative(process.cwd(), f) || f;
       const beside = r.sidecars.copied.length ? ` with ${r.sidecars.copied.join(', ')} copied from the model's folder,` : '';
       for (const k of r.sidecars.kept) process.stderr.write(`scalpel: kept ${rel(k.file)}, which differs from ${rel(k.source)}: the output evaluates with the kept one\n`);

@@ -7,6 +7,8 @@ import { DecomposeMethod, decompose } from '../../engine/decompose';
 import { writeCatalog } from '../../engine/catalog/write';
 import { positiveInt } from './eval';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
+import { interruptible } from '../interrupt';
+import { ProgressBar } from '../progress';
 
 const usage = `scalpel decompose --model DIR|FILE --method neuron|svd [options]
 
@@ -47,7 +49,13 @@ export const decomposeCommand: Command = {
     if (values.rank !== undefined && method !== 'svd') throw new ScalpelError('--rank applies to --method svd only');
     const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer });
     const started = performance.now();
-    const d = await decompose(lm, { method: method as DecomposeMethod, modules: values.modules, rank: positiveInt(values.rank, '--rank'), ...runtimeFromFlags(values) });
+    const bar = new ProgressBar('decompose');
+    const d = await interruptible((signal) =>
+      decompose(lm, {
+        method: method as DecomposeMethod, modules: values.modules, rank: positiveInt(values.rank, '--rank'), ...runtimeFromFlags(values),
+        signal, onProgress: (p) => bar.update(p.done, p.total, p.module),
+      }),
+    ).finally(() => bar.done());
     const out = values.out ?? path.join(path.dirname(lm.file), 'catalogs', method);
     writeCatalog(out, d.catalog, d.tensors);
     const seconds = (performance.now() - started) / 1000;

@@ -8,6 +8,7 @@
 import { modelSha256 } from '../identity';
 import * as path from 'node:path';
 import { ScalpelError } from '../errors';
+import { CancelledError, Progress } from '../evaluate';
 import { LanguageModel } from '../lm';
 import { readFloatTensor } from '../onnx/model';
 import { ModuleWeight, moduleGlob, moduleWeights, unsupportedWeights } from '../onnx/modules';
@@ -27,6 +28,9 @@ export interface DecomposeOptions extends RuntimeOptions {
   modules?: string[];
   /** svd: singular triplets kept per matrix (default: all, min(d_in, d_out)). */
   rank?: number;
+  /** Checked between modules (each module's factorisation runs to its end): the call rejects with CancelledError. */
+  signal?: AbortSignal;
+  onProgress?: (p: Progress & { module: string }) => void;
 }
 
 export interface Decomposition {
@@ -51,7 +55,11 @@ export async function decompose(lm: LanguageModel, opts: DecomposeOptions): Prom
   const tensors: ModuleTensors[] = [];
   const gemm = opts.method === 'svd' && opts.rank !== undefined ? await GemmSessions.create(runtimeOf(opts)) : undefined;
   try {
-    for (const w of targets) {
+    for (const [i, w] of targets.entries()) {
+      // A turn of the event loop between modules, so that an abort (Ctrl-C, a cancel message) is seen.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (opts.signal?.aborted) throw new CancelledError();
+      opts.onProgress?.({ done: i, total: targets.length, module: w.module });
       const weight = inOut(w, readFloatTensor(lm.onnx, w.initializer));
       const t = opts.method === 'neuron' ? neuronFactors(w, weight) : await svdFactors(w, weight, opts.rank, gemm);
       const components = t.U ? t.U.length / w.dOut : t.V!.length / w.dIn;

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ScalpelError } from '../errors';
+import { CancelledError } from '../evaluate';
 import { MODEL_SIDECARS } from '../lm';
 import { writeEditedModel } from '../onnx/write';
 import { checkOutputPath, sameFile } from '../atomic';
@@ -67,6 +68,8 @@ export async function applyPlan(runner: PlanRunner, opts: ApplyOptions): Promise
   const previous = readLock(lockFile);
   const locked = opts.retune ? undefined : opts.locked ?? lockedScales(previous, plan.specText, modelSha256(runner.lm.file), catalogSha);
   const resolved = await runner.resolve(opts.edits, { ...opts, locked });
+  // The write below is synchronous: a cancel that came while tuning stops here, before any file exists.
+  if (opts.signal?.aborted) throw new CancelledError();
   // Ungated edits are byte patches of their weights; gated ones add their paths to the graph.
   const { patches, graph } = runner.gates.checkpoint(resolved.weights);
   const labels = new Map(catalog.components.map((c) => [c.key, c.label?.text]));
@@ -105,7 +108,8 @@ export async function applyPlan(runner: PlanRunner, opts: ApplyOptions): Promise
   try {
     outcome = await runner.measure(resolved, opts);
   } catch (err) {
-    if (!(err instanceof ScalpelError)) throw err;
+    // Cancelled while measuring: the model and its lock ("apply stopped before measuring") are committed as they are.
+    if (err instanceof CancelledError || !(err instanceof ScalpelError)) throw err;
     const unmeasured = `measuring failed: ${err.message}`;
     lock = lockFor(lock!.output.sha256, { unmeasured });
     writeLock(lockFile, lock);

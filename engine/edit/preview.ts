@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
-import { DatasetLoss, EvaluateOptions, Evaluator, EvaluatorOptions, TokenizedDataset } from '../evaluate';
+import { CancelledError, DatasetLoss, EvaluateOptions, Evaluator, EvaluatorOptions, TokenizedDataset } from '../evaluate';
 import { LanguageModel } from '../lm';
 import { GraphEdit, combineEdits, initializersAsInputs, weightInputName } from '../onnx/rewrite';
 import { ScalpelError } from '../errors';
@@ -127,18 +127,22 @@ export interface SweepRow {
   deltas: DatasetDelta[];
 }
 
-/** Δloss per dataset at each scale; `weightsAt(s)` builds the edited initializers for scale s. */
+/** Δloss per dataset at each scale; `weightsAt(s)` builds the edited initializers for scale s. `signal` stops it between datasets. */
 export async function sweep(
   runner: DeltaRunner,
   datasets: TokenizedDataset[],
   scales: number[],
   weightsAt: (s: number) => Map<string, Float32Array>,
+  signal?: AbortSignal,
 ): Promise<SweepRow[]> {
   const rows: SweepRow[] = [];
   for (const s of scales) {
     const w = weightsAt(s);
     const deltas: DatasetDelta[] = [];
-    for (const ds of datasets) deltas.push(await runner.delta(ds, w));
+    for (const ds of datasets) {
+      if (signal?.aborted) throw new CancelledError();
+      deltas.push(await runner.delta(ds, w));
+    }
     rows.push({ scale: s, deltas });
   }
   return rows;

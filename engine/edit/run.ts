@@ -72,6 +72,8 @@ export interface RunOptions {
   /** Use each edit's kept guards as constraints while tuning (a penalty outside them). */
   guardsAsConstraints?: boolean;
   onStatus?: (message: string) => void;
+  /** Stops tuning and measuring between ORT runs (the run rejects with CancelledError). */
+  signal?: AbortSignal;
   /**
    * Measure only this shard's batches of each dataset (tuning still reads all of its data, so every shard
    * finds the same scales). The deltas then carry partial window sums and NaN means, and no check is run:
@@ -217,7 +219,7 @@ export class PlanRunner {
     for (const name of names) {
       opts.onStatus?.(`measuring ${name}`);
       const ds = this.dataset(name);
-      deltas.push(await session.delta(ds, resolved.weights, { shard: opts.shard && { ...opts.shard, offset } }));
+      deltas.push(await session.delta(ds, resolved.weights, { signal: opts.signal, shard: opts.shard && { ...opts.shard, offset } }));
       offset += session.evaluator.batches(ds);
     }
     const results = opts.shard ? [] : checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
@@ -252,14 +254,14 @@ export class PlanRunner {
       let total = 0;
       for (const t of specs) {
         let loss = 0;
-        for (const name of t.datasets) loss += (await this.session.evaluate(this.dataset(name), w)).loss / t.datasets.length;
+        for (const name of t.datasets) loss += (await this.session.evaluate(this.dataset(name), w, { signal: opts.signal })).loss / t.datasets.length;
         // A loss above the uniform loss ln V is confident mistakes, not less knowledge: maximizing
         // stops counting there, and among scales that reach it the smallest change (nearest 1) wins.
         total += t.objective === 'maximize' ? -Math.min(loss, uniform) : t.objective === 'toward' ? Math.abs(loss - target(t)) : loss;
       }
       total += 1e-6 * x.reduce((a, v) => a + Math.abs(v - 1), 0);
       // Each unit of guard violation costs more than any loss difference can gain.
-      for (const c of constraints) total += 1e3 * violation(c, await this.session.delta(this.dataset(c.dataset), w));
+      for (const c of constraints) total += 1e3 * violation(c, await this.session.delta(this.dataset(c.dataset), w, { signal: opts.signal }));
       return total;
     };
     const result = await minimize(f, specs.map((t) => [t.low, t.high]));

@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { ScalpelError } from '../errors';
 import { LanguageModel } from '../lm';
-import { pastFeeds } from '../evaluate';
+import { CancelledError, pastFeeds } from '../evaluate';
 import { DataType, OnnxModel, OpenedModel, checkFloatTensor, decodeFloats, numel, openModel, readFloatTensor } from '../onnx/model';
 import { ModuleWeight } from '../onnx/modules';
 import { initializersAsInputs, weightInputName } from '../onnx/rewrite';
@@ -92,13 +92,14 @@ export class Tracer {
     }
   }
 
-  /** Runs both models on one sequence and records every capture point. */
-  async trace(tokens: Int32Array): Promise<Trace> {
+  /** Runs both models on one sequence and records every capture point; `signal` stops it between the two runs. */
+  async trace(tokens: Int32Array, signal?: AbortSignal): Promise<Trace> {
     if (tokens.length === 0) throw new ScalpelError('nothing to trace: the input has no tokens');
     if (tokens.length > this.lm.contextLength) {
       throw new ScalpelError(`the input has ${tokens.length} tokens; the model reads at most ${this.lm.contextLength}`);
     }
     const base = await this.run(this.session, tokens, this.patchFeeds('base'));
+    if (signal?.aborted) throw new CancelledError();
     const edited =
       this.edited.kind === 'none' ? base : this.edited.kind === 'file' ? await this.run(this.edited.session, tokens, {}) : await this.run(this.session, tokens, this.patchFeeds('edited'));
     let bytes = 0;

@@ -15,14 +15,14 @@ export interface WorstToken {
   edited: number;
 }
 
-/** Scans at most `maxDocuments` documents, each cut to the model's context. */
-export async function largestLossIncrease(base: Evaluator, edited: Evaluator, ds: Dataset, maxDocuments = 64): Promise<WorstToken> {
+/** Scans at most `maxDocuments` documents, each cut to the model's context; `signal` stops it between ORT runs. */
+export async function largestLossIncrease(base: Evaluator, edited: Evaluator, ds: Dataset, maxDocuments = 64, signal?: AbortSignal): Promise<WorstToken> {
   const ctx = base.lm.contextLength;
   let worst: WorstToken | undefined;
   for (const [document, doc] of ds.documents.slice(0, maxDocuments).entries()) {
     const t = tokenizeDataset({ ...ds, documents: [doc] }, base.lm.tokenizer, ctx);
     if (t.ids.length < 2) continue;
-    const [b, e] = [(await base.evaluate(t)).perToken, (await edited.evaluate(t)).perToken];
+    const [b, e] = [(await base.evaluate(t, { signal })).perToken, (await edited.evaluate(t, { signal })).perToken];
     for (let p = 0; p < b.length; p++) {
       if (!worst || e[p] - b[p] > worst.edited - worst.base) worst = { document, position: p, base: b[p], edited: e[p] };
     }

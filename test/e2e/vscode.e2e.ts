@@ -112,15 +112,22 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
       await page.waitForTimeout(200);
     }
 
-    // 3. Preview. First cancelled: cancelling the progress notification kills the model worker.
+    // 3. Preview. First cancelled: cancelling the progress notification stops the model worker (or kills it after a grace period).
     await h.openFile(page, SPEC);
     await h.runCommand(page, 'Scalpel: Preview Edit');
     const toast = page.locator('.notification-toast', { hasText: 'Scalpel: previewing' });
     await toast.locator('.monaco-button', { hasText: 'Cancel' }).click({ timeout: 30_000 });
-    const killed = await waitForLog(server, /\[preview\] cancelled after (\d+) ms: worker (\d+) killed/);
-    await page.waitForTimeout(500);
-    assert.throws(() => process.kill(Number(killed[2]), 0), /ESRCH/, 'the worker process is gone');
-    figures.previewCancelledAfterMs = Number(killed[1]);
+    const cancelled = await waitForLog(server, /\[preview\] cancelled after (\d+) ms: worker (\d+) asked to stop/);
+    const alive = () => {
+      try {
+        process.kill(Number(cancelled[2]), 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const gone = Date.now() + 6000; alive(); await page.waitForTimeout(100)) assert.ok(Date.now() < gone, 'the worker process is gone');
+    figures.previewCancelledAfterMs = Number(cancelled[1]);
 
     // Then run to the end, and read the numbers from the webview.
     t = Date.now();
@@ -327,7 +334,7 @@ test('live preview: an unsaved change of a literal scale updates the Preview num
     const second = Number(await updated.locator(`scalpel-preview #deltas tr[data-dataset="${TARGET}"] td.delta`).textContent());
     assert.ok(Number.isFinite(second) && second !== first, `Δloss(${TARGET}) ${first} at scale -2, ${second} at 0.25`);
     figures.livePreviewTargetDelta = `${first} at scale -2 → ${second} at 0.25`;
-    assert.match(h.scalpelLog(server), /\[preview\] cancelled after \d+ ms: worker \d+ killed/, 'the superseded preview was cancelled');
+    assert.match(h.scalpelLog(server), /\[preview\] cancelled after \d+ ms: worker \d+ asked to stop/, 'the superseded preview was cancelled');
     // Nothing was saved: the preview ran on the editor's text.
     const onDisk = fs.readFileSync(path.join(ws, 'examples', 'live.scalpel'), 'utf8').split('\n').filter((l) => /^\s*scale /.test(l));
     assert.equal(onDisk[0].trim(), 'scale -2', `on disk: ${onDisk.join(' | ')}`);

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CatalogView, EvaluateResult, GeometryData, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
+import type { CancelRequest, CatalogView, EvaluateResult, GeometryData, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
 import { outline } from '../../extension/outline';
 import { writeFixture } from '../edit/fixture';
 
-/** Runs one job in the extension's model worker (from source), as extension/jobs.ts does. */
-function runJob(job: Job): Promise<{ result?: JobResult; error?: Extract<WorkerMessage, { type: 'error' }>; status: string[] }> {
+/** Runs one job in the extension's model worker (from source), as extension/jobs.ts does; `cancel`: cancelled right after it is sent. */
+function runJob(job: Job, cancel = false): Promise<{ result?: JobResult; error?: Extract<WorkerMessage, { type: 'error' }>; status: string[] }> {
   return new Promise((resolve, reject) => {
     const child = fork(path.resolve('extension/worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const status: string[] = [];
@@ -20,6 +20,7 @@ function runJob(job: Job): Promise<{ result?: JobResult; error?: Extract<WorkerM
     child.on('error', reject);
     child.on('exit', (code) => code && reject(new Error(`worker exited with ${code}`)));
     child.send(job);
+    if (cancel) child.send({ kind: 'cancel' } satisfies CancelRequest);
   });
 }
 
@@ -116,6 +117,17 @@ test('worker apply writes the model and lock; review measures the weight diff', 
   assert.deepEqual(r.weights.map((w) => w.initializer).sort(), ['h.0.mlp.c_proj.weight', 'h.1.mlp.c_fc.weight']);
   for (const w of r.weights) assert.ok(w.changed > 0 && w.relFrobenius > 0 && w.maxAbs > 0, JSON.stringify(w));
   assert.deepEqual(r.metrics.map((m) => m.name).sort(), ['all', 'other', 'sample']);
+});
+
+test('worker apply cancelled by the extension: the job stops with "cancelled" and writes no file', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale 0'));
+  const before = fs.readdirSync(fx.dir).sort();
+  const { result, error } = await runJob({ kind: 'apply', spec, out: path.join(fx.dir, 'edited.onnx'), edits: [] }, true);
+  assert.equal(result, undefined);
+  assert.equal(error?.message, 'cancelled');
+  assert.deepEqual(fs.readdirSync(fx.dir).sort(), before);
 });
 
 test('worker geometry: every block output for the checked datasets, base and edited, ready for the panel', async () => {

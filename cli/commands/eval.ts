@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
+import { interruptible } from '../interrupt';
 import { ProgressBar } from '../progress';
 import { formatTable } from '../table';
 import { ScalpelError } from '../../engine/errors';
@@ -55,12 +56,9 @@ export const evalCommand: Command = {
     const datasets = values.data.map((arg) => tokenizeDataset(loadDataset(arg, parseDataArg(arg)), lm.tokenizer, maxTokens));
     const ev = await Evaluator.create(lm, { ...runtimeFromFlags(values), batchSize: positiveInt(values.batch, '--batch') });
     const bar = new ProgressBar('eval');
-    const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once('SIGINT', onSigint);
     const started = performance.now();
     try {
-      const results = await evaluateAll(ev, datasets, { signal: controller.signal, onProgress: (p) => bar.update(p.done, p.total, p.dataset) });
+      const results = await interruptible((signal) => evaluateAll(ev, datasets, { signal, onProgress: (p) => bar.update(p.done, p.total, p.dataset) }));
       bar.done();
       const seconds = (performance.now() - started) / 1000;
       const scored = results.reduce((a, r) => a + r.tokens, 0);
@@ -86,7 +84,6 @@ export const evalCommand: Command = {
       }
       return 0;
     } finally {
-      process.off('SIGINT', onSigint);
       await ev.release();
     }
   },

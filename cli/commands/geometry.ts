@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
+import { interruptible } from '../interrupt';
 import { ProgressBar } from '../progress';
 import { formatTable } from '../table';
 import { openCatalogTensors } from '../../engine/catalog/read';
@@ -100,23 +101,19 @@ export const geometryCommand: Command = {
     const catalogDir = values.catalog ?? subject?.components ?? defaultCatalog(lm.file);
     const catalog = catalogDir ? openCatalogTensors(catalogDir) : undefined;
     const bar = new ProgressBar('geometry');
-    const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once('SIGINT', onSigint);
     let r: GeometryResult;
     try {
-      r = await measureGeometry(lm, {
+      r = await interruptible((signal) => measureGeometry(lm, {
         points, sources, probe, catalog, heldoutFraction: heldout, runtime,
         patches: subject?.edit?.weights,
         text: values.text !== undefined ? readTextFile(values.text, 'read text') : undefined,
         dimensions: positiveInt(values.dims, '--dims'),
         maxPerTag: positiveInt(values['max-per-tag'], '--max-per-tag'),
-        signal: controller.signal,
+        signal,
         onProgress: (p) => bar.update(p.done, p.total, p.stage),
-      });
+      }));
     } finally {
       bar.done();
-      process.off('SIGINT', onSigint);
       catalog?.close();
     }
     if (values.out) writeFileAtomic(values.out, [JSON.stringify(r) + '\n']);

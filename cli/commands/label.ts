@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { Command } from '../command';
+import { interruptible } from '../interrupt';
 import { ProgressBar } from '../progress';
 import { formatTable } from '../table';
 import { ScalpelError } from '../../engine/errors';
@@ -96,19 +97,16 @@ export const labelCommand: Command = {
     const data = values.data.map((arg) => taggedDataset(arg, lm, { split, maxTokens }));
     const tensors = CatalogTensors.open(catalog);
     const bar = new ProgressBar('label');
-    const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once('SIGINT', onSigint);
     try {
-      const result = await labelCatalog(lm, tensors, data, {
+      const result = await interruptible((signal) => labelCatalog(lm, tensors, data, {
         firingThreshold: threshold,
         measure,
         batchSize: positiveInt(values.batch, '--batch'),
         ablationTokens: values['ablation-tokens'] === '0' ? 0 : positiveInt(values['ablation-tokens'], '--ablation-tokens'),
         ...runtimeFromFlags(values),
-        signal: controller.signal,
+        signal,
         onProgress: (p) => bar.update(p.done, p.total, p.tag),
-      });
+      }));
       bar.done();
       writeCatalog(catalog.dir, result.catalog);
       const seconds = result.activationSeconds + result.outputSeconds + result.ablationSeconds;
@@ -127,7 +125,6 @@ export const labelCommand: Command = {
       );
       return 0;
     } finally {
-      process.off('SIGINT', onSigint);
       tensors.close();
     }
   },

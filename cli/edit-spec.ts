@@ -18,6 +18,7 @@ import { writeFileAtomic } from '../engine/safetensors';
 import { loadPlan, lockedFor } from '../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from './runtime-flags';
 import { formatTable } from './table';
+import { sayAssumedContext } from './context';
 
 type Measured = { name: string; tokens: number; base: number; edited: number; delta: number };
 
@@ -127,6 +128,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
 async function evaluatePart(specFile: string, opts: { edit?: string[]; retune: boolean; 'tune-with-guards': boolean; shard?: EvalPart['shard']; signal?: AbortSignal }, runtime: ReturnType<typeof runtimeFromFlags>): Promise<EvalPart> {
   const plan = loadPlan(specFile);
   const runner = await PlanRunner.open(plan, runtime);
+  sayAssumedContext(runner.lm);
   try {
     const locked = opts.retune ? undefined : lockedFor(runner);
     const names = opts.edit?.length ? opts.edit : plan.edits.map((e) => e.name);

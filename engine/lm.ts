@@ -16,6 +16,8 @@ export interface LanguageModel {
   tokenizer: TextTokenizer;
   /** Longest sequence the model accepts (learned positions). */
   contextLength: number;
+  /** Whether contextLength is DEFAULT_CONTEXT for want of a setting (rotary models without config.json). */
+  contextAssumed: boolean;
   /** Name of the token-id input and of the logits output. */
   inputName: string;
   logitsName: string;
@@ -34,6 +36,9 @@ export const MODEL_SIDECARS = [
   'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
   'added_tokens.json', 'vocab.json', 'merges.txt', 'vocab.txt', 'tokenizer.model',
 ];
+
+/** The context length of a model whose config.json does not say it and that has no learned position table. */
+export const DEFAULT_CONTEXT = 512;
 
 /** Closes a language model's descriptor once nothing refers to the model any more. */
 const descriptors = new FinalizationRegistry<() => void>((close) => close());
@@ -83,18 +88,20 @@ function describe(onnx: OnnxModel, dir: string, file: string, opts: OpenOptions)
   }
   const logits = onnx.outputs.find((o) => o.name === 'logits') ?? onnx.outputs.find((o) => o.shape?.length === 3);
   if (!logits) throw new ScalpelError('the model has no logits output (a [batch, sequence, vocab] tensor)', file);
+  const known = opts.contextLength ?? contextLengthOf(dir, onnx);
   return {
     file,
     onnx,
     tokenizer,
-    contextLength: opts.contextLength ?? contextLengthOf(dir, onnx),
+    contextLength: known ?? DEFAULT_CONTEXT,
+    contextAssumed: known === undefined,
     inputName: input.name,
     logitsName: logits.name,
     pastInputs,
   };
 }
 
-function contextLengthOf(dir: string, onnx: OnnxModel): number {
+function contextLengthOf(dir: string, onnx: OnnxModel): number | undefined {
   const configFile = path.join(dir, 'config.json');
   if (fs.existsSync(configFile)) {
     let config: Record<string, unknown>;
@@ -111,5 +118,11 @@ function contextLengthOf(dir: string, onnx: OnnxModel): number {
   for (const t of onnx.initializers.values()) {
     if (/(^|[./])(wpe|position_embeddings?|pos_emb)[./]/.test(t.name) && t.dims.length === 2) return t.dims[0];
   }
-  return 512;
+  return undefined;
+}
+
+/** The one line saying that a model's context length is assumed, or undefined when it is known. */
+export function assumedContextNote(lm: LanguageModel): string | undefined {
+  if (!lm.contextAssumed) return undefined;
+  return `${lm.file}: context length unknown (no n_positions or max_position_embeddings in config.json, no learned position table); using ${DEFAULT_CONTEXT} (set it with --context N or in config.json)`;
 }

@@ -9,6 +9,7 @@ import { describeOutcome, outcomeSummary } from '../edit-spec';
 import { loadPlan } from '../../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 import { interruptible } from '../interrupt';
+import { sayAssumedContext } from '../context';
 
 const usage = `scalpel apply SPEC.scalpel [--edit NAME …] -o OUT.onnx [options]
 
@@ -56,6 +57,7 @@ export const applyCommand: Command = {
     const plan = loadPlan(positionals[0]);
     // The session opens when tuning or measuring needs it, so a model that cannot be evaluated is still written.
     const runner = await PlanRunner.open(plan, { ...runtimeFromFlags(values), deferSession: true });
+    sayAssumedContext(runner.lm);
     try {
       const r = await interruptible((signal) => applyPlan(runner, {
         edits: values.edit ?? [],

@@ -10,6 +10,7 @@ import { Evaluator, evaluateAll, tokenizeDataset } from '../../engine/evaluate';
 import { evalSpec, specEvalUsage } from '../edit-spec';
 import { datasetLossJson } from '../../engine/report';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
+import { contextFlag, contextUsage, sayAssumedContext } from '../context';
 
 const usage = `scalpel eval --model DIR|FILE --data SOURCE [--data SOURCE …] [options]
        scalpel eval SPEC.scalpel [--edit NAME] [--json] [--junit FILE]   (see below)
@@ -22,6 +23,7 @@ Held-out next-token loss of a model on each dataset, in nats per token.
                        inline:TEXT, or a path; repeat for several datasets
   --max-tokens N       score at most N tokens per dataset
   --batch N            windows per run (default 8)
+${contextUsage(23)}
 ${runtimeUsage}
   --json               machine-readable output
   --per-token          with --json: every scored token's text and loss
@@ -42,6 +44,7 @@ export const evalCommand: Command = {
         data: { type: 'string', multiple: true },
         'max-tokens': { type: 'string' },
         batch: { type: 'string' },
+        ...contextFlag,
         ...runtimeFlags,
         json: { type: 'boolean', default: false },
         'per-token': { type: 'boolean', default: false },
@@ -51,7 +54,8 @@ export const evalCommand: Command = {
     });
     if (!values.model) throw new ScalpelError('eval needs --model DIR|FILE');
     if (!values.data?.length) throw new ScalpelError('eval needs at least one --data SOURCE');
-    const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer });
+    const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer, contextLength: positiveInt(values.context, '--context') });
+    sayAssumedContext(lm);
     const maxTokens = positiveInt(values['max-tokens'], '--max-tokens') ?? Infinity;
     const datasets = values.data.map((arg) => tokenizeDataset(loadDataset(arg, parseDataArg(arg)), lm.tokenizer, maxTokens));
     const ev = await Evaluator.create(lm, { ...runtimeFromFlags(values), batchSize: positiveInt(values.batch, '--batch') });

@@ -14,6 +14,7 @@ import { mostSelective, tagName } from '../../engine/label/stats';
 import { ComponentInfo } from '../../engine/catalog/types';
 import { positiveInt } from './eval';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
+import { contextFlag, contextUsage, sayAssumedContext } from '../context';
 
 const usage = `scalpel label --model DIR|FILE [--components DIR] --data [TAG=]SOURCE --data … [options]
 scalpel label --model DIR|FILE [--components DIR] --set KEY=TEXT [--set …]
@@ -36,6 +37,7 @@ ablating the component hurts German). Human and imported labels are kept.
                          (default 512; 0 skips the ablation pass)
   --set KEY=TEXT         set a human label (no model run); --set KEY= removes it
   --batch N              windows per run
+${contextUsage(25)}
 ${runtimeUsage}
   --tokenizer FILE       tokenizer.json to use (or "bytes")`;
 
@@ -57,6 +59,7 @@ export const labelCommand: Command = {
         set: { type: 'string', multiple: true },
         batch: { type: 'string' },
         'ablation-tokens': { type: 'string' },
+        ...contextFlag,
         ...runtimeFlags,
         tokenizer: { type: 'string' },
       },
@@ -89,7 +92,8 @@ export const labelCommand: Command = {
     if (threshold !== undefined && !(threshold >= 0)) throw new ScalpelError(`--firing-threshold takes a number ≥ 0, not "${values['firing-threshold']}"`);
     const measure = values.measure;
     if (measure !== undefined && measure !== 'ci' && measure !== 'activation') throw new ScalpelError(`--measure takes ci or activation, not "${measure}"`);
-    const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer });
+    const lm = openLanguageModel(values.model, { tokenizer: values.tokenizer, contextLength: positiveInt(values.context, '--context') });
+    sayAssumedContext(lm);
     if (catalog.model?.sha256 && catalog.model.sha256 !== modelSha256(lm.file)) {
       process.stderr.write(`scalpel: warning: the catalog was made from a different model file (sha256 ${catalog.model.sha256.slice(0, 12)}…)\n`);
     }

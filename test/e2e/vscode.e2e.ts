@@ -2,9 +2,10 @@
  * End to end in a real VS Code (code-server) with the packaged VSIX: diagnostics, completion of a
  * component key, Preview numbers read from the webview, expectations run in Test Explorer, the model
  * debugger started from Test Explorer's Debug profile and the Debug code lens (Variables, a step), the
- * live preview of an unsaved spec, and an untrusted workspace that refuses to run the model. Screenshots
- * go to test-output/, and the figures (activation, open-to-diagnostics, Preview open-to-numbers,
- * Debug-to-Variables, live change-to-numbers) to test-output/e2e-figures.json.
+ * live preview of an unsaved spec, the Geometry panel from its code lens (probe accuracy per layer, base
+ * and edited), and an untrusted workspace that refuses to run the model. Screenshots go to test-output/,
+ * and the figures (activation, open-to-diagnostics, Preview open-to-numbers, Debug-to-Variables, live
+ * change-to-numbers, Geometry open-to-plot) to test-output/e2e-figures.json.
  *
  *   npm run test:e2e      (provisions code-server into ~/.cache/scalpel-e2e and packages the VSIX first)
  */
@@ -390,6 +391,37 @@ test('untrusted workspace: the spec is checked, but Preview refuses to run the m
     assert.equal(page.frames().filter((f) => f.name() === 'active-frame').length, 0);
     assert.doesNotMatch(h.scalpelLog(server), /\[preview\]/);
     assert.match(h.scalpelLog(server), /workspace restricted/);
+  } finally {
+    await server.stop();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+});
+
+test('Geometry panel: the code lens over an edit opens the panel, base and edited, with probe accuracy per layer', { timeout: 600_000 }, async () => {
+  const ws = h.makeWorkspace();
+  const server = await h.startCodeServer({ trusted: true });
+  try {
+    const page = await h.openWorkbench(browser, server, ws);
+    await h.openFile(page, SPEC);
+    const lens = page.locator('.codelens-decoration a', { hasText: 'Geometry' }).first();
+    await lens.waitFor({ timeout: 60_000 });
+    const t = Date.now();
+    await lens.click();
+    const frame = await h.webviewFrame(page, async (f) => (await f.locator('scalpel-geometry #point-name').count()) > 0, 480_000);
+    // Panel open (the lens's click) → first plot: capture of base and edited, PCA and probes at every layer.
+    figures.geometryOpenToPlotMs = Date.now() - t;
+    assert.match((await frame.locator('scalpel-geometry h2').first().textContent()) ?? '', new RegExp(`Geometry of ${EDIT}`));
+    const accuracy = async () => Number(((await frame.locator('scalpel-geometry #accuracy').textContent()) ?? '').replace('%', ''));
+    // The middle point (h.1.resid of embed, h.0 … h.3) separates the languages; the edit (in h.2) has not acted yet there.
+    assert.equal(await frame.locator('scalpel-geometry #point-name').textContent(), 'h.1.resid');
+    assert.ok((await accuracy()) > 90, `held-out accuracy ${await accuracy()}%`);
+    assert.equal(await frame.locator('scalpel-geometry #accuracy-edited').textContent(), await frame.locator('scalpel-geometry #accuracy').textContent());
+    await frame.locator('scalpel-geometry #layer').fill('3');
+    await frame.locator('scalpel-geometry #point-name', { hasText: 'h.2.resid' }).waitFor();
+    figures.geometryH2Accuracy = `${await frame.locator('scalpel-geometry #accuracy').textContent()} → ${await frame.locator('scalpel-geometry #accuracy-edited').textContent()} edited`;
+    assert.equal(await frame.locator(`scalpel-geometry #probe tr[data-tag="${TARGET}"]`).count(), 1);
+    await page.waitForTimeout(500);
+    await h.screenshot(page, 'geometry-dark');
   } finally {
     await server.stop();
     fs.rmSync(ws, { recursive: true, force: true });

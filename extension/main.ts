@@ -97,7 +97,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
               new vscode.CodeLens(range, { title: '$(debug-alt) Debug', command: 'scalpel.debugEdit', arguments: [doc.uri, i.label] }),
               new vscode.CodeLens(range, { title: '$(graph-scatter) Geometry', command: 'scalpel.showGeometry', arguments: [doc.uri, i.label] }),
             ];
-          });
+          })
+          .concat(
+            // A probe: its datasets and kind at every layer, starting at its point.
+            outline(doc.getText())
+              .filter((i) => i.kind === 'probe')
+              .map((i) => new vscode.CodeLens(new vscode.Range(i.line - 1, 0, i.line - 1, 0), { title: '$(graph-scatter) Geometry', command: 'scalpel.showGeometry', arguments: [doc.uri, undefined, undefined, i.label] })),
+          );
       },
     }),
   );
@@ -163,7 +169,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
 
   /** What the Geometry panel shows: its spec, edit and the edit's scale (for the debugger). */
   const geometryState: { spec?: string; edit?: string; scale?: number } = {};
-  async function showGeometry(arg?: vscode.Uri, edit?: string, textFile?: string): Promise<void> {
+  async function showGeometry(arg?: vscode.Uri, edit?: string, textFile?: string, probe?: string): Promise<void> {
     const spec = await specOf(arg);
     if (!spec || !trusted()) return;
     const name = typeof edit === 'string' ? edit : undefined;
@@ -172,7 +178,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     try {
       const text = typeof textFile === 'string' ? fs.readFileSync(textFile, 'utf8') : undefined;
       const r = await jobs.withProgress<GeometryData>(`Scalpel: activation geometry${name ? ` of ${name}` : ''}`, {
-        kind: 'geometry', spec: spec.fsPath, edit: name, text, maxPerTag: config().get<number>('geometry.maxPerTag') ?? 1500, runtime: runtime(),
+        kind: 'geometry', spec: spec.fsPath, edit: name, probe: typeof probe === 'string' ? probe : undefined, text, maxPerTag: config().get<number>('geometry.maxPerTag') ?? 1500, runtime: runtime(),
       });
       Object.assign(geometryState, { spec: r.spec, edit: r.edit, scale: r.scale });
       await panel.post({ type: 'geometry', data: r });

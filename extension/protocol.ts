@@ -32,8 +32,11 @@ export type Job =
   | { kind: 'apply'; spec: string; out: string; edits: string[]; runtime?: JobRuntime }
   | { kind: 'review'; spec: string }
   | { kind: 'catalog'; spec: string }
-  /** The spec's checked datasets at every block's output, base and (with `edit`) edited; `text`: a file whose sentences make a path. */
-  | { kind: 'geometry'; spec: string; edit?: string; text?: string; maxPerTag: number; runtime?: JobRuntime };
+  /**
+   * Every block's output, base and (with `edit`) edited, for the spec's checked datasets, or a declared probe's
+   * datasets, kind and point (`probe`); `text`: a text whose sentences make a path.
+   */
+  | { kind: 'geometry'; spec: string; edit?: string; probe?: string; text?: string; maxPerTag: number; runtime?: JobRuntime };
 
 /** Sent to a worker whose job the user cancelled: the job stops at its next check, then the worker exits. */
 export interface CancelRequest {
@@ -41,7 +44,7 @@ export interface CancelRequest {
 }
 
 /** The Geometry panel's data: `scalpel geometry`'s result, with the spec and edit it came from. */
-export type GeometryData = GeometryResult & { spec: string; edit?: string; scale?: number };
+export type GeometryData = GeometryResult & { spec: string; edit?: string; scale?: number; probe?: string; initialPoint?: string };
 
 export interface CheckView {
   kind: 'guard' | 'expect';

@@ -169,28 +169,31 @@ async function run(job: Job): Promise<JobResult> {
 /** Every block's output for the spec's checked datasets, base and edited, as `scalpel geometry --spec --layers` computes it. */
 async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<GeometryData> {
   const subject = await specSubject(job.spec, job.edit, { runtime: runtimeOptions(job.runtime), onStatus: (message) => send({ type: 'status', message }) });
-  const names = subject.checked.length >= 2 ? subject.checked : [...subject.datasets.keys()];
+  const declared = job.probe !== undefined ? subject.probes.find((p) => p.name === job.probe) : undefined;
+  if (job.probe !== undefined && !declared) throw new ScalpelError(`the spec declares no probe "${job.probe}"`, job.spec);
+  const names = declared?.datasets ?? (subject.checked.length >= 2 ? subject.checked : [...subject.datasets.keys()]);
   if (names.length < 2) throw new ScalpelError('geometry compares datasets: the spec needs at least two', job.spec);
   const lm = openLanguageModel(subject.model, { tokenizer: subject.tokenizer });
   const catalog = subject.components ? openCatalogTensors(subject.components) : undefined;
   try {
     const structure = analyzeModel(lm.onnx, lm.logitsName);
+    const layers = ['embed', ...blockOutputs(structure)];
     let last = '';
     const r = await measureGeometry(lm, {
-      points: ['embed', ...blockOutputs(structure)],
+      points: declared && !layers.includes(declared.point) ? [...layers, declared.point] : layers,
       sources: names.map((n) => ({ tag: n, dataset: subject.datasets.get(n)! })),
       text: job.text,
       patches: subject.edit?.weights,
       catalog,
       maxPerTag: job.maxPerTag,
-      probe: 'mean-difference',
+      probe: declared?.kind ?? 'mean-difference',
       runtime: runtimeOptions(job.runtime),
       signal,
       onProgress: (p) => {
         if (p.stage !== last) send({ type: 'status', message: (last = p.stage) });
       },
     });
-    return { ...r, spec: job.spec, ...(subject.edit ? { edit: subject.edit.name, scale: subject.edit.scales[subject.edit.name] } : {}) };
+    return { ...r, spec: job.spec, ...(declared ? { probe: declared.name, initialPoint: declared.point } : {}), ...(subject.edit ? { edit: subject.edit.name, scale: subject.edit.scales[subject.edit.name] } : {}) };
   } finally {
     catalog?.close();
   }

@@ -10,7 +10,7 @@ import type { Diagnostic, LineIndex } from './diagnostics';
 import type { ParseResult } from './parser';
 import type { MetricSpec, ScaleSpec, SelectorSpec } from './spec';
 
-export type SymbolKind = 'model' | 'data' | 'guard' | 'edit';
+export type SymbolKind = 'model' | 'data' | 'guard' | 'probe' | 'edit';
 
 export interface SymbolInfo {
   name: string;
@@ -74,4 +74,4 @@ export interface Analysis {
   env: CheckEnv;
 }
 
-export const KIND_WORD: Record<SymbolKind, string> = { model: 'a model', data: 'a dataset', guard: 'a guard', edit: 'an edit' };
+export const KIND_WORD: Record<SymbolKind, string> = { model: 'a model', data: 'a dataset', guard: 'a guard', probe: 'a probe', edit: 'an edit' };

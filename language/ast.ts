@@ -34,7 +34,7 @@ export interface Keyword extends Span {
   text: string;
 }
 
-export type Decl = ModelDecl | DataDecl | GuardDecl | EditDecl | ExpectDecl;
+export type Decl = ModelDecl | DataDecl | GuardDecl | ProbeDecl | EditDecl | ExpectDecl;
 
 export interface ModelDecl extends Span {
   kind: 'model';
@@ -80,6 +80,15 @@ export interface GuardDecl extends Span {
   members: Name[];
   threshold?: Num;
   unit?: UnitNode;
+}
+
+/** `probe NAME = KIND on "POINT" over [DATA, …]`: a linear probe per dataset at a capture point. */
+export interface ProbeDecl extends Span {
+  kind: 'probe';
+  name?: Name;
+  probe?: Keyword;
+  point?: Str;
+  members: Name[];
 }
 
 export interface EditDecl extends Span {

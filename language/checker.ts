@@ -186,6 +186,7 @@ class Checker {
       else if (d.kind === 'data') this.data(d);
     }
     for (const d of decls) if (d.kind === 'guard') this.guard(d);
+    for (const d of decls) if (d.kind === 'probe') this.probe(d);
     for (const d of decls) if (d.kind === 'edit') this.edit(d);
     for (const d of decls) if (d.kind === 'expect') this.expect(d);
     // An edit's rules ran as it was checked (their diagnostics are replayed with it).
@@ -327,6 +328,10 @@ class Checker {
   }
 
   private guard(d: A.GuardDecl): void {
+    for (const m of d.members) this.ref(m, ['data']);
+  }
+
+  private probe(d: A.ProbeDecl): void {
     for (const m of d.members) this.ref(m, ['data']);
   }
 

@@ -62,6 +62,8 @@ export const CODES = {
   S505: ['error', 'unit not valid here'],
   S506: ['warning', 'dataset listed twice'],
   S507: ['error', 'token limit must be a positive whole number'],
+  S601: ['error', 'not a capture point'],
+  S602: ['error', 'a probe needs at least two datasets'],
 } as const satisfies Record<string, readonly [Severity, string]>;
 
 export type Code = keyof typeof CODES;

@@ -1,5 +1,5 @@
 /**
- * What activation geometry needs from a spec: its model, its datasets by name, and one edit's patched
+ * What activation geometry needs from a spec: its model, its datasets by name, its probes, and one edit's patched
  * weights (its scale from the lock file when the lock matches this spec, model and catalog, else tuned
  * now), all through the same plan `scalpel apply` uses.
  */
@@ -9,7 +9,9 @@ import { ScalpelError } from '../engine/errors';
 import { RuntimeOptions } from '../engine/runtime';
 import { PlanRunner } from '../engine/edit/run';
 import { CatalogComponents } from '../engine/edit/weights';
-import { loadPlan, lockedFor } from './plan';
+import { lockedFor, planFromAnalysis } from './plan';
+import { checkedAnalysis, specFromAnalysis } from './semantic';
+import { SpecProbe } from './spec';
 
 export interface SpecSubject {
   specFile: string;
@@ -20,17 +22,20 @@ export interface SpecSubject {
   datasets: Map<string, Dataset>;
   /** The datasets its guards and expectations check, in declaration order (the languages of a language edit). */
   checked: string[];
+  probes: SpecProbe[];
   /** The edit's scale by edit name, its patched initializers, and whether the scale came from the lock file. */
   edit?: { name: string; scales: Record<string, number>; weights: Map<string, Float32Array>; fromLock: boolean };
 }
 
 export async function specSubject(specFile: string, editName: string | undefined, opts: { runtime?: RuntimeOptions; onStatus?: (m: string) => void } = {}): Promise<SpecSubject> {
-  const plan = loadPlan(specFile);
+  const analysis = checkedAnalysis(specFile);
+  const plan = planFromAnalysis(analysis, specFile);
+  const { probes } = specFromAnalysis(analysis, path.resolve(specFile));
   const base = path.dirname(specFile);
   const datasets = new Map(plan.datasets.map((d) => [d.name, loadDataset(d.name, d.source, base)] as const));
   const named = new Set([...plan.guards.flatMap((g) => g.datasets), ...plan.expectations.map((x) => x.dataset)]);
   const checked = plan.datasets.map((d) => d.name).filter((n) => named.has(n));
-  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, checked };
+  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, checked, probes };
   if (editName === undefined) return subject;
   if (!plan.edits.some((e) => e.name === editName)) {
     throw new ScalpelError(`the spec has no edit named "${editName}" (it has ${plan.edits.map((e) => e.name).join(', ') || 'none'})`, specFile);

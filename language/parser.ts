@@ -5,12 +5,13 @@
  * so one mistake never hides the rest of the file.
  */
 import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE, names } from '../engine/edit/checks';
+import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 import * as A from './ast';
 import { statisticSignatures } from './statistics';
 import { Diagnostic, diag } from './diagnostics';
 import { MAX_SPEC_LENGTH, Token, lex } from './lexer';
 
-export const TOP_KEYWORDS = ['model', 'data', 'guard', 'edit', 'expect'] as const;
+export const TOP_KEYWORDS = ['model', 'data', 'guard', 'probe', 'edit', 'expect'] as const;
 export const BLOCK_KEYWORDS = ['select', 'scale', 'keep'] as const;
 export const MODEL_PROPS = ['tokenizer', 'components', 'sha256'] as const;
 export const SOURCES = ['udhr', 'text', 'jsonl', 'inline'] as const;
@@ -21,6 +22,7 @@ export const CHANGES = names(CHANGE_TABLE);
 export const OBJECTIVES = ['maximize', 'minimize'] as const;
 /** `scale … gated` and `scale tune … loss(D) toward uniform`: words inside a scale statement. */
 export const SCALE_KEYWORDS = ['gated', 'toward', 'uniform'] as const;
+export const PROBE_KIND_WORDS = Object.keys(PROBE_WORDS) as ProbeWord[];
 
 /** `a, b or c`, for "expected …" messages. */
 export function orList(options: readonly string[]): string {
@@ -29,7 +31,7 @@ export function orList(options: readonly string[]): string {
 
 /** Words that cannot name a declaration, so that recovery can trust them as statement starts. */
 export const RESERVED = new Set<string>([
-  ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...SELECTOR_KEYWORDS, ...SET_OPERATORS, ...SCALE_KEYWORDS, 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and', 'field', 'limit', 'tokens',
+  ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...SELECTOR_KEYWORDS, ...SET_OPERATORS, ...SCALE_KEYWORDS, 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and', 'field', 'limit', 'tokens', 'over',
 ]);
 
 export interface ParseResult {
@@ -271,6 +273,7 @@ class Parser {
       case 'model': return this.parseModel();
       case 'data': return this.parseData();
       case 'guard': return this.parseGuard();
+      case 'probe': return this.parseProbe();
       case 'edit': return this.parseEdit();
       default: return this.parseExpect();
     }
@@ -404,6 +407,28 @@ class Parser {
     if (!this.want('within')) return done();
     if (!(node.threshold = this.num('a threshold number'))) return done();
     node.unit = this.unit();
+    return done();
+  }
+
+  private parseProbe(): A.ProbeDecl {
+    const start = this.next().start;
+    const node: A.ProbeDecl = { kind: 'probe', start, end: start, members: [] };
+    const done = () => ((node.end = this.prevEnd), node);
+    if (!(node.name = this.name('a probe name'))) return done();
+    if (!this.want('=')) return done();
+    if (!(node.probe = this.keyword(PROBE_KIND_WORDS))) return this.fail(`the probe's kind: ${orList(PROBE_KIND_WORDS)}`), done();
+    if (!this.want('on')) return done();
+    if (!(node.point = this.str('the capture point as a string, e.g. "h.2.resid"'))) return done();
+    if (!this.want('over')) return done();
+    if (!this.want('[', '"[" and the datasets the probe tells apart')) return done();
+    if (!this.is(']')) {
+      do {
+        const m = this.name('a dataset name');
+        if (!m) return done();
+        node.members.push(m);
+      } while (this.eat(','));
+    }
+    this.want(']', '"," or "]"');
     return done();
   }
 

@@ -4,6 +4,7 @@
  *   const spec = loadSpec('examples/remove-german.scalpel');   // throws ScalpelError on the first error
  *   const keys = spec.edits[0].components;                       // resolved by the checker, in catalog order
  */
+import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 import * as path from 'node:path';
 import { ScalpelError, readTextFile } from '../engine/errors';
 import type { Unit } from './ast';
@@ -41,7 +42,7 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
     const p = a.lines.position(offset);
     return { line: p.line + 1, column: p.character + 1 };
   };
-  const spec: Spec = { file, models: [], datasets: [], guards: [], edits: [], expectations: [] };
+  const spec: Spec = { file, models: [], datasets: [], guards: [], probes: [], edits: [], expectations: [] };
   for (const d of a.parse.file.decls) {
     if (d.kind === 'model' && d.name) {
       const m = a.models.get(d.name.text);
@@ -55,6 +56,8 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
       spec.datasets.push({ name: d.name.text, source, ...(d.limit ? { maxTokens: d.limit.value } : {}), ...(tag ? { tag } : {}), at: at(d.start) });
     } else if (d.kind === 'guard' && d.name && d.threshold && d.unit) {
       spec.guards.push({ name: d.name.text, datasets: [...new Set(d.members.map((m) => m.text))], threshold: d.threshold.value, unit: d.unit.unit, at: at(d.start) });
+    } else if (d.kind === 'probe' && d.name && d.probe && d.point) {
+      spec.probes.push({ name: d.name.text, kind: PROBE_WORDS[d.probe.text as ProbeWord], point: d.point.value, datasets: [...new Set(d.members.map((m) => m.text))], at: at(d.start) });
     } else if (d.kind === 'edit' && d.name && d.model) {
       const selects = d.body.flatMap((s) => (s.kind === 'select' && s.selector ? [s.selector] : []));
       const selectors = selects.map((n) => a.selectorSpecs.get(n)).filter((x): x is SelectorSpec => !!x);

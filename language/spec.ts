@@ -3,6 +3,7 @@
  * independent of syntax trees, ranges and LSP. Types only; the checker builds it
  * (checker.ts → semantic.ts `specFromAnalysis`) and plan.ts turns it into the engine's edit plan.
  */
+import type { ProbeKind } from '../engine/geometry/probe';
 import type { DataSource } from '../engine/data';
 import type { Gate } from '../engine/edit/gate';
 import type { Change, Comparison, Unit } from './ast';
@@ -113,12 +114,23 @@ export interface SpecExpectation {
   at: SpecLocation;
 }
 
+/** A linear probe: one direction per dataset at a capture point (engine/geometry/probe.ts). */
+export interface SpecProbe {
+  name: string;
+  kind: ProbeKind;
+  /** A capture point name, resolved against the model's graph when the probe runs. */
+  point: string;
+  datasets: string[];
+  at: SpecLocation;
+}
+
 export interface Spec {
   /** Absolute path of the spec. */
   file: string;
   models: SpecModel[];
   datasets: SpecDataset[];
   guards: SpecGuard[];
+  probes: SpecProbe[];
   edits: SpecEdit[];
   expectations: SpecExpectation[];
 }

@@ -59,7 +59,9 @@ export class GeometryView extends LitElement {
 
   private get current(): number {
     const n = this.data?.points.length ?? 0;
-    return this.point >= 0 && this.point < n ? this.point : Math.max(0, Math.min(n - 1, Math.floor(n / 2)));
+    if (this.point >= 0 && this.point < n) return this.point;
+    const initial = this.data?.points.findIndex((p) => p.point === this.data?.initialPoint) ?? -1;
+    return initial >= 0 ? initial : Math.max(0, Math.min(n - 1, Math.floor(n / 2)));
   }
 
   override render() {
@@ -69,7 +71,7 @@ export class GeometryView extends LitElement {
     const acc = p.probe.accuracy;
     const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(1)}%`);
     return html`
-      <h2>Geometry ${d.edit ? html`of <code>${d.edit}</code>` : ''} <span class="muted">${d.spec}</span></h2>
+      <h2>Geometry ${d.probe ? html`of probe <code>${d.probe}</code> ` : ''}${d.edit ? html`of <code>${d.edit}</code>` : ''} <span class="muted">${d.spec}</span></h2>
       <div class="row">
         <label>point <input id="layer" type="range" min="0" max=${d.points.length - 1} .value=${String(this.current)} @input=${(e: Event) => this.pick(Number((e.target as HTMLInputElement).value))}></label>
         <code id="point-name">${p.point}</code>

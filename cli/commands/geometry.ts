@@ -39,7 +39,8 @@ components; the base model's probe is scored on both (and one retrained on the e
                        (its output), or a capture id (h.1.mlp.c_fc.in, h.2.attn.out); default: the middle block
   --layers             every block's output (and embed): which layer separates the tags best
   --text FILE          also follow this text's sentences (the last token of each) as a path
-  --probe KIND         logistic (default) or mean-difference
+  --probe KIND|NAME    logistic (default) or mean-difference; with --spec, a probe the spec declares
+                       (probe NAME = logistic|linear on "POINT" over [DATA, …]): its kind, point and datasets
   --dims N             2 (default) or 3 projected dimensions
   --max-per-tag N      rows kept per tag for plots and probes (default 4000; PCA uses every token)
   --heldout F          fraction of documents held out for probe accuracy (default 0.3)
@@ -84,19 +85,26 @@ export const geometryCommand: Command = {
     });
     if (!values.spec === !values.model) throw new ScalpelError('geometry needs --model DIR|FILE or --spec FILE (one of them)');
     if (values.edit && !values.spec) throw new ScalpelError('--edit needs --spec (the edit is read from the spec)');
-    if (!values.data?.length) throw new ScalpelError('geometry needs --data for at least two tags');
-    const probe = (values.probe ?? 'logistic') as ProbeKind;
-    if (!PROBE_KINDS.includes(probe)) throw new ScalpelError(`--probe takes ${PROBE_KINDS.join(' or ')}, not "${values.probe}"`);
+    const isKind = (v: string | undefined): v is ProbeKind => PROBE_KINDS.includes(v as ProbeKind);
+    if (values.probe !== undefined && !isKind(values.probe) && !values.spec) throw new ScalpelError(`--probe takes ${PROBE_KINDS.join(' or ')}, not "${values.probe}" (or, with --spec, a probe the spec declares)`);
     const heldout = values.heldout === undefined ? undefined : fraction(values.heldout, '--heldout');
     const minAccuracy = values['min-accuracy'] === undefined ? undefined : fraction(values['min-accuracy'], '--min-accuracy');
     const runtime = runtimeFromFlags(values);
     const status = (m: string) => process.stderr.isTTY && process.stderr.write(`${m}\n`);
     const subject = values.spec ? await specSubject(values.spec, values.edit, { runtime, onStatus: status }) : undefined;
     const lm = openLanguageModel(subject?.model ?? values.model!, { tokenizer: subject?.tokenizer ?? values.tokenizer });
-    const sources = values.data.map((arg) => taggedSource(arg, subject?.datasets));
+    const declared = subject && values.probe !== undefined && !isKind(values.probe) ? subject.probes.find((p) => p.name === values.probe) : undefined;
+    if (subject && values.probe !== undefined && !isKind(values.probe) && !declared) {
+      throw new ScalpelError(`--probe: the spec declares no probe "${values.probe}" (it has ${subject.probes.map((p) => p.name).join(', ') || 'none'}), and it is not a kind (${PROBE_KINDS.join(', ')})`, values.spec);
+    }
+    if (declared && (values.data?.length || values.at?.length)) throw new ScalpelError(`probe ${declared.name} names its point and datasets: drop --at and --data`);
+    const probe: ProbeKind = declared?.kind ?? (isKind(values.probe) ? values.probe : 'logistic');
+    const data = declared?.datasets ?? values.data ?? [];
+    if (!data.length) throw new ScalpelError('geometry needs --data for at least two tags');
+    const sources = data.map((arg) => taggedSource(arg, subject?.datasets));
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const blocks = blockOutputs(structure);
-    const points = values.layers ? ['embed', ...blocks] : values.at?.length ? values.at : [blocks[Math.floor(blocks.length / 2)] ?? 'embed'];
+    const points = declared && !values.layers ? [declared.point] : values.layers ? ['embed', ...blocks] : values.at?.length ? values.at : [blocks[Math.floor(blocks.length / 2)] ?? 'embed'];
     if (values.layers && values.at?.length) throw new ScalpelError('give --at or --layers, not both');
     const catalogDir = values.catalog ?? subject?.components ?? defaultCatalog(lm.file);
     const catalog = catalogDir ? openCatalogTensors(catalogDir) : undefined;

@@ -23,6 +23,10 @@ import { dot } from './pca';
 export type ProbeKind = 'logistic' | 'mean-difference';
 export const PROBE_KINDS: readonly ProbeKind[] = ['logistic', 'mean-difference'];
 
+/** How a spec's `probe NAME = WORD on …` names each kind (`linear`: the mean-difference/covariance probe). */
+export const PROBE_WORDS = { logistic: 'logistic', linear: 'mean-difference' } as const satisfies Record<string, ProbeKind>;
+export type ProbeWord = keyof typeof PROBE_WORDS;
+
 export interface Probe {
   kind: ProbeKind;
   point: string;

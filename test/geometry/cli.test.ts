@@ -59,3 +59,17 @@ test('exit codes for CI: 1 when --min-accuracy is not met, 2 with one clear line
   assert.equal(kind.code, 2);
   assert.match(kind.stderr, /--probe takes logistic or mean-difference, not "svm"/);
 });
+
+test('scalpel geometry --spec --probe NAME: the declared probe\'s kind, point and datasets', { timeout: 120000 }, () => {
+  const r = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--max-per-tag', '150', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.deepEqual(s.tags, ['german', 'french', 'spanish', 'italian', 'english']);
+  assert.deepEqual(s.points.map((p: { point: string; probe: string }) => [p.point, p.probe]), [['h.2.resid', 'mean-difference']]);
+  const unknown = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'langs');
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /the spec declares no probe "langs" \(it has lang\)/);
+  const both = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--data', 'german');
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /probe lang names its point and datasets: drop --at and --data/);
+});

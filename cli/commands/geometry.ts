@@ -48,10 +48,12 @@ components; the base model's probe is scored on both (and one retrained on the e
   -o, --out FILE       write every projected point (JSON)
   --svg FILE           write a plot, one panel per point (SVG)
   --min-accuracy X     exit 1 unless every tag's held-out accuracy on the base model is at least X at every point
+  --max-drop X         with --edit: exit 1 when the base probe's held-out accuracy for some tag falls by more
+                       than X on the edited model (e.g. 0.02: the edit keeps what the probe reads)
 ${runtimeUsage}
   --json               print the figures as JSON (without the points)
 
-Exit codes: 0 done, 1 --min-accuracy not met, 2 bad input.`;
+Exit codes: 0 done, 1 --min-accuracy or --max-drop not met, 2 bad input.`;
 
 export const geometryCommand: Command = {
   name: 'geometry',
@@ -77,6 +79,7 @@ export const geometryCommand: Command = {
         out: { type: 'string', short: 'o' },
         svg: { type: 'string' },
         'min-accuracy': { type: 'string' },
+        'max-drop': { type: 'string' },
         ...runtimeFlags,
         json: { type: 'boolean', default: false },
       },
@@ -89,6 +92,8 @@ export const geometryCommand: Command = {
     if (values.probe !== undefined && !isKind(values.probe) && !values.spec) throw new ScalpelError(`--probe takes ${PROBE_KINDS.join(' or ')}, not "${values.probe}" (or, with --spec, a probe the spec declares)`);
     const heldout = values.heldout === undefined ? undefined : fraction(values.heldout, '--heldout');
     const minAccuracy = values['min-accuracy'] === undefined ? undefined : fraction(values['min-accuracy'], '--min-accuracy');
+    const maxDrop = values['max-drop'] === undefined ? undefined : fraction(values['max-drop'], '--max-drop');
+    if (maxDrop !== undefined && !values.edit) throw new ScalpelError('--max-drop compares base and edited: give --edit');
     const runtime = runtimeFromFlags(values);
     const status = (m: string) => process.stderr.isTTY && process.stderr.write(`${m}\n`);
     const subject = values.spec ? await specSubject(values.spec, values.edit, { runtime, onStatus: status }) : undefined;
@@ -128,14 +133,22 @@ export const geometryCommand: Command = {
     if (values.svg) writeFileAtomic(values.svg, [geometrySvg(r)]);
     const summary = geometrySummary(r, subject?.edit && { name: subject.edit.name, scales: subject.edit.scales });
     process.stdout.write(values.json ? JSON.stringify(summary, null, 2) + '\n' : describeGeometry(summary) + '\n');
+    let code = 0;
     if (minAccuracy !== undefined) {
       const low = r.points.flatMap((p) => p.probe.perTag.filter((t) => !(t.base >= minAccuracy)).map((t) => `${t.tag} at ${p.point} (${t.base})`));
       if (low.length) {
         process.stderr.write(`scalpel: held-out probe accuracy below ${minAccuracy}: ${low.join(', ')}\n`);
-        return 1;
+        code = 1;
       }
     }
-    return 0;
+    if (maxDrop !== undefined) {
+      const fell = r.points.flatMap((p) => p.probe.perTag.filter((t) => !(t.base - (t.edited ?? NaN) <= maxDrop)).map((t) => `${t.tag} at ${p.point} (${t.base} → ${t.edited})`));
+      if (fell.length) {
+        process.stderr.write(`scalpel: the edit moves what the probe reads by more than ${maxDrop}: ${fell.join(', ')}\n`);
+        code = 1;
+      }
+    }
+    return code;
   },
 };
 

@@ -66,6 +66,12 @@ test('scalpel geometry --spec --probe NAME: the declared probe\'s kind, point an
   const s = JSON.parse(r.stdout);
   assert.deepEqual(s.tags, ['german', 'french', 'spanish', 'italian', 'english']);
   assert.deepEqual(s.points.map((p: { point: string; probe: string }) => [p.point, p.probe]), [['h.2.resid', 'mean-difference']]);
+  // The edit (in block 2) cannot move block 0's output; it moves block 2's by more than a point of accuracy.
+  const kept = scalpel('geometry', '--spec', 'examples/one-component.scalpel', '--edit', 'off', '--data', 'german', '--data', 'english', '--at', 'h.0.resid', '--at', 'h.3.resid', '--max-per-tag', '150', '--probe', 'mean-difference', '--max-drop', '0.5');
+  assert.equal(kept.code, 0, kept.stderr);
+  const moved = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--edit', 'no_german', '--max-per-tag', '150', '--max-drop', '0.01');
+  assert.equal(moved.code, 1, moved.stderr);
+  assert.match(moved.stderr, /the edit moves what the probe reads by more than 0.01: .* at h\.2\.resid/);
   const unknown = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'langs');
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /the spec declares no probe "langs" \(it has lang\)/);

@@ -217,33 +217,33 @@ test('a spec launch debugs its edit: selectors resolved in the catalog, its scal
   const dir = tinyWithCatalog();
   const spec = path.join(dir, 'edit.scalpel');
   const edit = (scale: string) =>
-    `model tiny from "." {\n  components "components"\n}\n\ndata probe = inline "alle Mensch ist frei und die Würde"\n\nedit drop on tiny {\n  select "h.1.mlp.c_fc:3"\n  scale ${scale}\n}\n`;
+    `model tiny from "." {\n  components "components"\n}\n\ndata sample = inline "alle Mensch ist frei und die Würde"\n\nedit drop on tiny {\n  select "h.1.mlp.c_fc:3"\n  scale ${scale}\n}\n`;
   fs.writeFileSync(spec, edit('0'));
-  const l = await launchRuntime({ spec, example: 'probe#0' });
+  const l = await launchRuntime({ spec, example: 'sample#0' });
   assert.ok(l.summary.includes('edit: drop: h.1.mlp.c_fc:3 × 0'), l.summary.join('\n'));
   // Component 3 of the neuron-by-input catalog is row 3 of the weight: c_fc's output is the first to move.
   assert.equal(where(await l.runtime.start(false, true)), 'divergence h.1.mlp.c_fc');
-  assert.match(await l.runtime.evaluate('loss(probe)'), /^\d+\.\d{4} {2}\(base \d+\.\d{4}, Δ /);
+  assert.match(await l.runtime.evaluate('loss(sample)'), /^\d+\.\d{4} {2}\(base \d+\.\d{4}, Δ /);
   // On the edited side the ablated component's activation includes its scale: 0.
   const base3 = l.runtime.analysis.activations('h.1.mlp.c_fc', 'base', l.runtime.opts.position)![3];
   assert.notEqual(base3, 0);
   assert.equal(await l.runtime.evaluate('component("h.1.mlp.c_fc:3")'), `0  (base ${fmtNum(base3)}, Δ ${fmtNum(-base3)})`);
-  await assert.rejects(l.runtime.evaluate('loss(german)'), (e: unknown) => e instanceof ScalpelError && /unknown name "german" \(datasets: probe\)/.test(e.message));
+  await assert.rejects(l.runtime.evaluate('loss(german)'), (e: unknown) => e instanceof ScalpelError && /unknown name "german" \(datasets: sample\)/.test(e.message));
   await l.release();
   await assert.rejects(launchRuntime({ spec, edit: 'nope', input: 'alle' }), (e: unknown) => e instanceof ScalpelError && /no edit named "nope" \(it has drop\)/.test(e.message));
   // DATASET#worst: the document and token where the edit raises the loss most, as the trace itself sees it.
   fs.writeFileSync(path.join(dir, 'docs.txt'), 'alle Mensch ist frei\n\ndie Würde der Mensch ist frei und alle\n\nle homme est libre et la dignité\n');
-  fs.writeFileSync(spec, edit('0').replace('data probe = inline "alle Mensch ist frei und die Würde"', 'data probe = text "docs.txt"'));
-  const w = await launchRuntime({ spec, example: 'probe#worst' });
+  fs.writeFileSync(spec, edit('0').replace('data sample = inline "alle Mensch ist frei und die Würde"', 'data sample = text "docs.txt"'));
+  const w = await launchRuntime({ spec, example: 'sample#worst' });
   const a = w.runtime.analysis;
   const [b, e] = [a.tokenLosses('base'), a.tokenLosses('edited')];
   let best = 0;
   for (let p = 1; p < b.length; p++) if (e[p] - b[p] > e[best] - b[best]) best = p;
   assert.equal(w.runtime.opts.position, best);
   assert.ok(e[best] > b[best]);
-  assert.ok(w.summary.some((l) => /^largest loss increase in probe: document \d, token \d+: /.test(l)), w.summary.join('\n'));
+  assert.ok(w.summary.some((l) => /^largest loss increase in sample: document \d, token \d+: /.test(l)), w.summary.join('\n'));
   await w.release();
-  fs.writeFileSync(spec, edit('tune in [-2, 1] maximize loss(probe)'));
+  fs.writeFileSync(spec, edit('tune in [-2, 1] maximize loss(sample)'));
   await assert.rejects(launchRuntime({ spec, input: 'alle' }), (e: unknown) => e instanceof ScalpelError && /tunes its scale .* run `scalpel apply` first/.test(e.message) && e.position?.line === 7);
   const given = await launchRuntime({ spec, input: 'alle Mensch', scale: -1.5 });
   assert.ok(given.summary.includes('edit: drop: h.1.mlp.c_fc:3 × -1.5000 (from the launch configuration)'), given.summary.join('\n'));

@@ -15,6 +15,7 @@ import { lockFileFor } from '../engine/edit/apply';
 import { CheckResult } from '../engine/edit/checks';
 import { EvalPart, MergedEval, PART_FORMAT, lockSha256, parseShard, partEdit, partJson, resultOf } from '../engine/edit/shard';
 import { writeFileAtomic } from '../engine/safetensors';
+import { trainMissingProbes } from '../language/geometry';
 import { loadPlan, lockedFor } from '../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from './runtime-flags';
 import { formatTable } from './table';
@@ -126,6 +127,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
 
 /** The part of a spec's evaluation that `shard` measures (all of it without one). */
 async function evaluatePart(specFile: string, opts: { edit?: string[]; retune: boolean; 'tune-with-guards': boolean; shard?: EvalPart['shard']; signal?: AbortSignal }, runtime: ReturnType<typeof runtimeFromFlags>): Promise<EvalPart> {
+  await trainMissingProbes(specFile, { runtime, signal: opts.signal, onStatus: (m) => process.stderr.isTTY && process.stderr.write(`${m}\n`) });
   const plan = loadPlan(specFile);
   const runner = await PlanRunner.open(plan, runtime);
   sayAssumedContext(runner.lm);

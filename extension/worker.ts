@@ -183,7 +183,7 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
       points: declared && !layers.includes(declared.point) ? [...layers, declared.point] : layers,
       sources: names.map((n) => ({ tag: n, dataset: subject.datasets.get(n)! })),
       text: job.text,
-      patches: subject.edit?.weights,
+      patches: subject.edit?.weights, editedGraph: subject.edit?.graph,
       catalog,
       maxPerTag: job.maxPerTag,
       probe: declared?.kind ?? 'mean-difference',

@@ -175,6 +175,8 @@ export interface TopSel extends Span {
 export interface StatNode extends Span {
   fn: Name;
   args: Name[];
+  /** `alignment(lang.german)`: the name after the first argument's dot (the first argument is then a probe). */
+  member?: Name;
   /** Whether `( … )` was written. */
   call: boolean;
 }

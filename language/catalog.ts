@@ -94,7 +94,8 @@ function selectorKey(sel: SelectorSpec, tagOf: (data: string) => string | undefi
     case 'top': {
       const s = sel.by;
       const data = (d: string) => `${d}=${tagOf(d)}`;
-      const stat = `${s.kind}(${s.data === undefined ? '' : data(s.data)}${s.versus ? ` vs ${s.versus.map(data).join(',')}` : ''})`;
+      const probe = s.probe ? `${s.probe.file}@${s.probe.stamp}.` : '';
+      const stat = `${s.kind}(${probe}${s.data === undefined ? '' : data(s.data)}${s.versus ? ` vs ${s.versus.map(data).join(',')}` : ''})`;
       return `t${sel.k}:${stat}${sel.where ? `[${selectorKey(sel.where, tagOf)}]` : ''}`;
     }
     default: return `${sel.kind}(${selectorKey(sel.left, tagOf)},${selectorKey(sel.right, tagOf)})`;

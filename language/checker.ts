@@ -22,6 +22,8 @@ import type { MetricSpec, SelectorSpec, TowardSpec } from './spec';
 import { runRules } from './rules';
 import type { RuleContext } from './rules/rule';
 import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
+import { ProbeFigures, probeDefinition, probeFigures } from './probes';
+import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 
 /** Files up to this size are hashed on the spot; the language server hashes bigger ones in the background. */
 export const SYNC_HASH_BYTES = 32 * 1024 * 1024;
@@ -96,8 +98,8 @@ export function defaultEnv(baseDir: string): CheckEnv {
 }
 
 /** Arguments each kind of statistic takes: least and most. */
-const ARITY = { none: [0, 0], dataset: [1, 1], versus: [1, Infinity] } as const;
-const ARITY_TEXT = { none: 'no arguments', dataset: 'one dataset', versus: 'a dataset, then optionally the datasets or guards to compare with' } as const;
+const ARITY = { none: [0, 0], dataset: [1, 1], versus: [1, Infinity], probe: [1, 1] } as const;
+const ARITY_TEXT = { none: 'no arguments', dataset: 'one dataset', versus: 'a dataset, then optionally the datasets or guards to compare with', probe: 'a probe and one of its datasets: PROBE.DATA' } as const;
 
 export function analyze(text: string, env: CheckEnv, parsed?: ParseResult): Analysis {
   const p = parsed ?? parse(text);
@@ -173,6 +175,15 @@ class Checker {
         }
       }
       for (const [d, t] of this.a.datasetTags) parts.push(`${d}=${t}`);
+      // A probe's figures appear or change when it is trained: `alignment(…)` selections depend on them.
+      const catalogs = new Set([...this.a.models.values()].flatMap((m) => (m.catalog ? [m.catalog] : [])));
+      for (const s of this.a.symbols.values()) {
+        if (s.kind !== 'probe') continue;
+        for (const c of catalogs) {
+          const f = this.probeFigures(s.decl as A.ProbeDecl, c);
+          parts.push(`probe ${s.name} ${f?.file}:${f?.stamp}`);
+        }
+      }
       this.sig = parts.join('\n');
     }
     return this.sig;
@@ -521,6 +532,11 @@ class Checker {
       return undefined;
     }
     if (def.args === 'none') return { kind };
+    if (def.args === 'probe') return this.probeStat(s, kind, catalog);
+    if (s.member) {
+      this.report(diag('S305', s.member.start, s.member.end, `${fn} takes ${ARITY_TEXT[def.args]}, not PROBE.DATA`));
+      return undefined;
+    }
     const [first, ...rest] = s.args;
     const data = this.ref(first, ['data']);
     const versus = rest.map((r) => this.ref(r, ['data', 'guard']));
@@ -538,6 +554,42 @@ class Checker {
       }
     }
     return { kind, data: data.name, ...(rest.length ? { versus: expanded } : {}) };
+  }
+
+  /** `alignment(PROBE.DATA)`: the probe's figures for the edit's catalog, from the file its training wrote. */
+  private probeStat(s: A.StatNode, kind: StatisticName, catalog: CatalogIndex | undefined): StatisticSpec | undefined {
+    const sym = this.ref(s.args[0], ['probe']);
+    if (!sym) return undefined;
+    const decl = sym.decl as A.ProbeDecl;
+    const members = decl.members.map((m) => m.text);
+    if (!s.member) {
+      this.report(diag('S305', s.start, s.end, `${s.fn.text} takes one of the probe's datasets: ${sym.name}.${members[0] ?? 'DATA'}`));
+      return undefined;
+    }
+    if (!this.ref(s.member, ['data'])) return undefined;
+    if (!members.includes(s.member.text)) {
+      this.report(diag('S603', s.member.start, s.member.end, `probe "${sym.name}" does not tell "${s.member.text}" apart (its datasets: ${members.join(', ') || 'none'})`));
+      return undefined;
+    }
+    const trained = catalog && this.probeFigures(decl, catalog);
+    if (!trained) return undefined;
+    if (!trained.figures) {
+      const why = trained.problem === 'missing' ? '' : ` (${trained.figures === undefined ? `${trained.file}: ${trained.problem}` : ''})`;
+      this.report(diag('S604', s.start, s.end, `probe "${sym.name}" is not trained for this catalog yet${why}: scalpel eval, apply and geometry train it first (\`scalpel geometry --spec FILE --probe ${sym.name}\` on its own)`, { probe: sym.name }));
+    }
+    return { kind, data: s.member.text, probe: { name: sym.name, file: trained.file, ...(trained.stamp ? { stamp: trained.stamp } : {}) } };
+  }
+
+  /** Where a declared probe's figures are for `catalog`, and whether they exist. */
+  private probeFigures(d: A.ProbeDecl, catalog: CatalogIndex): ProbeFigures | undefined {
+    if (!d.probe || !d.point) return undefined;
+    const names = [...new Set(d.members.map((m) => m.text))];
+    const datasets = names.flatMap((name) => {
+      const source = this.a.datasetSources.get(name);
+      return source ? [{ name, source }] : [];
+    });
+    if (datasets.length !== names.length) return undefined;
+    return probeFigures(this.env.baseDir, probeDefinition(catalog, PROBE_WORDS[d.probe.text as ProbeWord], d.point.value, datasets));
   }
 
   private expect(d: A.ExpectDecl): void {

@@ -64,6 +64,8 @@ export const CODES = {
   S507: ['error', 'token limit must be a positive whole number'],
   S601: ['error', 'not a capture point'],
   S602: ['error', 'a probe needs at least two datasets'],
+  S603: ['error', 'not one of the probe\'s datasets'],
+  S604: ['error', 'probe not trained for this catalog'],
 } as const satisfies Record<string, readonly [Severity, string]>;
 
 export type Code = keyof typeof CODES;

@@ -65,8 +65,8 @@ function prevToken(items: { t: Token; index?: number }[], i: number): Token | un
 /** Whether one space separates two tokens on the same line. */
 function spaced(a: Token | undefined, b: Token): boolean {
   if (!a) return false;
-  if (a.text === '(' || a.text === '[') return false;
-  if ([')', ']', ',', ':', '%'].includes(b.text) && b.kind === 'punct') return false;
+  if (a.text === '(' || a.text === '[' || (a.text === '.' && a.kind === 'punct')) return false;
+  if ([')', ']', ',', ':', '%', '.'].includes(b.text) && b.kind === 'punct') return false;
   // A call (`loss(german)`) hugs its parenthesis; a grouped selector after `or`/`minus`/`where` does not.
   if (b.text === '(' && a.kind === 'ident' && !RESERVED.has(a.text)) return false;
   return true;

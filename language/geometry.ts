@@ -12,6 +12,16 @@ import { CatalogComponents } from '../engine/edit/weights';
 import { lockedFor, planFromAnalysis } from './plan';
 import { checkedAnalysis, specFromAnalysis } from './semantic';
 import { SpecProbe } from './spec';
+import { AlignmentTable, alignmentTable } from '../engine/geometry/align';
+import { GeometryRequest, measureGeometry } from '../engine/geometry';
+import { probeDirection } from '../engine/geometry/probe';
+import { ProbeDefinition, catalogMetadataSha256, probeFilePath, writeProbeFile } from '../engine/geometry/probe-file';
+import { openCatalogTensors, CatalogTensors } from '../engine/catalog/read';
+import { openLanguageModel } from '../engine/lm';
+import type { OnnxModel } from '../engine/onnx/model';
+import { analyze, defaultEnv } from './checker';
+import type { Code } from './diagnostics';
+import { readTextFile } from '../engine/errors';
 
 export interface SpecSubject {
   specFile: string;
@@ -23,43 +33,98 @@ export interface SpecSubject {
   /** The datasets its guards and expectations check, in declaration order (the languages of a language edit). */
   checked: string[];
   probes: SpecProbe[];
-  /** The edit's scale by edit name, its patched initializers, and whether the scale came from the lock file. */
-  edit?: { name: string; scales: Record<string, number>; weights: Map<string, Float32Array>; fromLock: boolean };
+  /** What a declared probe's figures depend on, for the catalog at `catalogDir` (engine/geometry/probe-file.ts). */
+  probeDefinition(probe: SpecProbe, catalogDir: string): ProbeDefinition;
+  /**
+   * The edit's scale by edit name, its patched initializers, and whether the scale came from the lock file;
+   * a gated edit's `weights` are its paths' scale vectors and `graph` the model with those paths.
+   */
+  edit?: { name: string; scales: Record<string, number>; weights: Map<string, Float32Array>; fromLock: boolean; graph?: OnnxModel };
 }
 
-export async function specSubject(specFile: string, editName: string | undefined, opts: { runtime?: RuntimeOptions; onStatus?: (m: string) => void } = {}): Promise<SpecSubject> {
-  const analysis = checkedAnalysis(specFile);
-  const plan = planFromAnalysis(analysis, specFile);
-  const { probes } = specFromAnalysis(analysis, path.resolve(specFile));
+export async function specSubject(specFile: string, editName: string | undefined, opts: { runtime?: RuntimeOptions; onStatus?: (m: string) => void; ignore?: readonly Code[] } = {}): Promise<SpecSubject> {
+  const analysis = checkedAnalysis(specFile, undefined, undefined, opts.ignore);
+  const plan = planFromAnalysis(analysis, specFile, editName === undefined ? [] : [editName]);
+  const { probes, edits } = specFromAnalysis(analysis, path.resolve(specFile));
   const base = path.dirname(specFile);
   const datasets = new Map(plan.datasets.map((d) => [d.name, loadDataset(d.name, d.source, base)] as const));
   const named = new Set([...plan.guards.flatMap((g) => g.datasets), ...plan.expectations.map((x) => x.dataset)]);
   const checked = plan.datasets.map((d) => d.name).filter((n) => named.has(n));
-  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, checked, probes };
+  const sources = new Map(plan.datasets.map((d) => [d.name, d.source] as const));
+  const probeDefinition = (p: SpecProbe, catalogDir: string): ProbeDefinition => ({
+    kind: p.kind, point: p.point, datasets: p.datasets.map((name) => ({ name, source: sources.get(name)! })), catalog: catalogMetadataSha256(catalogDir),
+  });
+  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, checked, probes, probeDefinition };
   if (editName === undefined) return subject;
   if (!plan.edits.some((e) => e.name === editName)) {
-    throw new ScalpelError(`the spec has no edit named "${editName}" (it has ${plan.edits.map((e) => e.name).join(', ') || 'none'})`, specFile);
+    throw new ScalpelError(`the spec has no edit named "${editName}" (it has ${edits.map((e) => e.name).join(', ') || 'none'})`, specFile);
   }
   const runner = await PlanRunner.open(plan, opts.runtime ?? {});
   try {
     const edit = runner.edit(editName);
-    if (edit.gate) {
-      // The capture feeds patched weights; a gated edit is a graph path, which it cannot feed yet.
-      throw new ScalpelError(`edit "${editName}" is gated: geometry captures ungated edits only so far (drop "gated" from a copy of the edit to see its ungated counterpart)`, specFile);
-    }
+    // A gated edit runs in the graph with its paths (as preview and apply do): its scales are fed into them.
+    const graph = edit.gate ? { graph: runner.editor.model } : {};
     const known = 'value' in edit.scale ? edit.scale.value : lockedFor(runner)?.[editName];
     if (known !== undefined && runner.catalog) {
       // A known scale needs no run: the weights are the edit's rank-one terms.
       const components = new CatalogComponents(runner.catalog);
-      const weights = runner.editor.weights(edit.components.map((key) => ({ component: components.get(key, edit.origin), scale: known })));
-      subject.edit = { name: editName, scales: { [editName]: known }, weights, fromLock: !('value' in edit.scale) };
+      const weights = runner.editor.weights(edit.components.map((key) => ({ component: components.get(key, edit.origin), scale: known, ...(edit.gate ? { gate: edit.gate } : {}) })));
+      subject.edit = { name: editName, scales: { [editName]: known }, weights, fromLock: !('value' in edit.scale), ...graph };
     } else {
       opts.onStatus?.(`tuning ${editName} (no lock file holds its scale for this spec, model and catalog)`);
       const outcome = await runner.run([editName], { onStatus: opts.onStatus });
-      subject.edit = { name: editName, scales: outcome.scales, weights: outcome.weights, fromLock: false };
+      subject.edit = { name: editName, scales: outcome.scales, weights: outcome.weights, fromLock: false, ...graph };
     }
   } finally {
     await runner.close();
   }
   return subject;
+}
+
+/**
+ * Writes a declared probe's figures (accuracy and alignment per dataset) when `measureGeometry` trains it:
+ * pass the result as `onProbe`. Returns the file it writes.
+ */
+export function probeFiguresWriter(subject: SpecSubject, probe: SpecProbe, catalogDir: string, catalog: CatalogTensors): { file: string; onProbe: NonNullable<GeometryRequest['onProbe']> } {
+  const definition = subject.probeDefinition(probe, catalogDir);
+  const file = probeFilePath(path.dirname(path.resolve(subject.specFile)), definition);
+  return {
+    file,
+    onProbe: (p) => {
+      if (p.point !== probe.point) return;
+      const tables = new Map<string, AlignmentTable>(probe.datasets.map((d) => [d, alignmentTable(probeDirection(p.probe, d), p.capture, p.structure, catalog)]));
+      writeProbeFile(file, probe.name, definition, Object.fromEntries(p.perTag.map((t) => [t.tag, t.base])), tables);
+    },
+  };
+}
+
+/**
+ * Trains each probe that an `alignment(PROBE.DATA)` selector needs and that has no figures for the
+ * spec's catalog yet (S604), on the base model, and writes its figures; returns the probes trained.
+ * `scalpel eval`, `apply` and `geometry` call it before checking the spec, as they tune a scale the lock lacks.
+ */
+export async function trainMissingProbes(specFile: string, opts: { runtime?: RuntimeOptions; onStatus?: (m: string) => void; signal?: AbortSignal } = {}): Promise<string[]> {
+  const abs = path.resolve(specFile);
+  const analysis = analyze(readTextFile(abs, 'read spec'), defaultEnv(path.dirname(abs)));
+  const missing = [...new Set(analysis.diagnostics.filter((d) => d.code === 'S604').map((d) => (d.data as { probe: string }).probe))];
+  if (!missing.length) return [];
+  // The spec's other errors are reported by the caller's check; only the data and the model are needed here.
+  const subject = await specSubject(specFile, undefined, { ignore: ['S604'] });
+  if (!subject.components) return [];
+  const lm = openLanguageModel(subject.model, { tokenizer: subject.tokenizer });
+  for (const name of missing) {
+    const probe = subject.probes.find((p) => p.name === name)!;
+    opts.onStatus?.(`training probe ${name} (${probe.kind} on ${probe.point} over ${probe.datasets.join(', ')}): alignment(${name}.…) needs its figures`);
+    const catalog = openCatalogTensors(subject.components);
+    try {
+      const writer = probeFiguresWriter(subject, probe, subject.components, catalog);
+      await measureGeometry(lm, {
+        points: [probe.point], probe: probe.kind, catalog, runtime: opts.runtime, signal: opts.signal, onProbe: writer.onProbe,
+        sources: probe.datasets.map((d) => ({ tag: d, dataset: subject.datasets.get(d)! })),
+      });
+    } finally {
+      catalog.close();
+    }
+  }
+  return missing;
 }

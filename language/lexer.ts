@@ -32,7 +32,7 @@ const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', n: '\n', t: '\t'
 const NUMBER = /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 
 /** Two-character operators first so that `>=` is not lexed as `>` `=`. */
-const PUNCT = ['==', '>=', '<=', '{', '}', '[', ']', '(', ')', ',', ':', '=', '>', '<', '%'];
+const PUNCT = ['==', '>=', '<=', '{', '}', '[', ']', '(', ')', ',', ':', '=', '>', '<', '%', '.'];
 
 /**
  * Size limits on spec text, so that no input makes a step slow (a spec is a few hundred lines; the

@@ -669,6 +669,10 @@ class Parser {
           const a = this.name('a dataset or guard name');
           if (!a) break;
           node.args.push(a);
+          if (node.args.length === 1 && this.eat('.')) {
+            node.member = this.name('one of the probe\'s datasets');
+            if (!node.member) break;
+          }
         } while (this.eat(','));
       }
       this.want(')', '"," or ")"');

@@ -22,8 +22,8 @@ export function loadPlan(file: string, text?: string, env?: CheckEnv): EditPlan 
   return planFromAnalysis(checkedAnalysis(file, text, env), file);
 }
 
-/** The plan of an analysis without errors (`checkedAnalysis`); `file` is the spec's path. */
-export function planFromAnalysis(analysis: Analysis, file: string): EditPlan {
+/** The plan of an analysis without errors (`checkedAnalysis`); `file` is the spec's path; `only`: plan these edits alone. */
+export function planFromAnalysis(analysis: Analysis, file: string, only?: readonly string[]): EditPlan {
   const spec = specFromAnalysis(analysis, path.resolve(file));
   const origin = (at: { line: number; column: number }) => ({ file: spec.file, ...at });
   const used = [...new Set(spec.edits.map((e) => e.model))];
@@ -34,7 +34,7 @@ export function planFromAnalysis(analysis: Analysis, file: string): EditPlan {
   const model = spec.models.find((m) => m.name === used[0]) ?? spec.models[0];
   if (!model) throw new ScalpelError('the spec declares no model', spec.file);
   const catalog = analysis.models.get(model.name)?.catalog?.catalog;
-  const edits = spec.edits.map((e) => {
+  const edits = spec.edits.filter((e) => !only || only.includes(e.name)).map((e) => {
     if (!model.components) throw new ScalpelError(`edit ${e.name} selects components but model ${model.name} declares no components`, spec.file, e.at);
     if (!e.components.length) throw new ScalpelError(`edit ${e.name} selects no components in ${model.components}`, spec.file, e.at);
     const s = e.scale;

@@ -124,7 +124,16 @@ export function completions(a: Analysis, offset: number): CompletionList {
     const fn = findCall(toks, ctxIndex);
     if (fn === 'loss') return list(nameItems(a, ['data', 'guard']));
     const def = fn === undefined ? undefined : statisticDef(fn);
-    if (def && def.args !== 'none' && (p === '(' || def.args === 'versus')) return list(nameItems(a, p === ',' ? ['data', 'guard'] : ['data']));
+    if (def?.args === 'probe' && p === '(') return list(nameItems(a, ['probe']));
+    if (def && def.args !== 'none' && def.args !== 'probe' && (p === '(' || def.args === 'versus')) return list(nameItems(a, p === ',' ? ['data', 'guard'] : ['data']));
+  }
+  // `alignment(lang.` and `accuracy(lang.`: the probe's datasets.
+  if (p === '.' && prev?.kind === 'punct') {
+    const probe = a.symbols.get(toks[ctxIndex - 1]?.text ?? '');
+    if (probe?.kind === 'probe') {
+      const members = new Set((probe.decl as A.ProbeDecl).members.map((m) => m.text));
+      return list(nameItems(a, ['data']).filter((i) => members.has(i.label)));
+    }
   }
   if (p === '=' && decl?.kind === 'data') return list(keywordItems(SOURCES, 'dataset source'));
   if (p === 'scale') return list([{ label: 'tune', kind: CompletionItemKind.Keyword, detail: 'search the scale on data' }, { label: '0', kind: CompletionItemKind.Value, detail: 'remove the components' }]);

@@ -5,6 +5,7 @@
  * statistic is one entry here (and, if the catalog lacks its figure, the code that records it).
  */
 import type { ComponentInfo } from '../engine/catalog/types';
+import { alignmentOf } from './probes';
 
 /**
  * A statistic as the checker resolved it: `data` and `versus` are dataset names (guards expanded).
@@ -14,14 +15,16 @@ export interface StatisticSpec {
   kind: StatisticName;
   data?: string;
   versus?: string[];
+  /** `alignment(PROBE.DATA)`: the probe and its figures file (`stamp`: the file's size and mtime, absent when untrained). */
+  probe?: { name: string; file: string; stamp?: string };
 }
 
 /** Maps a dataset name to its catalog tag (e.g. `german` → `de`). */
 export type TagOf = (data: string) => string | undefined;
 
 interface StatisticDef {
-  /** `none`: `norm`; `dataset`: `f(DATA)`; `versus`: `f(DATA)` or `f(DATA, OTHER, …)` (datasets or guards). */
-  args: 'none' | 'dataset' | 'versus';
+  /** `none`: `norm`; `dataset`: `f(DATA)`; `versus`: `f(DATA)` or `f(DATA, OTHER, …)` (datasets or guards); `probe`: `f(PROBE.DATA)`. */
+  args: 'none' | 'dataset' | 'versus' | 'probe';
   /** As written in completion, hover and docs. */
   signature: string;
   /** One line for completion, hover and the reference table of docs/language.md. */
@@ -88,6 +91,12 @@ export const STATISTICS = {
       if (!others.length || others.some((v) => v === undefined)) return undefined;
       return own - (others as number[]).reduce((a, b) => a + b, 0) / others.length;
     },
+  },
+  alignment: {
+    args: 'probe',
+    signature: 'alignment(PROBE.DATA)',
+    doc: "|cosine| of the probe's direction for DATA with the component's read vector (modules reading the probe's point) or write vector (modules writing it), the larger; from the figures `scalpel geometry --spec FILE --probe PROBE` writes",
+    value: (c, s) => (s.probe && s.data !== undefined ? alignmentOf(s.probe.file, s.data, c.key) : undefined),
   },
 } satisfies Record<string, StatisticDef>;
 

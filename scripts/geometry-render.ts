@@ -5,7 +5,7 @@ import type { GeometrySummary } from '../cli/commands/geometry';
 
 /** The demo command, exactly as docs/geometry.md shows it (plus --json when the generator runs it). */
 export const GEOMETRY_DEMO_ARGS = [
-  'geometry', '--spec', 'examples/forget-german-gated.scalpel', '--edit', 'no_german',
+  'geometry', '--spec', 'examples/forget-german-gated.scalpel', '--edit', 'no_german_gated',
   '--data', 'german', '--data', 'french', '--data', 'spanish', '--data', 'italian', '--data', 'english',
   '--layers', '--text', 'examples/udhr-article-1.txt', '--threads', '1', '-o', '.cache/geometry-demo.json', '--svg', 'docs/geometry-demo.svg',
 ];
@@ -49,15 +49,17 @@ export function renderMeasured(s: GeometrySummary): string {
   if (s.edit) {
     lines.push('');
     lines.push(`**After \`${s.edit.name}\`** (scale ${Object.values(s.edit.scales).map((v) => v.toFixed(3)).join(', ')}): the base model's probe scored on the edited model's activations of the same held-out tokens, `
-      + `in points of balanced accuracy; "retrained" is a new probe trained on the edited model's activations.`);
+      + `in points of balanced accuracy; "retrained" is a new probe trained on the edited model's activations; `
+      + `"own tokens" is each other language's recall (true-positive rate on its own held-out tokens), before → after, as the largest |Δ| in points.`);
     lines.push('');
-    lines.push(`| point | ${target} before → after | ${target} retrained | ${others.map((o) => `${o} Δ`).join(' | ')} | others' largest \\|Δ\\| |`);
-    lines.push(`| --- | --- | --- | ${others.map(() => '---').join(' | ')} | --- |`);
+    lines.push(`| point | ${target} before → after | ${target} retrained | ${others.map((o) => `${o} Δ`).join(' | ')} | others' largest \\|Δ\\| | others' own tokens, largest \\|Δ\\| |`);
+    lines.push(`| --- | --- | --- | ${others.map(() => '---').join(' | ')} | --- | --- |`);
     for (const p of s.points) {
       const t0 = p.perTag[0];
       const deltas = p.perTag.slice(1).map((t) => (t.edited ?? t.base) - t.base);
       const worst = Math.max(...deltas.map(Math.abs));
-      lines.push(`| ${p.point} | ${pct(t0.base)} → ${pct(t0.edited)} | ${pct(t0.editedRetrained)} | ${deltas.map(pp).join(' | ')} | ${(worst * 100).toFixed(1)} |`);
+      const own = Math.max(...p.perTag.slice(1).map((t) => Math.abs((t.recall.edited ?? t.recall.base) - t.recall.base)));
+      lines.push(`| ${p.point} | ${pct(t0.base)} → ${pct(t0.edited)} | ${pct(t0.editedRetrained)} | ${deltas.map(pp).join(' | ')} | ${(worst * 100).toFixed(1)} | ${(own * 100).toFixed(1)} |`);
     }
   }
   const best = s.points.find((p) => p.point === s.bestPoint)!;

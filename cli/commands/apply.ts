@@ -6,6 +6,7 @@ import { ScalpelError } from '../../engine/errors';
 import { NOT_MEASURED, applyPlan } from '../../engine/edit/apply';
 import { PlanRunner } from '../../engine/edit/run';
 import { describeOutcome, outcomeSummary } from '../edit-spec';
+import { trainMissingProbes } from '../../language/geometry';
 import { loadPlan } from '../../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 import { interruptible } from '../interrupt';
@@ -54,6 +55,7 @@ export const applyCommand: Command = {
     });
     if (positionals.length !== 1) throw new ScalpelError('apply takes one spec file');
     if (!values.out) throw new ScalpelError('apply needs -o OUT.onnx');
+    await trainMissingProbes(positionals[0], { runtime: runtimeFromFlags(values), onStatus: (m) => process.stderr.isTTY && process.stderr.write(`${m}\n`) });
     const plan = loadPlan(positionals[0]);
     // The session opens when tuning or measuring needs it, so a model that cannot be evaluated is still written.
     const runner = await PlanRunner.open(plan, { ...runtimeFromFlags(values), deferSession: true });

@@ -16,7 +16,7 @@ import { geometrySvg } from '../../engine/geometry/svg';
 import { openLanguageModel } from '../../engine/lm';
 import { writeFileAtomic } from '../../engine/safetensors';
 import { analyzeModel } from '../../engine/trace/graph';
-import { specSubject } from '../../language/geometry';
+import { probeFiguresWriter, specSubject, trainMissingProbes } from '../../language/geometry';
 import { positiveInt } from './eval';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
@@ -96,6 +96,7 @@ export const geometryCommand: Command = {
     if (maxDrop !== undefined && !values.edit) throw new ScalpelError('--max-drop compares base and edited: give --edit');
     const runtime = runtimeFromFlags(values);
     const status = (m: string) => process.stderr.isTTY && process.stderr.write(`${m}\n`);
+    if (values.spec) await trainMissingProbes(values.spec, { runtime, onStatus: status });
     const subject = values.spec ? await specSubject(values.spec, values.edit, { runtime, onStatus: status }) : undefined;
     const lm = openLanguageModel(subject?.model ?? values.model!, { tokenizer: subject?.tokenizer ?? values.tokenizer });
     const declared = subject && values.probe !== undefined && !isKind(values.probe) ? subject.probes.find((p) => p.name === values.probe) : undefined;
@@ -113,22 +114,26 @@ export const geometryCommand: Command = {
     if (values.layers && values.at?.length) throw new ScalpelError('give --at or --layers, not both');
     const catalogDir = values.catalog ?? subject?.components ?? defaultCatalog(lm.file);
     const catalog = catalogDir ? openCatalogTensors(catalogDir) : undefined;
+    // A declared probe trained as declared is what `alignment(PROBE.DATA)` selectors read: keep its figures.
+    const figures = declared && catalog && catalogDir && heldout === undefined && values['max-per-tag'] === undefined ? probeFiguresWriter(subject!, declared, catalogDir, catalog) : undefined;
     const bar = new ProgressBar('geometry');
     let r: GeometryResult;
     try {
       r = await interruptible((signal) => measureGeometry(lm, {
         points, sources, probe, catalog, heldoutFraction: heldout, runtime,
-        patches: subject?.edit?.weights,
+        patches: subject?.edit?.weights, editedGraph: subject?.edit?.graph,
         text: values.text !== undefined ? readTextFile(values.text, 'read text') : undefined,
         dimensions: positiveInt(values.dims, '--dims'),
         maxPerTag: positiveInt(values['max-per-tag'], '--max-per-tag'),
         signal,
         onProgress: (p) => bar.update(p.done, p.total, p.stage),
+        onProbe: figures?.onProbe,
       }));
     } finally {
       bar.done();
       catalog?.close();
     }
+    if (figures) process.stderr.write(`probe ${declared!.name}: figures for alignment(${declared!.name}.…) in ${path.relative(process.cwd(), figures.file)}\n`);
     if (values.out) writeFileAtomic(values.out, [JSON.stringify(r) + '\n']);
     if (values.svg) writeFileAtomic(values.svg, [geometrySvg(r)]);
     const summary = geometrySummary(r, subject?.edit && { name: subject.edit.name, scales: subject.edit.scales });

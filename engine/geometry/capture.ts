@@ -11,6 +11,7 @@ import { ScalpelError } from '../errors';
 import { Evaluator, Progress, TokenizedDataset, tokenizeDataset } from '../evaluate';
 import { LanguageModel } from '../lm';
 import { RuntimeOptions, runtimeOf } from '../runtime';
+import { OnnxModel } from '../onnx/model';
 import { initializersAsInputs, withExtraOutputs } from '../onnx/rewrite';
 import { Capture, analyzeModel } from '../trace/graph';
 import { patchFeeds } from '../trace/trace';
@@ -23,8 +24,10 @@ export interface TaggedSource {
 }
 
 export interface CaptureOptions extends RuntimeOptions {
-  /** Replaced float32 initializers (an edit's patched weights). */
+  /** Replaced float32 initializers (an edit's patched weights, and a gated path's scale vectors). */
   patches?: Map<string, Float32Array>;
+  /** The graph to run instead of the model's own: one with gated paths (`withGatedPaths`), whose scales `patches` sets. */
+  graph?: OnnxModel;
   /** Windows per ORT run (default 8). */
   batchSize?: number;
 }
@@ -75,14 +78,17 @@ export class ActivationCapture {
   /** One evaluation session whose graph also returns each point's tensor (of the edited model with `patches`). */
   static async create(lm: LanguageModel, pointNames: string[], opts: CaptureOptions = {}): Promise<ActivationCapture> {
     if (!pointNames.length) throw new ScalpelError('capture needs at least one capture point (e.g. h.2.resid)');
+    // Points are named on the model's own graph; a gated graph keeps every tensor name of it.
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const points = pointNames.map((n) => resolvePoint(structure, n));
+    const graph = opts.graph ?? lm.onnx;
     // An edit's patched weights are fed per run (initializers turned into inputs), as the tracer does.
     const patched = [...(opts.patches?.keys() ?? [])];
     const tensors = [...new Set(points.map((p) => p.tensor))];
     const evaluator = await Evaluator.create(lm, {
-      edit: withExtraOutputs(lm.onnx, tensors, patched.length ? initializersAsInputs(lm.onnx, patched) : {}),
-      feeds: opts.patches?.size ? patchFeeds(lm.onnx, opts.patches) : undefined,
+      model: graph,
+      edit: withExtraOutputs(graph, tensors, patched.length ? initializersAsInputs(graph, patched) : {}),
+      feeds: opts.patches?.size ? patchFeeds(graph, opts.patches) : undefined,
       batchSize: opts.batchSize,
       ...runtimeOf(opts),
     });

@@ -9,12 +9,13 @@ import { CatalogTensors } from '../catalog/read';
 import { ScalpelError } from '../errors';
 import { Progress } from '../evaluate';
 import { LanguageModel } from '../lm';
+import { OnnxModel } from '../onnx/model';
 import { RuntimeOptions } from '../runtime';
-import { analyzeModel } from '../trace/graph';
+import { Capture, ModelStructure, analyzeModel } from '../trace/graph';
 import { Activations, ActivationCapture, TaggedSource } from './capture';
 import { ComponentAlignment, alignComponents } from './align';
 import { pca, project } from './pca';
-import { ProbeKind, ProbeScore, probeDirection, scoreProbe, trainProbe } from './probe';
+import { Probe, ProbeKind, ProbeScore, probeDirection, scoreProbe, trainProbe } from './probe';
 
 export interface GeometryRequest {
   /** Capture points (`h.2.resid`, …), in forward order; the first is the one shown by default. */
@@ -24,6 +25,8 @@ export interface GeometryRequest {
   text?: string;
   /** An edit's patched initializers: the edited model is captured on the same data. */
   patches?: Map<string, Float32Array>;
+  /** The edited model's graph when the edit is gated (its paths added, scales set through `patches`). */
+  editedGraph?: OnnxModel;
   probe?: ProbeKind;
   /** Projected dimensions (2 or 3; default 2). */
   dimensions?: number;
@@ -35,6 +38,8 @@ export interface GeometryRequest {
   runtime?: RuntimeOptions;
   signal?: AbortSignal;
   onProgress?: (p: Progress & { stage: string }) => void;
+  /** Each point's probe once trained on the base model, with its held-out accuracy per tag (a spec's probe figures are made from it). */
+  onProbe?: (p: { point: string; capture: Capture; structure: ModelStructure; probe: Probe; perTag: TagProbe[] }) => void;
 }
 
 export interface SideCoords {
@@ -48,6 +53,11 @@ export interface TagProbe {
   base: number;
   edited?: number;
   editedRetrained?: number;
+  /**
+   * The base probe's true-positive rate on the tag's own held-out rows, base and edited: whether the tag's own
+   * tokens still read as the tag (balanced accuracy also falls when other tags' tokens move onto this tag's side).
+   */
+  recall: { base: number; edited?: number };
   aligned: ComponentAlignment[];
 }
 
@@ -95,7 +105,7 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
   const captured: { rows: Map<string, Activations>; text?: Map<string, Activations> }[] = [];
   for (const [s, patches] of sides.entries()) {
     const stage = s ? 'edited' : 'base';
-    const capture = await ActivationCapture.create(lm, req.points, { patches, ...req.runtime });
+    const capture = await ActivationCapture.create(lm, req.points, { patches, ...(patches ? { graph: req.editedGraph } : {}), ...req.runtime });
     try {
       const rows = await capture.datasets(req.sources, {
         maxPerTag: req.maxPerTag, heldoutFraction: req.heldoutFraction, signal: req.signal,
@@ -129,8 +139,10 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
       base: round(sBase.perTag[t].balanced),
       ...(sEdited ? { edited: round(sEdited.perTag[t].balanced) } : {}),
       ...(sRetrained ? { editedRetrained: round(sRetrained.perTag[t].balanced) } : {}),
+      recall: { base: round(sBase.perTag[t].truePositiveRate), ...(sEdited ? { edited: round(sEdited.perTag[t].truePositiveRate) } : {}) },
       aligned: req.catalog ? alignComponents(probeDirection(probe, tag), a.point, structure, req.catalog, req.alignTop ?? 5).map((c) => ({ ...c, cosine: round(c.cosine) })) : [],
     }));
+    req.onProbe?.({ point: name, capture: a.point, structure, probe, perTag });
     const text = base.text?.get(id);
     const textEdited = edited?.text?.get(id);
     points.push({

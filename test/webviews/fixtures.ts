@@ -92,7 +92,7 @@ export function geometryFixture(): GeometryData {
     text: { base: { coords: [[-10, -10], [0, 1], [2, 2]] }, edited: { coords: [[-9, -9], [0, 0.5], [1, 1]] } },
     probe: {
       kind: 'mean-difference' as const, accuracy: { base: 0.9 + k / 20, edited: 0.7, editedRetrained: 0.9 }, heldoutRows: 36,
-      perTag: tags.map((tag, t) => ({ tag, base: 0.95 - t / 100 + k / 100, edited: 0.6 + t / 10, editedRetrained: 0.9, aligned: [{ key: `h.3.mlp.c_fc:${t}`, side: 'read' as const, cosine: 0.4 - t / 10, label: `${tag} words` }] })),
+      perTag: tags.map((tag, t) => ({ tag, base: 0.95 - t / 100 + k / 100, edited: 0.6 + t / 10, editedRetrained: 0.9, recall: { base: 0.97, edited: 0.9 }, aligned: [{ key: `h.3.mlp.c_fc:${t}`, side: 'read' as const, cosine: 0.4 - t / 10, label: `${tag} words` }] })),
     },
   });
   return {

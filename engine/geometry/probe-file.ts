@@ -1,0 +1,110 @@
+/**
+ * A trained probe's figures on disk, so that a spec can select components by them without running
+ * the model: per dataset, the held-out accuracy and the cosine of the probe's direction with every
+ * catalog component's read and write vector. The file is named by a hash of what the figures depend
+ * on (the probe's kind, point and datasets, and the catalog's metadata), so a changed probe or a
+ * retrained catalog finds no file instead of stale figures.
+ *
+ *   .scalpel/probes/<hash>.json next to the spec; `scalpel geometry --spec FILE --probe NAME` writes it.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { componentKey } from '../catalog/key';
+import type { DataSource } from '../data';
+import { sha256File } from '../identity';
+import { writeFileAtomic } from '../safetensors';
+import type { AlignmentTable } from './align';
+import type { ProbeKind } from './probe';
+
+export const PROBE_FILE_FORMAT = 'scalpel-probe/1';
+
+/** Everything a probe's figures depend on. `catalog`: the SHA-256 of the catalog's catalog.json. */
+export interface ProbeDefinition {
+  kind: ProbeKind;
+  point: string;
+  datasets: { name: string; source: DataSource }[];
+  catalog: string;
+}
+
+export interface ProbeFile {
+  format: typeof PROBE_FILE_FORMAT;
+  /** The probe's name in the spec that wrote it (shown in messages; not part of its identity). */
+  name: string;
+  definition: ProbeDefinition;
+  /** Per dataset: held-out balanced accuracy on the base model. */
+  accuracy: Record<string, number>;
+  /** Per dataset, per module: the cosine with each component's read vector and write vector (null: a zero vector). */
+  alignment: Record<string, Record<string, { read?: (number | null)[]; write?: (number | null)[] }>>;
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+/** Where the figures of `definition` live for a spec in `specDir`. */
+export function probeFilePath(specDir: string, definition: ProbeDefinition): string {
+  const hash = createHash('sha256').update(JSON.stringify(canonical(definition))).digest('hex').slice(0, 20);
+  return path.join(specDir, '.scalpel', 'probes', `${hash}.json`);
+}
+
+const round = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
+
+export function writeProbeFile(file: string, name: string, definition: ProbeDefinition, accuracy: Record<string, number>, tables: Map<string, AlignmentTable>): void {
+  const alignment: ProbeFile['alignment'] = {};
+  for (const [dataset, table] of tables) {
+    alignment[dataset] = {};
+    for (const [module, sides] of table) {
+      alignment[dataset][module] = {
+        ...(sides.read ? { read: Array.from(sides.read, round) } : {}),
+        ...(sides.write ? { write: Array.from(sides.write, round) } : {}),
+      };
+    }
+  }
+  const body: ProbeFile = { format: PROBE_FILE_FORMAT, name, definition, accuracy, alignment };
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, [JSON.stringify(body) + '\n']);
+}
+
+/** The file's figures, or a reason why there are none (missing, unreadable or not a probe file); never throws. */
+export function readProbeFile(file: string): { figures?: ProbeFile; problem?: string } {
+  let text: string;
+  try {
+    if (!fs.statSync(file).isFile()) return { problem: 'not a regular file' };
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return { problem: 'missing' };
+  }
+  try {
+    const json = JSON.parse(text) as ProbeFile;
+    const ok = json?.format === PROBE_FILE_FORMAT && json.alignment && typeof json.alignment === 'object' && json.accuracy && typeof json.accuracy === 'object';
+    return ok ? { figures: json } : { problem: `not a ${PROBE_FILE_FORMAT} file` };
+  } catch (err) {
+    return { problem: `invalid JSON: ${(err as Error).message}` };
+  }
+}
+
+/** A component's alignment with a dataset's direction: the larger |cosine| of its read and write vectors. */
+export function alignmentScores(figures: ProbeFile, dataset: string): Map<string, number> {
+  const scores = new Map<string, number>();
+  const modules = figures.alignment[dataset];
+  if (!modules || typeof modules !== 'object') return scores;
+  for (const [module, sides] of Object.entries(modules)) {
+    for (const side of [sides?.read, sides?.write]) {
+      if (!Array.isArray(side)) continue;
+      side.forEach((cos, c) => {
+        if (typeof cos !== 'number' || !Number.isFinite(cos)) return;
+        const key = componentKey(module, c);
+        scores.set(key, Math.max(scores.get(key) ?? 0, Math.abs(cos)));
+      });
+    }
+  }
+  return scores;
+}
+
+/** The SHA-256 of a catalog's metadata (catalog.json), which a probe's figures name as their catalog. */
+export function catalogMetadataSha256(location: string): string {
+  return sha256File(location.endsWith('.json') ? location : path.join(location, 'catalog.json'));
+}

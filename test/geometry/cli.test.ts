@@ -61,21 +61,21 @@ test('exit codes for CI: 1 when --min-accuracy is not met, 2 with one clear line
 });
 
 test('scalpel geometry --spec --probe NAME: the declared probe\'s kind, point and datasets', { timeout: 120000 }, () => {
-  const r = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--max-per-tag', '150', '--json');
+  const r = scalpel(['geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--max-per-tag', '150', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.deepEqual(s.tags, ['german', 'french', 'spanish', 'italian', 'english']);
   assert.deepEqual(s.points.map((p: { point: string; probe: string }) => [p.point, p.probe]), [['h.2.resid', 'mean-difference']]);
   // The edit (in block 2) cannot move block 0's output; it moves block 2's by more than a point of accuracy.
-  const kept = scalpel('geometry', '--spec', 'examples/one-component.scalpel', '--edit', 'off', '--data', 'german', '--data', 'english', '--at', 'h.0.resid', '--at', 'h.3.resid', '--max-per-tag', '150', '--probe', 'mean-difference', '--max-drop', '0.5');
+  const kept = scalpel(['geometry', '--spec', 'examples/one-component.scalpel', '--edit', 'off', '--data', 'german', '--data', 'english', '--at', 'h.0.resid', '--at', 'h.3.resid', '--max-per-tag', '150', '--probe', 'mean-difference', '--max-drop', '0.5']);
   assert.equal(kept.code, 0, kept.stderr);
-  const moved = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--edit', 'no_german', '--max-per-tag', '150', '--max-drop', '0.01');
+  const moved = scalpel(['geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--edit', 'no_german', '--max-per-tag', '150', '--max-drop', '0.01']);
   assert.equal(moved.code, 1, moved.stderr);
   assert.match(moved.stderr, /the edit moves what the probe reads by more than 0.01: .* at h\.2\.resid/);
-  const unknown = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'langs');
+  const unknown = scalpel(['geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'langs']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /the spec declares no probe "langs" \(it has lang\)/);
-  const both = scalpel('geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--data', 'german');
+  const both = scalpel(['geometry', '--spec', 'examples/remove-german.scalpel', '--probe', 'lang', '--data', 'german']);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /probe lang names its point and datasets: drop --at and --data/);
 });
@@ -97,10 +97,10 @@ edit aligned on demo {
   keep others
 }
 `);
-  const untrained = scalpel('check', spec);
+  const untrained = scalpel(['check', spec]);
   assert.equal(untrained.code, 1);
   assert.match(untrained.stdout + untrained.stderr, /S604: probe "lang" is not trained for this catalog yet/);
-  const r = scalpel('eval', spec, '--json');
+  const r = scalpel(['eval', spec, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const files = fs.readdirSync(path.join(dir, '.scalpel', 'probes'));
   assert.equal(files.length, 1);
@@ -112,5 +112,5 @@ edit aligned on demo {
     for (const side of [sides.read, sides.write]) side?.forEach((c, i) => { if (Math.abs(c) > best.v) best = { key: `${module}:${i}`, v: Math.abs(c) }; });
   }
   assert.deepEqual(JSON.parse(r.stdout).edits[0].components, [best.key]);
-  assert.equal(scalpel('check', spec).code, 0);
+  assert.equal(scalpel(['check', spec]).code, 0);
 });

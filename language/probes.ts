@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import type { DataSource } from '../engine/data';
 import type { ProbeKind } from '../engine/geometry/probe';
 import { ProbeDefinition, ProbeFile, alignmentScores, catalogMetadataSha256, probeFilePath, readProbeFile } from '../engine/geometry/probe-file';
-import type { CatalogIndex } from './catalog';
 
 export interface ProbeFigures {
   file: string;
@@ -18,7 +17,8 @@ export interface ProbeFigures {
   problem?: string;
 }
 
-export function probeDefinition(index: CatalogIndex, kind: ProbeKind, point: string, datasets: { name: string; source: DataSource }[]): ProbeDefinition {
+/** `index`: the edit's catalog index (catalog.ts), whose `derived` memo keeps the metadata's hash per catalog read. */
+export function probeDefinition(index: { catalog: { dir: string }; derived: Map<string, unknown> }, kind: ProbeKind, point: string, datasets: { name: string; source: DataSource }[]): ProbeDefinition {
   let sha = index.derived.get('sha256') as string | undefined;
   if (sha === undefined) {
     try {

@@ -140,7 +140,7 @@ function probeDefinitionOf(a: ReturnType<typeof analyze>) {
 
 test('docs/language.md: its alignment example parses and checks against a spec with the probe (S604 until trained)', () => {
   const doc = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'language.md'), 'utf8');
-  const blocks = [...doc.matchAll(/```scalpel\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => b.includes('alignment('));
+  const blocks = [...doc.matchAll(/```scalpel(?: fragment)?\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => b.includes('alignment('));
   assert.ok(blocks.length >= 1);
   for (const b of blocks) {
     const a = analyze(HEAD + 'probe lang = linear on "h.2.resid" over [german, french, english]\nguard others = [french, english] within 1 nats\n' + b, defaultEnv(fixtureCopy()));

@@ -135,18 +135,37 @@ function compute(index: CatalogIndex, sel: SelectorSpec, tagOf: (data: string) =
   }
 }
 
-function keyOrder(index: CatalogIndex): (a: string, b: string) => number {
-  const modOrder = new Map([...index.modules.keys()].map((m, i) => [m, i]));
-  return (a, b) => {
-    const ka = parseComponentKey(a)!;
-    const kb = parseComponentKey(b)!;
-    return (modOrder.get(ka.module) ?? 0) - (modOrder.get(kb.module) ?? 0) || ka.index - kb.index;
+/** A key's place in catalog order: its module's position, then its index (a key of an unknown module sorts as the first module). */
+function keyPlace(index: CatalogIndex): (key: string) => { module: number; index: number } {
+  let modOrder = index.derived.get('moduleOrder') as Map<string, number> | undefined;
+  if (!modOrder) index.derived.set('moduleOrder', (modOrder = new Map([...index.modules.keys()].map((m, i) => [m, i]))));
+  const order = modOrder;
+  return (key) => {
+    const k = parseComponentKey(key)!;
+    return { module: order.get(k.module) ?? 0, index: k.index };
   };
 }
 
-/** Keys in catalog order: module order, then index. */
+function keyOrder(index: CatalogIndex): (a: string, b: string) => number {
+  const place = keyPlace(index);
+  return (a, b) => {
+    const pa = place(a);
+    const pb = place(b);
+    return pa.module - pb.module || pa.index - pb.index;
+  };
+}
+
+/** Keys in catalog order: module order, then index. Each key is parsed once, and a list already in order is not sorted. */
 export function sortKeys(index: CatalogIndex, keys: Iterable<string>): string[] {
-  return [...keys].sort(keyOrder(index));
+  const list = [...keys];
+  const place = keyPlace(index);
+  const places = list.map(place);
+  const compare = (a: number, b: number) => places[a].module - places[b].module || places[a].index - places[b].index;
+  let sorted = true;
+  for (let i = 1; i < places.length && sorted; i++) sorted = compare(i - 1, i) <= 0;
+  if (sorted) return list;
+  const order = Array.from(list, (_, i) => i).sort(compare);
+  return order.map((i) => list[i]);
 }
 
 /** Per-folder cache of catalog indexes; an entry is re-read when catalog.json's size or mtime changes. */

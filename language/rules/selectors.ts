@@ -1,6 +1,7 @@
 /** Rules on selectors: a proper `top` count, label selectors that catch broad components, empty selections. */
 import type * as A from '../ast';
 import type { SelectorSpec } from '../spec';
+import type { ComponentInfo } from '../../engine/catalog/types';
 import { CatalogIndex, bestSelectivity, selectComponents } from '../catalog';
 import { diag } from '../diagnostics';
 import { RuleContext, rule } from './rule';
@@ -69,11 +70,13 @@ function labelBreadth(spec: Extract<SelectorSpec, { kind: 'label' }>, catalog: C
   const best = new Map(infos.map((c) => [c, bestSelectivity(c)?.value ?? 0]));
   const broad = infos.filter((c) => best.get(c)! < SPECIFIC_SELECTIVITY);
   if (broad.length * 2 <= infos.length) return undefined;
-  const specific = infos.filter((c) => best.get(c)! >= SPECIFIC_SELECTIVITY).sort((x, y) => best.get(y)! - best.get(x)!);
+  // The most specific match (the first of equals), found in one pass: only it is shown.
+  let top: ComponentInfo | undefined;
+  for (const c of infos) if (best.get(c)! >= SPECIFIC_SELECTIVITY && (!top || best.get(c)! > best.get(top)!)) top = c;
   const ex = broad[0];
   return {
     message: `${broad.length} of ${infos.length} components matching /${spec.pattern}/${spec.flags} are broad (selectivity below ${SPECIFIC_SELECTIVITY}× for every tag), e.g. ${ex.key} "${ex.label?.text}"`
-      + (specific.length ? `; the most specific is ${specific[0].key} "${specific[0].label?.text}"` : ''),
-    ...(specific.length ? { key: specific[0].key } : {}),
+      + (top ? `; the most specific is ${top.key} "${top.label?.text}"` : ''),
+    ...(top ? { key: top.key } : {}),
   };
 }

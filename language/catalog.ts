@@ -225,8 +225,16 @@ export function componentSummary(c: ComponentInfo | undefined): string {
   return parts.join(' · ') || 'unlabelled';
 }
 
+/** The highest selectivity of a component and its tag (the first of equals); one allocation, as checks call it per match. */
 export function bestSelectivity(c: ComponentInfo): { tag: string; value: number } | undefined {
-  let best: { tag: string; value: number } | undefined;
-  for (const [tag, value] of Object.entries(c.selectivity ?? {})) if (!best || value > best.value) best = { tag, value };
-  return best;
+  const sel = c.selectivity;
+  let tag: string | undefined;
+  let value = 0;
+  for (const t in sel) {
+    if (tag === undefined || sel[t] > value) {
+      tag = t;
+      value = sel[t];
+    }
+  }
+  return tag === undefined ? undefined : { tag, value };
 }

@@ -15,6 +15,9 @@ export interface LabelRegex {
   test(text: string): boolean;
 }
 
+/** Patterns without any RE2 syntax: letters, digits and spaces only. */
+const LITERAL = /^[A-Za-z0-9 ]+$/;
+
 const compiled = new Map<string, LabelRegex | string>();
 
 /** The compiled pattern, or a one-line reason it is refused. Never throws. */
@@ -32,6 +35,12 @@ export function compileLabelRegex(source: string, flags: string): LabelRegex | s
 function compile(source: string, flags: string): LabelRegex | string {
   if (source.length > MAX_REGEX_LENGTH) return `the pattern has ${source.length} characters (at most ${MAX_REGEX_LENGTH})`;
   // `u` is accepted for JavaScript habits: RE2 always matches by code point.
+  // A plain word or phrase needs no engine: RE2 folds case by Unicode simple case folding, as JavaScript's `iu` does.
+  if (LITERAL.test(source)) {
+    if (!flags.includes('i')) return { test: (text) => text.includes(source) };
+    const re = new RegExp(source, 'iu');
+    return { test: (text) => re.test(text) };
+  }
   const options = (flags.includes('i') ? RE2JS.CASE_INSENSITIVE : 0) | (flags.includes('m') ? RE2JS.MULTILINE : 0) | (flags.includes('s') ? RE2JS.DOTALL : 0);
   try {
     const re = RE2JS.compile(source, options);

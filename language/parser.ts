@@ -389,21 +389,26 @@ class Parser {
     return { unit: u.text, start: u.start, end: u.end };
   }
 
+  /** `[NAME, …]` into `members`; false (with the diagnostic made) where the list stops early. */
+  private datasetList(members: A.Name[], opening: string): boolean {
+    if (!this.want('[', opening)) return false;
+    if (!this.is(']')) {
+      do {
+        const m = this.name('a dataset name');
+        if (!m) return false;
+        members.push(m);
+      } while (this.eat(','));
+    }
+    return this.want(']', '"," or "]"');
+  }
+
   private parseGuard(): A.GuardDecl {
     const start = this.next().start;
     const node: A.GuardDecl = { kind: 'guard', start, end: start, members: [] };
     const done = () => ((node.end = this.prevEnd), node);
     if (!(node.name = this.name('a guard name'))) return done();
     if (!this.want('=')) return done();
-    if (!this.want('[', '"[" and the guarded datasets')) return done();
-    if (!this.is(']')) {
-      do {
-        const m = this.name('a dataset name');
-        if (!m) return done();
-        node.members.push(m);
-      } while (this.eat(','));
-    }
-    if (!this.want(']', '"," or "]"')) return done();
+    if (!this.datasetList(node.members, '"[" and the guarded datasets')) return done();
     if (!this.want('within')) return done();
     if (!(node.threshold = this.num('a threshold number'))) return done();
     node.unit = this.unit();
@@ -420,15 +425,7 @@ class Parser {
     if (!this.want('on')) return done();
     if (!(node.point = this.str('the capture point as a string, e.g. "h.2.resid"'))) return done();
     if (!this.want('over')) return done();
-    if (!this.want('[', '"[" and the datasets the probe tells apart')) return done();
-    if (!this.is(']')) {
-      do {
-        const m = this.name('a dataset name');
-        if (!m) return done();
-        node.members.push(m);
-      } while (this.eat(','));
-    }
-    this.want(']', '"," or "]"');
+    this.datasetList(node.members, '"[" and the datasets the probe tells apart');
     return done();
   }
 

@@ -23,7 +23,7 @@ import { moduleWeights } from '../engine/onnx/modules';
 import { writeEditedModel } from '../engine/onnx/write';
 import { Tracer } from '../engine/trace/trace';
 import { GPT2_SMALL, Gpt2Shape, parameterCount, writeGpt2 } from './gpt2-model';
-import { peakRssKiB } from './memory';
+import { runJobIfAsked } from './memory';
 
 const CONTEXT = 256;
 const TOKENS = 4 * CONTEXT + 1;
@@ -157,12 +157,7 @@ function applyVsCp(dir: string, r: Record<string, number>): void {
 }
 
 async function main(): Promise<void> {
-  const at = process.argv.indexOf('--job');
-  if (at >= 0) {
-    const out = await job(process.argv[at + 1], process.argv[at + 2]);
-    console.log(JSON.stringify({ ...out, rssMB: peakRssKiB() / 1024 }));
-    return;
-  }
+  if (await runJobIfAsked(job)) return;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-real-'));
   try {
     console.log(`bench:real on ${os.cpus().length} cores (shared machine: other jobs run; compare ratios, not seconds)`);

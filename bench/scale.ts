@@ -37,7 +37,7 @@ import { PreviewSession } from '../engine/edit/preview';
 import { WeightEditor, neuronComponent } from '../engine/edit/weights';
 import { Evaluator, tokenizeDataset } from '../engine/evaluate';
 import { GPT2_SMALL, Gpt2Shape, writeGpt2 } from './gpt2-model';
-import { peakRssKiB } from './memory';
+import { runJobIfAsked } from './memory';
 
 /** Over protobuf's 2 GiB (as bench:real's): 10 layers of width 2,048, weights in model.onnx_data. */
 const LARGE: Gpt2Shape = { layers: 10, dModel: 2048, heads: 16, vocab: 50257, context: 1024 };
@@ -251,12 +251,7 @@ function bigCatalog(total: number): Catalog {
 }
 
 async function main(): Promise<void> {
-  const at = process.argv.indexOf('--job');
-  if (at >= 0) {
-    const out = await job(process.argv[at + 1], process.argv[at + 2]);
-    console.log(JSON.stringify({ ...out, rssMB: peakRssKiB() / 1024 }));
-    return;
-  }
+  if (await runJobIfAsked(job)) return;
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['neuron', 'svd', 'torch', 'preview', 'apply', 'apply-large', 'debugger', 'stream'];
   if (only.includes('svd-accuracy') && !only.includes('svd')) only.push('svd');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-bench-scale-'));

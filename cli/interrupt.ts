@@ -1,6 +1,6 @@
 /**
  * Ctrl-C for long commands: the first SIGINT aborts the signal handed to `work`; the engine stops at its next
- * check (between ORT runs, or between modules), rejects with CancelledError, and nothing is written.
+ * check (between ORT runs, or between modules) and rejects with CancelledError; no half-written file is left.
  */
 export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();

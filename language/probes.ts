@@ -57,9 +57,14 @@ function entry(file: string): ProbeFigures & { scores: Map<string, Map<string, n
   return found;
 }
 
-/** A component's alignment with `dataset`'s direction in the probe file, or undefined when unknown. */
-export function alignmentOf(file: string, dataset: string, key: string): number | undefined {
-  const e = entry(file);
+/**
+ * A component's alignment with `dataset`'s direction in the probe file, or undefined when unknown. `probe.stamp` is
+ * the one the checker read when it resolved the selector: while it still names the cached figures, no component
+ * stats the file again.
+ */
+export function alignmentOf(probe: { file: string; stamp?: string }, dataset: string, key: string): number | undefined {
+  const cached = files.get(probe.file);
+  const e = cached && cached.stamp === probe.stamp ? cached : entry(probe.file);
   if (!e.figures) return undefined;
   let scores = e.scores.get(dataset);
   if (!scores) e.scores.set(dataset, (scores = alignmentScores(e.figures, dataset)));

@@ -96,7 +96,7 @@ export const STATISTICS = {
     args: 'probe',
     signature: 'alignment(PROBE.DATA)',
     doc: "|cosine| of the probe's direction for DATA with the component's read vector (modules reading the probe's point) or write vector (modules writing it), the larger; from the figures `scalpel geometry --spec FILE --probe PROBE` writes",
-    value: (c, s) => (s.probe && s.data !== undefined ? alignmentOf(s.probe.file, s.data, c.key) : undefined),
+    value: (c, s) => (s.probe && s.data !== undefined ? alignmentOf(s.probe, s.data, c.key) : undefined),
   },
 } satisfies Record<string, StatisticDef>;
 

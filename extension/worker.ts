@@ -181,7 +181,7 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
     let last = '';
     const r = await measureGeometry(lm, {
       points: declared && !layers.includes(declared.point) ? [...layers, declared.point] : layers,
-      sources: names.map((n) => ({ tag: n, dataset: subject.datasets.get(n)! })),
+      sources: names.map((n) => subject.tagged(n)),
       text: job.text,
       patches: subject.edit?.weights, editedGraph: subject.edit?.graph,
       catalog,

@@ -24,6 +24,7 @@ import type { RuleContext } from './rules/rule';
 import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
 import { ProbeFigures, probeDefinition, probeFigures } from './probes';
 import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
+import { probeDataset } from '../engine/geometry/probe-file';
 
 /** Files up to this size are hashed on the spot; the language server hashes bigger ones in the background. */
 export const SYNC_HASH_BYTES = 32 * 1024 * 1024;
@@ -586,7 +587,7 @@ class Checker {
     const names = [...new Set(d.members.map((m) => m.text))];
     const datasets = names.flatMap((name) => {
       const source = this.a.datasetSources.get(name);
-      return source ? [{ name, source }] : [];
+      return source ? [probeDataset(name, source, (this.a.symbols.get(name)?.decl as A.DataDecl | undefined)?.limit?.value)] : [];
     });
     if (datasets.length !== names.length) return undefined;
     return probeFigures(this.env.baseDir, probeDefinition(catalog, PROBE_WORDS[d.probe.text as ProbeWord], d.point.value, datasets));

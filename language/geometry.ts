@@ -14,8 +14,9 @@ import { checkedAnalysis, specFromAnalysis } from './semantic';
 import { SpecProbe } from './spec';
 import { AlignmentTable, alignmentTable } from '../engine/geometry/align';
 import { GeometryRequest, measureGeometry } from '../engine/geometry';
+import { TaggedSource } from '../engine/geometry/capture';
 import { probeDirection } from '../engine/geometry/probe';
-import { ProbeDefinition, catalogMetadataSha256, probeFilePath, writeProbeFile } from '../engine/geometry/probe-file';
+import { ProbeDefinition, catalogMetadataSha256, probeDataset, probeFilePath, writeProbeFile } from '../engine/geometry/probe-file';
 import { openCatalogTensors, CatalogTensors } from '../engine/catalog/read';
 import { openLanguageModel } from '../engine/lm';
 import type { OnnxModel } from '../engine/onnx/model';
@@ -30,6 +31,8 @@ export interface SpecSubject {
   components?: string;
   /** The spec's datasets by name, loaded relative to the spec. */
   datasets: Map<string, Dataset>;
+  /** A spec dataset as geometry captures it: tagged (by its name unless `tag` is given), within its `limit N tokens`. */
+  tagged(name: string, tag?: string): TaggedSource;
   /** The datasets its guards and expectations check, in declaration order (the languages of a language edit). */
   checked: string[];
   probes: SpecProbe[];
@@ -50,11 +53,15 @@ export async function specSubject(specFile: string, editName: string | undefined
   const datasets = new Map(plan.datasets.map((d) => [d.name, loadDataset(d.name, d.source, base)] as const));
   const named = new Set([...plan.guards.flatMap((g) => g.datasets), ...plan.expectations.map((x) => x.dataset)]);
   const checked = plan.datasets.map((d) => d.name).filter((n) => named.has(n));
-  const sources = new Map(plan.datasets.map((d) => [d.name, d.source] as const));
+  const declared = new Map(plan.datasets.map((d) => [d.name, d] as const));
+  const tagged = (name: string, tag = name): TaggedSource => {
+    const limit = declared.get(name)?.limit;
+    return { tag, dataset: datasets.get(name)!, ...(limit !== undefined ? { maxTokens: limit } : {}) };
+  };
   const probeDefinition = (p: SpecProbe, catalogDir: string): ProbeDefinition => ({
-    kind: p.kind, point: p.point, datasets: p.datasets.map((name) => ({ name, source: sources.get(name)! })), catalog: catalogMetadataSha256(catalogDir),
+    kind: p.kind, point: p.point, datasets: p.datasets.map((name) => probeDataset(name, declared.get(name)!.source, declared.get(name)!.limit)), catalog: catalogMetadataSha256(catalogDir),
   });
-  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, checked, probes, probeDefinition };
+  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, tagged, checked, probes, probeDefinition };
   if (editName === undefined) return subject;
   if (!plan.edits.some((e) => e.name === editName)) {
     throw new ScalpelError(`the spec has no edit named "${editName}" (it has ${edits.map((e) => e.name).join(', ') || 'none'})`, specFile);
@@ -120,7 +127,7 @@ export async function trainMissingProbes(specFile: string, opts: { runtime?: Run
       const writer = probeFiguresWriter(subject, probe, subject.components, catalog);
       await measureGeometry(lm, {
         points: [probe.point], probe: probe.kind, catalog, runtime: opts.runtime, signal: opts.signal, onProbe: writer.onProbe,
-        sources: probe.datasets.map((d) => ({ tag: d, dataset: subject.datasets.get(d)! })),
+        sources: probe.datasets.map((d) => subject.tagged(d)),
       });
     } finally {
       catalog.close();

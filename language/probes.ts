@@ -5,9 +5,8 @@
  * size or mtime changes; a catalog's metadata is hashed once per catalog index.
  */
 import * as fs from 'node:fs';
-import type { DataSource } from '../engine/data';
 import type { ProbeKind } from '../engine/geometry/probe';
-import { ProbeDefinition, ProbeFile, alignmentScores, catalogMetadataSha256, probeFilePath, readProbeFile } from '../engine/geometry/probe-file';
+import { ProbeDataset, ProbeDefinition, ProbeFile, alignmentScores, catalogMetadataSha256, probeFilePath, readProbeFile } from '../engine/geometry/probe-file';
 
 export interface ProbeFigures {
   file: string;
@@ -18,7 +17,7 @@ export interface ProbeFigures {
 }
 
 /** `index`: the edit's catalog index (catalog.ts), whose `derived` memo keeps the metadata's hash per catalog read. */
-export function probeDefinition(index: { catalog: { dir: string }; derived: Map<string, unknown> }, kind: ProbeKind, point: string, datasets: { name: string; source: DataSource }[]): ProbeDefinition {
+export function probeDefinition(index: { catalog: { dir: string }; derived: Map<string, unknown> }, kind: ProbeKind, point: string, datasets: ProbeDataset[]): ProbeDefinition {
   let sha = index.derived.get('sha256') as string | undefined;
   if (sha === undefined) {
     try {

@@ -6,7 +6,7 @@ import { interruptible } from '../interrupt';
 import { ProgressBar } from '../progress';
 import { formatTable } from '../table';
 import { openCatalogTensors } from '../../engine/catalog/read';
-import { Dataset, loadDataset, parseDataArg } from '../../engine/data';
+import { loadDataset, parseDataArg } from '../../engine/data';
 import { ScalpelError, readTextFile } from '../../engine/errors';
 import { GeometryResult, measureGeometry } from '../../engine/geometry';
 import { TaggedSource } from '../../engine/geometry/capture';
@@ -16,7 +16,7 @@ import { geometrySvg } from '../../engine/geometry/svg';
 import { openLanguageModel } from '../../engine/lm';
 import { writeFileAtomic } from '../../engine/safetensors';
 import { analyzeModel } from '../../engine/trace/graph';
-import { probeFiguresWriter, specSubject, trainMissingProbes } from '../../language/geometry';
+import { SpecSubject, probeFiguresWriter, specSubject, trainMissingProbes } from '../../language/geometry';
 import { positiveInt } from './eval';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
@@ -42,7 +42,8 @@ components; the base model's probe is scored on both (and one retrained on the e
   --probe KIND|NAME    logistic (default) or mean-difference; with --spec, a probe the spec declares
                        (probe NAME = logistic|linear on "POINT" over [DATA, …]): its kind, point and datasets
   --dims N             2 (default) or 3 projected dimensions
-  --max-per-tag N      rows kept per tag for plots and probes (default 4000; PCA uses every token)
+  --max-per-tag N      rows kept per tag for plots and probes (default 4000; PCA uses every token);
+                       a spec dataset's "limit N tokens" bounds the tokens captured, so the rows too
   --heldout F          fraction of documents held out for probe accuracy (default 0.3)
   --catalog DIR        component catalog for alignment (default: the spec's, or components/ beside the model)
   -o, --out FILE       write every projected point (JSON)
@@ -107,7 +108,7 @@ export const geometryCommand: Command = {
     const probe: ProbeKind = declared?.kind ?? (isKind(values.probe) ? values.probe : 'logistic');
     const data = declared?.datasets ?? values.data ?? [];
     if (!data.length) throw new ScalpelError('geometry needs --data for at least two tags');
-    const sources = data.map((arg) => taggedSource(arg, subject?.datasets));
+    const sources = data.map((arg) => taggedSource(arg, subject));
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const blocks = blockOutputs(structure);
     const points = declared && !values.layers ? [declared.point] : values.layers ? ['embed', ...blocks] : values.at?.length ? values.at : [blocks[Math.floor(blocks.length / 2)] ?? 'embed'];
@@ -198,14 +199,16 @@ export function describeGeometry(s: GeometrySummary): string {
   return lines.join('\n');
 }
 
-function taggedSource(arg: string, specDatasets?: Map<string, Dataset>): TaggedSource {
+/** `[TAG=]SOURCE`: a spec's dataset (within its `limit N tokens`) or a data source. */
+function taggedSource(arg: string, subject?: SpecSubject): TaggedSource {
   const m = /^([A-Za-z][\w-]*)=(.+)$/s.exec(arg);
   const source = m ? m[2] : arg;
-  const named = specDatasets?.get(source);
-  const dataset = named ?? loadDataset(source, parseDataArg(source));
+  const named = subject?.datasets.has(source) ? subject.tagged(source, m?.[1]) : undefined;
+  const dataset = named?.dataset ?? loadDataset(source, parseDataArg(source));
   if (!dataset.documents.length) throw new ScalpelError(`dataset ${source} has no documents`);
+  if (named) return named;
   const langs = new Set(dataset.documents.map((d) => d.tags.lang));
-  const tag = m ? m[1] : named ? source : langs.size === 1 && [...langs][0] ? [...langs][0]! : source;
+  const tag = m ? m[1] : langs.size === 1 && [...langs][0] ? [...langs][0]! : source;
   return { tag, dataset };
 }
 

@@ -21,6 +21,8 @@ import { resolvePoint, splitSentences } from './points';
 export interface TaggedSource {
   tag: string;
   dataset: Dataset;
+  /** The dataset's token budget (a spec's `limit N tokens`): only its first N tokens are captured, as evaluation scores them. */
+  maxTokens?: number;
 }
 
 export interface CaptureOptions extends RuntimeOptions {
@@ -102,13 +104,16 @@ export class ActivationCapture {
     const max = opts.maxPerTag ?? DEFAULT_MAX_PER_TAG;
     const sinks = this.points.map(() => new Sink(tags, max));
     for (let ti = 0; ti < sources.length; ti++) {
-      const ds = sources[ti].dataset;
+      const { dataset: ds, maxTokens } = sources[ti];
       const fraction = opts.heldoutFraction ?? 0.3;
-      const held = new Set(splitDocuments(ds.documents, fraction).heldout);
-      const tokenized = tokenizeDataset(ds, this.lm.tokenizer);
+      // N tokens scored are N + 1 ids, the first being the context start (as `limit N tokens` is evaluated).
+      const tokenized = tokenizeDataset(ds, this.lm.tokenizer, maxTokens !== undefined ? maxTokens + 1 : Infinity);
       if (tokenized.ids.length < 2) throw new ScalpelError(`dataset ${ds.name} has no tokens`);
+      // Held out among the documents read: a token budget may stop before the rest.
+      const read = ds.documents.slice(0, tokenized.documentStarts.length);
+      const held = new Set(splitDocuments(read, fraction).heldout);
       // Too few documents to hold some out (an inline text is one): hold out the last part of the token stream instead.
-      const byPosition = held.size === 0 || held.size === ds.documents.length;
+      const byPosition = held.size === 0 || held.size === read.length;
       const cut = Math.floor((1 - fraction) * (tokenized.ids.length - 1));
       const isHeldout = (pos: number, doc: number) => (byPosition ? pos >= cut : held.has(ds.documents[doc]));
       const reservoirs = this.points.map(() => new Reservoir(max, ti + 1));

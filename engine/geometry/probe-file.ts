@@ -23,8 +23,20 @@ export const PROBE_FILE_FORMAT = 'scalpel-probe/1';
 export interface ProbeDefinition {
   kind: ProbeKind;
   point: string;
-  datasets: { name: string; source: DataSource }[];
+  datasets: ProbeDataset[];
   catalog: string;
+}
+
+/** A probe's dataset: its source and its token budget (`limit N tokens`; absent when the spec sets none). */
+export interface ProbeDataset {
+  name: string;
+  source: DataSource;
+  limit?: number;
+}
+
+/** A dataset of a probe's definition, its `limit` only when the spec sets one (the figures depend on it). */
+export function probeDataset(name: string, source: DataSource, limit: number | undefined): ProbeDataset {
+  return { name, source, ...(limit !== undefined ? { limit } : {}) };
 }
 
 export interface ProbeFile {

@@ -146,3 +146,18 @@ test('worker geometry: every block output for the checked datasets, base and edi
   assert.ok(r.rows.heldout.some((h) => h === 1) && r.rows.heldout.some((h) => h === 0), 'one-document datasets are held out by position');
   assert.ok(status.some((s) => s.startsWith('probe')));
 });
+
+test('worker geometry: a dataset\'s `limit N tokens` bounds the tokens captured, so the rows kept are the smaller of it and maxPerTag', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  const rows = (r: GeometryData, tag: string) => r.rows.tag.filter((t) => r.tags[t] === tag).length;
+  fs.writeFileSync(spec, SPEC('scale -2'));
+  const whole = (await runJob({ kind: 'geometry', spec, maxPerTag: 100 })).result as GeometryData;
+  fs.writeFileSync(spec, SPEC('scale -2').replace('Rechten geboren ."', 'Rechten geboren ." limit 6 tokens'));
+  const limited = (await runJob({ kind: 'geometry', spec, maxPerTag: 100 })).result as GeometryData;
+  assert.ok(whole.tokens.all > 6, `${whole.tokens.all} tokens without a limit`);
+  assert.deepEqual([limited.tokens.all, rows(limited, 'all')], [6, 6]);
+  assert.equal(limited.tokens.other, whole.tokens.other, 'a dataset without a limit is captured whole');
+  const fewer = (await runJob({ kind: 'geometry', spec, maxPerTag: 4 })).result as GeometryData;
+  assert.deepEqual([fewer.tokens.all, rows(fewer, 'all')], [6, 4]);
+});

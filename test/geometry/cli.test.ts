@@ -80,7 +80,7 @@ test('scalpel geometry --spec --probe NAME: the declared probe\'s kind, point an
   assert.match(both.stderr, /probe lang names its point and datasets: drop --at and --data/);
 });
 
-test('a spec selecting by alignment(PROBE.DATA): scalpel eval trains the probe first and writes its figures; check then passes and the edit holds the most aligned component', { timeout: 240000 }, () => {
+test('a spec selecting by alignment(PROBE.DATA): scalpel eval trains the probe first (within each dataset\'s limit) and writes its figures; check then passes and the edit holds the most aligned component', { timeout: 300000 }, () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'aligned-'));
   const demo = path.resolve('models/polyglot');
   const spec = path.join(dir, 'aligned.scalpel');
@@ -113,4 +113,14 @@ edit aligned on demo {
   }
   assert.deepEqual(JSON.parse(r.stdout).edits[0].components, [best.key]);
   assert.equal(scalpel(['check', spec]).code, 0);
+  // Each dataset's `limit 400 tokens` bounds what the probe was trained on: its figures say so, and `scalpel geometry
+  // --probe` (which captures 400 tokens of each, below) trains the very same figures.
+  assert.deepEqual(figures.definition.datasets.map((d: { name: string; limit?: number }) => [d.name, d.limit]), [['german', 400], ['english', 400]]);
+  const g = scalpel(['geometry', '--spec', spec, '--probe', 'lang', '--json']);
+  assert.equal(g.code, 0, g.stderr);
+  assert.deepEqual(JSON.parse(g.stdout).tokens, { german: 400, english: 400 });
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, '.scalpel', 'probes', files[0]), 'utf8')).accuracy, figures.accuracy);
+  // Rows kept per dataset: the smaller of its limit and --max-per-tag.
+  const rows = (maxPerTag: string) => JSON.parse(scalpel(['geometry', '--spec', spec, '--data', 'german', '--data', 'english', '--at', 'embed', '--max-per-tag', maxPerTag, '--json']).stdout).rows;
+  assert.deepEqual([rows('1000'), rows('150')], [800, 300]);
 });

@@ -12,7 +12,7 @@ import { gateText } from '../engine/edit/gate';
 import { EditOutcome, PlanRunner, ResolvedEdits } from '../engine/edit/run';
 import { interruptible } from './interrupt';
 import { lockFileFor } from '../engine/edit/apply';
-import { CheckResult } from '../engine/edit/checks';
+import { CheckResult, missedGoals } from '../engine/edit/checks';
 import { EvalPart, MergedEval, PART_FORMAT, lockSha256, parseShard, partEdit, partJson, resultOf } from '../engine/edit/shard';
 import { writeFileAtomic } from '../engine/safetensors';
 import { trainMissingProbes } from '../language/geometry';
@@ -60,15 +60,34 @@ function xmlEscape(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
-export function junitXml(specFile: string, outcomes: { edits: string[]; checks: CheckResult[] }[], seconds: number): string {
+/** `--goals`: a missed goal fails CI like a failed check (without it, goals are only reported). */
+export const goalsUsage = '  --goals              exit 1 when a check misses its goal (goals are reported either way)';
+
+/** Whether a check counts as failed: its bound fails, or with `goals`, it misses its goal. */
+export const failing = (c: CheckResult, goals = false): boolean => !c.pass || (goals && !!c.goal && !c.goal.met);
+
+/** `9 of 9 checks passed`, and when checks name goals, `, 1 of 3 goals met (2 missed)`. */
+export function checksSummary(checks: readonly CheckResult[]): string {
+  const failed = checks.filter((c) => !c.pass).length;
+  const goals = checks.filter((c) => c.goal).length;
+  const missed = missedGoals(checks).length;
+  return `${checks.length - failed} of ${checks.length} checks passed${goals ? `, ${goals - missed} of ${goals} goal${goals === 1 ? '' : 's'} met${missed ? ` (${missed} missed)` : ''}` : ''}`;
+}
+
+/** The status column of a check's row: pass, FAIL, or pass with its goal missed. */
+export const checkStatus = (c: CheckResult): string => (!c.pass ? 'FAIL' : c.goal && !c.goal.met ? 'pass, goal missed' : 'pass');
+
+export function junitXml(specFile: string, outcomes: { edits: string[]; checks: CheckResult[] }[], seconds: number, goals = false): string {
   const all = outcomes.flatMap((o) => o.checks.map((c) => ({ o, c })));
-  const failures = all.filter((x) => !x.c.pass).length;
+  const failures = all.filter((x) => failing(x.c, goals)).length;
   const suites = outcomes.map((o) => {
-    const f = o.checks.filter((c) => !c.pass).length;
+    const f = o.checks.filter((c) => failing(c, goals)).length;
     const cases = o.checks.map((c) => {
       const name = xmlEscape(c.message.split(':').slice(0, 2).join(':'));
       const loc = c.check.origin?.line ? ` file="${xmlEscape(path.relative(process.cwd(), specFile))}" line="${c.check.origin.line}"` : '';
-      return `    <testcase classname="${xmlEscape(o.edits.join('+'))}" name="${name}"${loc}>${c.pass ? '' : `\n      <failure message="${xmlEscape(c.message)}"/>\n    `}</testcase>`;
+      // A goal missed by a passing check is said in its output; with --goals it is the failure.
+      const body = failing(c, goals) ? `<failure message="${xmlEscape(c.message)}"/>` : c.goal && !c.goal.met ? `<system-out>${xmlEscape(c.message)}</system-out>` : '';
+      return `    <testcase classname="${xmlEscape(o.edits.join('+'))}" name="${name}"${loc}>${body ? `\n      ${body}\n    ` : ''}</testcase>`;
     });
     return `  <testsuite name="${xmlEscape(o.edits.join('+'))}" tests="${o.checks.length}" failures="${f}">\n${cases.join('\n')}\n  </testsuite>`;
   });
@@ -87,6 +106,7 @@ With --shard, measures a deterministic 1/N of every dataset's batches and writes
   --tune-with-guards   use each edit's kept guards as constraints while tuning
   --json               machine-readable results
   --junit FILE         also write JUnit XML (one testcase per check)
+${goalsUsage}
   --shard I/N          shard I of N (from 0); --shard N takes I from JOB_COMPLETION_INDEX
   --out FILE|DIR/      where a shard's part goes (in a folder: part-I-of-N.json); without --shard,
                        the whole evaluation as one part (what merging all parts gives, byte for byte)
@@ -101,6 +121,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
       'tune-with-guards': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       junit: { type: 'string' },
+      goals: { type: 'boolean', default: false },
       shard: { type: 'string' },
       out: { type: 'string' },
       ...runtimeFlags,
@@ -110,7 +131,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new ScalpelError('eval takes one spec file (or --model and --data)');
   if (values.shard !== undefined && values.out === undefined) throw new ScalpelError('--shard needs --out FILE (or a folder) for the part');
-  if (values.out !== undefined && (values.json || values.junit)) throw new ScalpelError('--out writes a part: print or report it with scalpel merge PART… [--json] [--junit FILE]');
+  if (values.out !== undefined && (values.json || values.junit || values.goals)) throw new ScalpelError('--out writes a part: print or report it with scalpel merge PART… [--json] [--junit FILE] [--goals]');
   const started = performance.now();
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
   const part = await interruptible((signal) => evaluatePart(positionals[0], { ...values, shard, signal }, runtimeFromFlags(values)));
@@ -122,7 +143,7 @@ export async function evalSpec(argv: string[]): Promise<number> {
     return 0;
   }
   // Through the part's bytes, exactly as a merge reads them back.
-  return report(resultOf(JSON.parse(partJson(part))), { json: values.json, junit: values.junit, seconds: (performance.now() - started) / 1000 });
+  return report(resultOf(JSON.parse(partJson(part))), { json: values.json, junit: values.junit, goals: values.goals, seconds: (performance.now() - started) / 1000 });
 }
 
 /** The part of a spec's evaluation that `shard` measures (all of it without one). */
@@ -165,13 +186,22 @@ function partFile(out: string, part: EvalPart): string {
   return path.join(out, `part-${part.shard.index}-of-${part.shard.count}.json`);
 }
 
-/** The table (or --json), the JUnit file, one stderr line per failed check, and the exit code. */
-export function report(result: MergedEval, opts: { json: boolean; junit?: string; seconds: number }): number {
+/** The JSON form of a check's result (`--json`): its goal, when it names one, as `{ goal, met, distance }` in the check's unit. */
+export function checkJson(c: CheckResult) {
+  return { kind: c.check.kind, dataset: c.check.dataset, pass: c.pass, value: c.value, bound: c.check.bound, unit: c.check.unit, ...(c.goal ? { goal: c.goal } : {}), message: c.message, line: c.check.origin?.line };
+}
+
+/**
+ * The table (or --json), the JUnit file, one stderr line per failed check, and the exit code.
+ * `goals`: a missed goal fails too (exit 1, a stderr line, a JUnit failure, `pass: false`).
+ */
+export function report(result: MergedEval, opts: { json: boolean; junit?: string; goals?: boolean; seconds: number }): number {
   const { edits, spec } = result;
-  const failed = edits.flatMap((o) => o.checks).filter((c) => !c.pass);
+  const checks = edits.flatMap((o) => o.checks);
+  const failed = checks.filter((c) => failing(c, opts.goals));
   if (opts.junit) {
     try {
-      fs.writeFileSync(opts.junit, junitXml(spec, edits, opts.seconds));
+      fs.writeFileSync(opts.junit, junitXml(spec, edits, opts.seconds, opts.goals));
     } catch (err) {
       throw fileError(err, opts.junit, 'write JUnit report');
     }
@@ -188,18 +218,18 @@ export function report(result: MergedEval, opts: { json: boolean; junit?: string
         uniform: o.uniform,
         tuning: o.tuning,
         datasets: o.deltas.map((d) => ({ name: d.name, tokens: d.tokens, before: d.base, after: d.edited, delta: d.delta })),
-        checks: o.checks.map((c) => ({ kind: c.check.kind, dataset: c.check.dataset, pass: c.pass, value: c.value, bound: c.check.bound, unit: c.check.unit, message: c.message, line: c.check.origin?.line })),
+        checks: o.checks.map(checkJson),
       })),
+      goals: { set: checks.filter((c) => c.goal).length, missed: missedGoals(checks).length },
       seconds: opts.seconds,
     };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
     for (const o of edits) {
       process.stdout.write([...o.summary, '', metricsTable(o)].join('\n') + '\n\n');
-      if (o.checks.length) process.stdout.write(formatTable(['', 'check', 'at'], o.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message, c.check.origin?.line ? `line ${c.check.origin.line}` : ''])) + '\n\n');
+      if (o.checks.length) process.stdout.write(formatTable(['', 'check', 'at'], o.checks.map((c) => [checkStatus(c), c.message, c.check.origin?.line ? `line ${c.check.origin.line}` : ''])) + '\n\n');
     }
-    const total = edits.reduce((a, o) => a + o.checks.length, 0);
-    process.stdout.write(`${total - failed.length} of ${total} checks passed in ${opts.seconds.toFixed(1)} s\n`);
+    process.stdout.write(`${checksSummary(checks)} in ${opts.seconds.toFixed(1)} s\n`);
   }
   for (const f of failed) {
     const at = f.check.origin?.line ? `${path.relative(process.cwd(), spec)}:${f.check.origin.line}:${f.check.origin.column ?? 1}: ` : '';

@@ -74,12 +74,23 @@ export interface UnitNode extends Span {
   unit: Unit;
 }
 
+/**
+ * `, goal NUMBER UNIT` after a guard's threshold or an expectation's bound: what the check aims at,
+ * stricter than its bound, in the same unit. Measured and reported; the bound decides pass or fail.
+ */
+export interface GoalNode extends Span {
+  keyword?: Keyword;
+  value?: Num;
+  unit?: UnitNode;
+}
+
 export interface GuardDecl extends Span {
   kind: 'guard';
   name?: Name;
   members: Name[];
   threshold?: Num;
   unit?: UnitNode;
+  goal?: GoalNode;
 }
 
 /** `probe NAME = KIND on "POINT" over [DATA, …]`: a linear probe per dataset at a capture point. */
@@ -196,6 +207,7 @@ export interface ExpectDecl extends Span {
   comparison?: Keyword & { text: Comparison };
   bound?: Num;
   unit?: UnitNode;
+  goal?: GoalNode;
 }
 
 export interface SpecFile {

@@ -62,6 +62,8 @@ export const CODES = {
   S505: ['error', 'unit not valid here'],
   S506: ['warning', 'dataset listed twice'],
   S507: ['error', 'token limit must be a positive whole number'],
+  S508: ['warning', 'a goal not stricter than its bound'],
+  S509: ['error', 'goal in another unit than its bound'],
   S601: ['error', 'not a capture point'],
   S602: ['error', 'a probe needs at least two datasets'],
   S603: ['error', 'not one of the probe\'s datasets'],

@@ -4,7 +4,7 @@
  * statement keyword (`model data guard edit expect` at the top, `select scale keep }` in a block),
  * so one mistake never hides the rest of the file.
  */
-import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE, names } from '../engine/edit/checks';
+import { CHANGES as CHANGE_TABLE, COMPARISONS, GOAL_KEYWORD, UNITS as UNIT_TABLE, names } from '../engine/edit/checks';
 import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 import * as A from './ast';
 import { statisticSignatures } from './statistics';
@@ -31,7 +31,7 @@ export function orList(options: readonly string[]): string {
 
 /** Words that cannot name a declaration, so that recovery can trust them as statement starts. */
 export const RESERVED = new Set<string>([
-  ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...SELECTOR_KEYWORDS, ...SET_OPERATORS, ...SCALE_KEYWORDS, 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and', 'field', 'limit', 'tokens', 'over',
+  ...TOP_KEYWORDS, ...BLOCK_KEYWORDS, ...SELECTOR_KEYWORDS, ...SET_OPERATORS, ...SCALE_KEYWORDS, GOAL_KEYWORD, 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and', 'field', 'limit', 'tokens', 'over',
 ]);
 
 export interface ParseResult {
@@ -411,6 +411,19 @@ class Parser {
     if (!this.datasetList(node.members, '"[" and the guarded datasets')) return done();
     if (!this.want('within')) return done();
     if (!(node.threshold = this.num('a threshold number'))) return done();
+    if ((node.unit = this.unit())) node.goal = this.goal();
+    return done();
+  }
+
+  /** `, goal NUMBER UNIT` after a check's bound, when written (a `goal` without its comma is reported and read on). */
+  private goal(): A.GoalNode | undefined {
+    if (!this.is(',') && !this.is(GOAL_KEYWORD)) return undefined;
+    const start = this.peek().start;
+    const node: A.GoalNode = { start, end: start };
+    const done = () => ((node.end = this.prevEnd), node);
+    this.want(',', `"," before ${GOAL_KEYWORD}`);
+    if (!(node.keyword = this.keyword([GOAL_KEYWORD]))) return this.fail(`${GOAL_KEYWORD} and the value the check aims at (e.g. ${GOAL_KEYWORD} 0.05 nats)`), done();
+    if (!(node.value = this.num(`the ${GOAL_KEYWORD}, a number`))) return done();
     node.unit = this.unit();
     return done();
   }
@@ -691,7 +704,7 @@ class Parser {
     node.comparison = this.keyword(COMPARISONS);
     if (!node.comparison) return this.fail(`a comparison: ${orList(COMPARISONS)}`), done();
     if (!(node.bound = this.num('a number'))) return done();
-    node.unit = this.unit();
+    if ((node.unit = this.unit())) node.goal = this.goal();
     return done();
   }
 }

@@ -44,14 +44,14 @@ export function planFromAnalysis(analysis: Analysis, file: string, only?: readon
     return { name: e.name, components: e.components, scale, ...(s.gate ? { gate: s.gate } : {}), keep: e.keep, origin: origin(e.at) };
   });
   const expectations: Check[] = spec.expectations.flatMap((x) =>
-    targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, origin: origin(x.at) })),
+    targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, ...(x.goal === undefined ? {} : { goal: x.goal }), origin: origin(x.at) })),
   );
   return {
     specFile: spec.file,
     specText: analysis.parse.text,
     model: { path: model.file, tokenizer: model.tokenizer, components: model.components, ...(catalog ? { catalog } : {}), origin: origin(model.at) },
     datasets: spec.datasets.map((d) => ({ name: d.name, source: d.source, limit: d.maxTokens, origin: origin(d.at) })),
-    guards: spec.guards.map((g) => ({ name: g.name, datasets: g.datasets, threshold: g.threshold, unit: g.unit, origin: origin(g.at) })),
+    guards: spec.guards.map((g) => ({ name: g.name, datasets: g.datasets, threshold: g.threshold, unit: g.unit, ...(g.goal === undefined ? {} : { goal: g.goal }), origin: origin(g.at) })),
     edits,
     expectations,
   };

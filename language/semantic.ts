@@ -7,7 +7,7 @@
 import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 import * as path from 'node:path';
 import { ScalpelError, readTextFile } from '../engine/errors';
-import type { Unit } from './ast';
+import type { GoalNode, Unit } from './ast';
 import { sortKeys } from './catalog';
 import type { Analysis, CheckEnv } from './analysis';
 import { analyze, defaultEnv } from './checker';
@@ -56,7 +56,7 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
       const tag = a.datasetTags.get(d.name.text);
       spec.datasets.push({ name: d.name.text, source, ...(d.limit ? { maxTokens: d.limit.value } : {}), ...(tag ? { tag } : {}), at: at(d.start) });
     } else if (d.kind === 'guard' && d.name && d.threshold && d.unit) {
-      spec.guards.push({ name: d.name.text, datasets: [...new Set(d.members.map((m) => m.text))], threshold: d.threshold.value, unit: d.unit.unit, at: at(d.start) });
+      spec.guards.push({ name: d.name.text, datasets: [...new Set(d.members.map((m) => m.text))], threshold: d.threshold.value, unit: d.unit.unit, ...goalOf(d.goal), at: at(d.start) });
     } else if (d.kind === 'probe' && d.name && d.probe && d.point) {
       spec.probes.push({ name: d.name.text, kind: PROBE_WORDS[d.probe.text as ProbeWord], point: d.point.value, datasets: [...new Set(d.members.map((m) => m.text))], at: at(d.start) });
     } else if (d.kind === 'edit' && d.name && d.model) {
@@ -72,11 +72,14 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
     } else if (d.kind === 'expect' && d.edit && d.metric && d.change && d.comparison && d.bound && d.unit) {
       const metric = a.metricSpecs.get(d.metric);
       if (!metric) continue;
-      spec.expectations.push({ edit: d.edit.text, metric, change: d.change.text, comparison: d.comparison.text, bound: d.bound.value, unit: d.unit.unit, at: at(d.start) });
+      spec.expectations.push({ edit: d.edit.text, metric, change: d.change.text, comparison: d.comparison.text, bound: d.bound.value, unit: d.unit.unit, ...goalOf(d.goal), at: at(d.start) });
     }
   }
   return spec;
 }
+
+/** A complete goal as the semantic model's optional field (its unit is the bound's: the checker says so otherwise). */
+const goalOf = (g: GoalNode | undefined): { goal?: number } => (g?.value && g.unit ? { goal: g.value.value } : {});
 
 /** The dataset names a metric target stands for (a guard's datasets, or the one dataset). */
 export function targetDatasets(spec: Spec, target: MetricSpec['target']): string[] {

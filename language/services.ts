@@ -8,7 +8,7 @@ import {
   CodeAction, CompletionItem, CompletionItemKind, CompletionList, DiagnosticSeverity, DocumentSymbol, FoldingRange, Hover, Range, SemanticTokensBuilder, SymbolKind as LspSymbolKind, TextEdit,
 } from 'vscode-languageserver';
 import { parseComponentKey } from '../engine/catalog/key';
-import { CHANGES as CHANGE_TABLE, COMPARISONS, UNITS as UNIT_TABLE } from '../engine/edit/checks';
+import { CHANGES as CHANGE_TABLE, COMPARISONS, GOAL_KEYWORD, UNITS as UNIT_TABLE } from '../engine/edit/checks';
 import { ComponentInfo } from '../engine/catalog/types';
 import * as A from './ast';
 import { CatalogIndex, componentSummary, keyExists, labelIndex, moduleKeys } from './catalog';
@@ -115,6 +115,10 @@ export function completions(a: Analysis, offset: number): CompletionList {
   };
   // A name being declared: nothing to offer.
   if (prev?.kind === 'ident' && ['model', 'data', 'guard', 'probe', 'edit'].includes(p!)) return empty;
+  // `within 0.35 nats, ` and `rises by >= 2 nats, `: the check's goal.
+  const afterBound = (i: number) => (decl?.kind === 'guard' || decl?.kind === 'expect') && (UNITS as readonly string[]).includes(toks[i]?.text ?? '') && toks[i - 1]?.kind === 'number' && !(decl.goal?.value && decl.goal.start <= toks[i].start);
+  if (p === GOAL_KEYWORD) return empty;
+  if (p === ',' && afterBound(ctxIndex - 1)) return list([{ label: GOAL_KEYWORD, kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC[GOAL_KEYWORD] }]);
   if (p === 'on' && !inStmt('probe')) return list(nameItems(a, ['model']));
   if (p === 'expect' && prev!.kind === 'ident') return list(nameItems(a, ['edit']));
   if (p === 'keep' || (p === ',' && inStmt('keep'))) return list(nameItems(a, ['guard']));
@@ -154,6 +158,11 @@ export function completions(a: Analysis, offset: number): CompletionList {
   if (p === ')' && decl?.kind === 'expect') return list(CHANGES.map((c) => ({ label: c, kind: CompletionItemKind.Keyword, detail: CHANGE_TABLE[c] })));
   if ((p === 'by' || p === 'is') && decl?.kind === 'expect') return list(keywordItems(COMPARISONS));
   if (prev?.kind === 'number' && (decl?.kind === 'guard' || decl?.kind === 'expect')) return list(UNITS.map((u) => ({ label: u, kind: CompletionItemKind.Unit, detail: UNIT_TABLE[u] })));
+  if (afterBound(ctxIndex)) {
+    const unit = toks[ctxIndex].text;
+    const goal: CompletionItem = { label: `, ${GOAL_KEYWORD} …`, kind: CompletionItemKind.Snippet, insertText: `, ${GOAL_KEYWORD} \${1:0} ${unit}`, insertTextFormat: 2 as const, detail: KEYWORD_DOC[GOAL_KEYWORD] };
+    return list([goal, ...keywordItems(TOP_KEYWORDS)]);
+  }
   if (['select', 'or', 'minus', 'where'].includes(p ?? '') && decl?.kind === 'edit') {
     return list([
       ...keywordItems(SELECTOR_KEYWORDS, 'selector'),
@@ -267,12 +276,13 @@ function scaleHasObjective(toks: Token[], i: number): boolean {
 const KEYWORD_DOC: Record<string, string> = {
   model: 'model NAME from "FILE or FOLDER" { tokenizer "…" components "…" sha256 "…" }',
   data: 'data NAME = udhr "deu" | text "f.txt" | jsonl "f.jsonl" [field "text"] [where TAG == "v" and …] | inline "…"  [limit N tokens]',
-  guard: 'guard NAME = [DATA, …] within NUMBER nats|bits|%: after an edit that keeps it, each dataset\'s loss moves by at most the threshold',
+  guard: 'guard NAME = [DATA, …] within NUMBER nats|bits|% [, goal NUMBER UNIT]: after an edit that keeps it, each dataset\'s loss moves by at most the threshold',
   probe: 'probe NAME = logistic|linear on "POINT" over [DATA, …]: a linear probe per dataset at a capture point (h.2.resid, …); scalpel geometry SPEC --probe NAME trains and scores it',
   logistic: 'logistic regression per dataset (classes weighted equally)',
   linear: "the mean-difference probe: each dataset's mean minus the others', whitened by the shrunk within-dataset covariance",
   edit: 'edit NAME on MODEL { select … scale … keep … }',
-  expect: 'expect EDIT: loss(DATA or GUARD) rises|falls|moves by >= N nats, or is <= N nats',
+  expect: 'expect EDIT: loss(DATA or GUARD) rises|falls|moves by >= N nats, or is <= N nats [, goal N nats]',
+  [GOAL_KEYWORD]: `${GOAL_KEYWORD} NUMBER UNIT: what the check aims at, stricter than its bound and in its unit; the bound decides pass or fail, the ${GOAL_KEYWORD} is reported as met or missed by how much`,
   select: 'select SELECTOR: "module:index", module "glob", label /regex/, top K by STAT [where SELECTOR], combined with or / minus',
   scale: 'scale NUMBER, or scale tune in [LOW, HIGH] maximize|minimize loss(DATA), or … loss(DATA) toward uniform; then optionally gated [where ci > T]',
   gated: 'gated: scale the components only where they are causally important (gate = CI); `gated where ci > T`: fully where CI > T, not at all elsewhere',
@@ -526,6 +536,18 @@ export function codeActions(a: Analysis, span: A.Span, uri: string): CodeAction[
     }
     if (d.code === 'S203' && data.replacement) {
       fix('Update the pin to the model file\'s sha256', d, [{ range: range(a, d), newText: `"${data.replacement}"` }], true);
+    }
+    if (d.code === 'S508') {
+      const check = declAt(a, d.start, true);
+      if (check?.kind === 'guard' || check?.kind === 'expect') {
+        const bound = check.kind === 'guard' ? check.threshold : check.bound;
+        const { goal, unit } = check;
+        if (goal?.value && bound && unit) {
+          const text = (n: A.Num) => a.parse.text.slice(n.start, n.end);
+          fix(`Remove the ${GOAL_KEYWORD} (the bound asks as much)`, d, [{ range: range(a, { start: unit.end, end: goal.end }), newText: '' }], true);
+          fix(`Swap the ${GOAL_KEYWORD} and the bound`, d, [{ range: range(a, bound), newText: text(goal.value) }, { range: range(a, goal.value), newText: text(bound) }]);
+        }
+      }
     }
     if (d.code === 'S308' && data.key) {
       fix(`Narrow to ${data.key} (the component labelled for the target alone)`, d, [{ range: range(a, d), newText: JSON.stringify(data.key) }], true);

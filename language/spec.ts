@@ -48,6 +48,8 @@ export interface SpecGuard {
   threshold: number;
   /** `%` is relative to the dataset's loss before the edit. */
   unit: Unit;
+  /** `, goal N UNIT`: what each dataset's |Δloss| should stay under, in `unit`; reported, not enforced. */
+  goal?: number;
   at: SpecLocation;
 }
 
@@ -111,6 +113,8 @@ export interface SpecExpectation {
   comparison: Comparison;
   bound: number;
   unit: Unit;
+  /** `, goal N UNIT`: what the expectation aims at, compared like the bound, in `unit`; reported, not enforced. */
+  goal?: number;
   at: SpecLocation;
 }
 

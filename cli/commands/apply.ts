@@ -5,7 +5,7 @@ import { formatTable } from '../table';
 import { ScalpelError } from '../../engine/errors';
 import { NOT_MEASURED, applyPlan } from '../../engine/edit/apply';
 import { PlanRunner } from '../../engine/edit/run';
-import { describeOutcome, outcomeSummary } from '../edit-spec';
+import { checkStatus, checksSummary, describeOutcome, failing, goalsUsage, outcomeSummary } from '../edit-spec';
 import { trainMissingProbes } from '../../language/geometry';
 import { loadPlan } from '../../language/plan';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
@@ -21,7 +21,8 @@ tokens and the loss of every dataset before and after. Without --edit every edit
 While the spec, model and catalog are unchanged, tuned scales come from the lock, so a re-run writes
 the same bytes. The model and lock are written first, then every dataset is measured and the lock
 completed; a model that cannot be evaluated here is still written (its lock says why it has no
-metrics; exit 2). Exit 1 when a guard or expectation fails (the output is still written).
+metrics; exit 2). Exit 1 when a guard or expectation fails (the output is still written), or with
+--goals when one misses its goal; the lock records each check's goal, whether it was met and by how much.
 An output in another folder gets copies of the model folder's config.json, tokenizer.json and
 Hugging Face sidecars, so it evaluates alone as measured (an existing different file is kept, and said).
 
@@ -32,6 +33,7 @@ Hugging Face sidecars, so it evaluates alone as measured (an existing different 
   --tune-with-guards   use the kept guards as constraints while tuning
   --no-measure         write the model and its lock, evaluate nothing (scales must be
                        literal or tuned in the lock)
+${goalsUsage}
 ${runtimeUsage}`;
 
 export const applyCommand: Command = {
@@ -48,6 +50,7 @@ export const applyCommand: Command = {
         retune: { type: 'boolean', default: false },
         'tune-with-guards': { type: 'boolean', default: false },
         'no-measure': { type: 'boolean', default: false },
+        goals: { type: 'boolean', default: false },
         ...runtimeFlags,
       },
       strict: true,
@@ -81,10 +84,10 @@ export const applyCommand: Command = {
       }
       process.stdout.write(describeOutcome(r.outcome, runner) + '\n\n');
       if (r.outcome.checks.length) {
-        process.stdout.write(formatTable(['', 'check'], r.outcome.checks.map((c) => [c.pass ? 'pass' : 'FAIL', c.message])) + '\n\n');
+        process.stdout.write(formatTable(['', 'check'], r.outcome.checks.map((c) => [checkStatus(c), c.message])) + '\n\n' + `${checksSummary(r.outcome.checks)}\n\n`);
       }
       process.stdout.write(`wrote ${rel(r.outFile)} (sha256 ${r.lock.output.sha256.slice(0, 12)}…)${beside} and ${rel(r.lockFile)}\n`);
-      const failed = r.outcome.checks.filter((c) => !c.pass);
+      const failed = r.outcome.checks.filter((c) => failing(c, values.goals));
       for (const f of failed) process.stderr.write(`scalpel: ${rel(plan.specFile!)}:${f.check.origin?.line ?? 1}:${f.check.origin?.column ?? 1}: ${f.message}\n`);
       return failed.length ? 1 : 0;
     } finally {

@@ -4,6 +4,10 @@
  * Units: `nats` (per token), `bits` (nats / ln 2), `%` (of the base loss). A guard bounds |Δ|;
  * an expectation compares Δ (or the edited loss) with a bound. Each result carries the measured
  * value and the bound in its message, so a failing CI log says what happened without a rerun.
+ *
+ * A check may also name a **goal**: the value it aims at, stricter than its bound, in the same unit
+ * and compared the same way. The bound decides pass or fail; the goal is measured and reported
+ * (met, or missed by how much), so a spec keeps a bound its edit meets and still says the target it misses.
  */
 import { ScalpelError } from '../errors';
 import { Origin } from './weights';
@@ -32,9 +36,23 @@ export interface Check {
   op: Comparison;
   bound: number;
   unit: Unit;
+  /** What the check aims at, in its unit and compared by `op` like the bound (stricter than it); reported, never failing the check. */
+  goal?: number;
   /** The guard's name, for guards. */
   guard?: string;
   origin?: Origin;
+}
+
+/** The word that introduces a check's goal (`within 0.35 nats, goal 0.05 nats`): the parser, completion, hover and grammar read it. */
+export const GOAL_KEYWORD = 'goal';
+
+/** How a measured value stands against a check's goal. */
+export interface GoalResult {
+  /** The goal, in the check's unit. */
+  goal: number;
+  met: boolean;
+  /** How far the measured value is from the goal when missed, in the check's unit (0 when met). */
+  distance: number;
 }
 
 export interface CheckResult {
@@ -42,7 +60,24 @@ export interface CheckResult {
   pass: boolean;
   /** Measured value in the check's unit (|Δ| for guards). */
   value: number;
+  /** Present when the check names a goal. */
+  goal?: GoalResult;
   message: string;
+}
+
+/** Whether a goal asks more than the bound of a check compared by `op`: below it for < and <=, above it for > and >=. */
+export function goalIsStricter(op: Comparison, goal: number, bound: number): boolean {
+  return op === '<' || op === '<=' ? goal < bound : goal > bound;
+}
+
+/** `goal 0.0500 nats met`, or `goal 0.0500 nats missed by 0.2725 nats`. */
+export function goalText(g: GoalResult, unit: Unit): string {
+  return `goal ${fmt(g.goal, unit)} ${g.met ? 'met' : `missed by ${fmt(g.distance, unit)}`}`;
+}
+
+/** The results whose goal was missed. */
+export function missedGoals(results: readonly CheckResult[]): CheckResult[] {
+  return results.filter((r) => r.goal && !r.goal.met);
 }
 
 export function inUnit(nats: number, unit: Unit, baseLoss: number): number {
@@ -81,10 +116,16 @@ export function runCheck(check: Check, d: Measured): CheckResult {
   // An edited loss in % is relative to the base loss, like a Δ.
   const value = inUnit(nats, check.unit, d.base);
   const pass = compare(value, check.op, check.bound);
+  const goal = check.goal === undefined ? undefined : goalOf(value, check.op, check.goal);
   const what = check.change === 'is' ? 'loss' : check.change === 'moves' ? '|Δloss|' : check.change === 'falls' ? '−Δloss' : 'Δloss';
   const who = check.kind === 'guard' ? `guard ${check.guard ?? ''}${check.guard ? ' ' : ''}on ${check.dataset}` : `expect ${check.edit ? `${check.edit} ` : ''}${check.dataset}`;
-  const message = `${who}: ${what} ${check.op} ${fmt(check.bound, check.unit)}: measured ${fmt(value, check.unit)}${pass ? '' : ' (failed)'}`;
-  return { check, pass, value, message };
+  const message = `${who}: ${what} ${check.op} ${fmt(check.bound, check.unit)}: measured ${fmt(value, check.unit)}${pass ? '' : ' (failed)'}${goal ? `; ${goalText(goal, check.unit)}` : ''}`;
+  return { check, pass, value, ...(goal ? { goal } : {}), message };
+}
+
+function goalOf(value: number, op: Comparison, goal: number): GoalResult {
+  const met = compare(value, op, goal);
+  return { goal, met, distance: met ? 0 : Math.abs(value - goal) };
 }
 
 /** How far a guard is violated, in its unit (0 when it holds): the penalty for constrained tuning. */

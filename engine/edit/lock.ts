@@ -13,6 +13,7 @@ import { ScalpelError, readTextFile } from '../errors';
 import { modelSha256, sha256File } from '../identity';
 import * as S from '../schema';
 import { PreparedFile, prepareFile, writeFileAtomic } from '../safetensors';
+import { GoalResult } from './checks';
 import { gateText } from './gate';
 import { EditOutcome, ResolvedEdits } from './run';
 
@@ -40,7 +41,14 @@ export interface LockFile {
   unmeasured?: string;
   /** ln V: the loss of a uniform guess, against which `after` says forgotten (equal) or inverted (above); absent in older locks. */
   uniform?: number;
-  checks: { message: string; pass: boolean }[];
+  /** `goal`: for a check that names one, the goal, whether it was met and how far it was missed (the check's unit). */
+  checks: LockCheck[];
+}
+
+export interface LockCheck {
+  message: string;
+  pass: boolean;
+  goal?: GoalResult;
 }
 
 /** Hash of a catalog folder: its catalog.json and its tensors file. */
@@ -103,7 +111,7 @@ export function buildLock(args: {
       ? { metrics: {}, checks: [], unmeasured: m.unmeasured }
       : {
           metrics: Object.fromEntries(m.deltas.map((d) => [d.name, { tokens: d.tokens, before: round(d.base), after: round(d.edited), delta: round(d.delta) }])),
-          checks: m.checks.map((c) => ({ message: c.message, pass: c.pass })),
+          checks: m.checks.map((c) => ({ message: c.message, pass: c.pass, ...(c.goal ? { goal: { goal: c.goal.goal, met: c.goal.met, distance: round(c.goal.distance) } } : {}) })),
           uniform: round(m.uniform),
         }),
   };
@@ -166,7 +174,7 @@ const LOCK_SCHEMA = S.object({}, {
   metrics: S.record(S.object({ tokens: S.integer(0, Number.MAX_SAFE_INTEGER), before: S.number, after: S.number, delta: S.number })),
   uniform: S.number,
   unmeasured: S.string,
-  checks: S.array(S.object({ message: S.string, pass: S.boolean })),
+  checks: S.array(S.object({ message: S.string, pass: S.boolean }, { goal: S.object({ goal: S.number, met: S.boolean, distance: S.number }) })),
 });
 
 /** The lock's tuned scales, when it was made from this very spec, model and catalog. */

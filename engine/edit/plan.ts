@@ -22,6 +22,8 @@ export interface PlanGuard {
   /** |Δloss| must stay at or below this. */
   threshold: number;
   unit: Unit;
+  /** What |Δloss| should stay under, stricter than the threshold: reported, not enforced (checks.ts). */
+  goal?: number;
   origin?: Origin;
 }
 
@@ -63,5 +65,5 @@ export interface EditPlan {
 
 /** A guard's checks: |Δloss| of each of its datasets at most its threshold. */
 export function guardChecks(guard: PlanGuard, edit?: string): Check[] {
-  return guard.datasets.map((dataset) => ({ kind: 'guard', dataset, edit, change: 'moves', op: '<=', bound: guard.threshold, unit: guard.unit, guard: guard.name, origin: guard.origin }));
+  return guard.datasets.map((dataset) => ({ kind: 'guard', dataset, edit, change: 'moves', op: '<=', bound: guard.threshold, unit: guard.unit, ...(guard.goal === undefined ? {} : { goal: guard.goal }), guard: guard.name, origin: guard.origin }));
 }

@@ -1,9 +1,33 @@
 /** Rules on guards, probes and expectations. */
+import { Comparison, GOAL_KEYWORD, goalIsStricter } from '../../engine/edit/checks';
+import type * as A from '../ast';
 import { diag } from '../diagnostics';
-import { rule } from './rule';
+import { RuleContext, rule } from './rule';
+
+/**
+ * A check's goal against its bound: a number of the bound's sign, in the bound's unit, asking more than
+ * the bound (else every passing edit meets it, and the goal says nothing).
+ */
+function checkGoal(goal: A.GoalNode | undefined, op: Comparison | undefined, bound: A.Num | undefined, unit: A.UnitNode | undefined, positive: boolean, ctx: RuleContext): void {
+  const g = goal?.value;
+  if (!g) return;
+  if (positive ? g.value <= 0 : g.value < 0) {
+    ctx.report(diag('S501', g.start, g.end, positive ? `a ${GOAL_KEYWORD} must be positive` : `the ${GOAL_KEYWORD} must not be negative (rises/falls say the direction)`));
+    return;
+  }
+  if (!goal.unit || !unit) return;
+  if (goal.unit.unit !== unit.unit) {
+    ctx.report(diag('S509', goal.unit.start, goal.unit.end, `the ${GOAL_KEYWORD} is in ${goal.unit.unit} and the bound in ${unit.unit}: write the ${GOAL_KEYWORD} in the bound's unit`));
+    return;
+  }
+  if (bound && op && !goalIsStricter(op, g.value, bound.value)) {
+    const side = op === '<' || op === '<=' ? 'below' : 'above';
+    ctx.report(diag('S508', g.start, goal.unit.end, `${GOAL_KEYWORD} ${g.value} ${unit.unit} is not stricter than the bound ${op} ${bound.value} ${unit.unit}: every edit that passes meets it (a ${GOAL_KEYWORD} of a ${op} check lies ${side} its bound)`));
+  }
+}
 
 export const checkRules = [
-  rule('guard', ['S506', 'S502', 'S501'], (d, ctx) => {
+  rule('guard', ['S506', 'S502', 'S501', 'S508', 'S509'], (d, ctx) => {
     const seen = new Set<string>();
     for (const m of d.members) {
       if (seen.has(m.text)) ctx.report(diag('S506', m.start, m.end, `"${m.text}" is already in this guard`));
@@ -11,6 +35,7 @@ export const checkRules = [
     }
     if (d.name && d.members.length === 0 && d.threshold) ctx.report(diag('S502', d.name.start, d.name.end, `guard "${d.name.text}" lists no dataset`));
     if (d.threshold && d.threshold.value <= 0) ctx.report(diag('S501', d.threshold.start, d.threshold.end, 'a guard threshold must be positive'));
+    else checkGoal(d.goal, '<=', d.threshold, d.unit, true, ctx);
   }),
 
   rule('probe', ['S506', 'S601', 'S602'], (d, ctx) => {
@@ -27,8 +52,9 @@ export const checkRules = [
     }
   }),
 
-  rule('expect', ['S505', 'S501'], (d, ctx) => {
+  rule('expect', ['S505', 'S501', 'S508', 'S509'], (d, ctx) => {
     if (d.unit && d.change?.text === 'is' && d.unit.unit === '%') ctx.report(diag('S505', d.unit.start, d.unit.end, '"is" compares the loss itself: use nats or bits, not %'));
     if (d.bound && d.bound.value < 0) ctx.report(diag('S501', d.bound.start, d.bound.end, 'the bound must not be negative (rises/falls say the direction)'));
+    else checkGoal(d.goal, d.comparison?.text, d.bound, d.unit, false, ctx);
   }),
 ];

@@ -53,6 +53,61 @@ test('scalpel eval SPEC: a failing guard exits 1 and names the guard, the measur
   assert.ok(xml.includes(`<failure message="${message.replace('<', '&lt;')}"/>`), xml);
 });
 
+test('scalpel eval/apply SPEC: a missed goal is reported with its distance and fails only with --goals', () => {
+  const fx = writeFixture();
+  const file = path.join(fx.dir, 'goals.scalpel');
+  // A goal far below what the edit moves "other" by (missed), and one the expectation clears (met).
+  fs.writeFileSync(file, spec(100).replace('within 100 nats', 'within 100 nats, goal 0.0001 nats').replace('moves by >= 0 nats', 'moves by >= 0 nats, goal 0.0001 nats'));
+  const json = scalpelIn(fx.dir, 'eval', path.basename(file), '--json');
+  assert.equal(json.code, 0, json.stderr);
+  const out = JSON.parse(json.stdout);
+  const moved = Math.abs(out.edits[0].datasets.find((d: { name: string }) => d.name === 'other').delta);
+  const all = Math.abs(out.edits[0].datasets.find((d: { name: string }) => d.name === 'all').delta);
+  assert.ok(moved > 1e-3 && all > 1e-3, `the edit moves both datasets (${moved}, ${all})`);
+  const [guard, expectation] = out.edits[0].checks;
+  assert.deepEqual({ pass: guard.pass, goal: guard.goal.goal, met: guard.goal.met }, { pass: true, goal: 0.0001, met: false });
+  assert.ok(Math.abs(guard.goal.distance - (moved - 0.0001)) < 1e-9, `distance ${guard.goal.distance} = |Δ| − goal`);
+  assert.deepEqual(expectation.goal, { goal: 0.0001, met: true, distance: 0 });
+  assert.deepEqual(out.goals, { set: 2, missed: 1 });
+  assert.equal(out.pass, true);
+
+  const table = scalpelIn(fx.dir, 'eval', path.basename(file));
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, new RegExp(`pass, goal missed\\s+guard tight on other: .*measured ${moved.toFixed(4)} nats; goal 0\\.0001 nats missed by ${(moved - 0.0001).toFixed(4)} nats`));
+  assert.match(table.stdout, /2 of 2 checks passed, 1 of 2 goals met \(1 missed\) in/);
+  assert.equal(table.stderr, '');
+
+  const strict = scalpelIn(fx.dir, 'eval', path.basename(file), '--goals', '--junit', 'goals.xml');
+  assert.equal(strict.code, 1, strict.stderr);
+  const line = fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.startsWith('guard tight')) + 1;
+  assert.match(strict.stderr, new RegExp(`^scalpel: goals\\.scalpel:${line}:1: guard tight on other: .*goal 0\\.0001 nats missed by`));
+  assert.equal(strict.stderr.trim().split('\n').length, 1, 'one line: the met goal is no failure');
+  assert.match(fs.readFileSync(path.join(fx.dir, 'goals.xml'), 'utf8'), /tests="2" failures="1"/);
+  const lenient = scalpelIn(fx.dir, 'eval', path.basename(file), '--junit', 'lenient.xml');
+  const xml = fs.readFileSync(path.join(fx.dir, 'lenient.xml'), 'utf8');
+  assert.equal(lenient.code, 0);
+  assert.match(xml, /tests="2" failures="0"/);
+  assert.match(xml, /<system-out>guard tight on other: .*missed by .*<\/system-out>/);
+
+  // Goals all met: --goals passes.
+  fs.writeFileSync(file, spec(100).replace('within 100 nats', 'within 100 nats, goal 99 nats'));
+  assert.equal(scalpelIn(fx.dir, 'eval', path.basename(file), '--goals').code, 0);
+
+  // apply: the same verdicts, and the lock records goal, met and distance.
+  fs.writeFileSync(file, spec(100).replace('within 100 nats', 'within 100 nats, goal 0.0001 nats'));
+  const applied = scalpelIn(fx.dir, 'apply', path.basename(file), '-o', 'goals.onnx');
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.match(applied.stdout, /2 of 2 checks passed, 0 of 1 goal met \(1 missed\)/);
+  const lock = JSON.parse(fs.readFileSync(`${file}.lock`, 'utf8'));
+  const locked = lock.checks.find((c: { message: string }) => c.message.startsWith('guard tight'));
+  assert.equal(locked.pass, true);
+  assert.equal(locked.goal.goal, 0.0001);
+  assert.equal(locked.goal.met, false);
+  assert.ok(Math.abs(locked.goal.distance - (moved - 0.0001)) < 1e-5, `lock distance ${locked.goal.distance}`);
+  assert.equal(lock.checks.find((c: { message: string }) => c.message.startsWith('expect')).goal, undefined, 'a check without a goal records none');
+  assert.equal(scalpelIn(fx.dir, 'apply', path.basename(file), '-o', 'goals.onnx', '--goals').code, 1);
+});
+
 test('scalpel eval SPEC: spec errors are one line with a location, no stack', () => {
   const fx = writeFixture();
   const file = path.join(fx.dir, 'broken.scalpel');

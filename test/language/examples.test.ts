@@ -1,7 +1,8 @@
 /**
  * The shipped examples open clean (no error and no warning from the checker; information notes are fine) and keep
  * their word: `scalpel eval` on the demo model passes every guard and expectation. A failure names each failing
- * check with what it measured against its bound.
+ * check with what it measured against its bound. Where an example states a goal its edit misses, the report says
+ * so: missed, by the distance from the measured value, in the check's message.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -28,8 +29,12 @@ for (const name of names) {
 
 interface Report {
   pass: boolean;
-  edits: { checks: { pass: boolean; message: string; line?: number }[] }[];
+  edits: { checks: { pass: boolean; value: number; unit: string; goal?: { goal: number; met: boolean; distance: number }; message: string; line?: number }[] }[];
+  goals: { set: number; missed: number };
 }
+
+/** The examples whose comments say which goal their edit misses (and by what it measures). */
+const MISSES_A_GOAL = ['remove-german.scalpel', 'remove-french.scalpel', 'forget-german-gated.scalpel'];
 
 for (const name of names) {
   test(`scalpel eval examples/${name} passes every check`, () => {
@@ -42,5 +47,13 @@ for (const name of names) {
     assert.deepEqual(failed, [], `examples/${name} fails ${failed.length} of ${checks.length} checks`);
     assert.equal(report.pass, true);
     assert.equal(r.code, 0, r.stderr);
+    const missed = checks.filter((c) => c.goal && !c.goal.met);
+    for (const c of missed) {
+      const distance = Math.abs(c.value - c.goal!.goal);
+      assert.ok(c.goal!.distance > 0 && Math.abs(c.goal!.distance - distance) < 1e-9, `line ${c.line}: missed by ${c.goal!.distance}, measured ${distance} from the goal`);
+      assert.match(c.message, / missed by \d/, `line ${c.line}: the message says the goal is missed`);
+    }
+    assert.deepEqual(report.goals, { set: checks.filter((c) => c.goal).length, missed: missed.length });
+    if (MISSES_A_GOAL.includes(name)) assert.ok(missed.length > 0, `examples/${name} says its edit misses a goal: the report shows none missed`);
   });
 }

@@ -99,7 +99,7 @@ export function probeFiguresWriter(subject: SpecSubject, probe: SpecProbe, catal
     file,
     onProbe: (p) => {
       if (p.point !== probe.point) return;
-      const tables = new Map<string, AlignmentTable>(probe.datasets.map((d) => [d, alignmentTable(probeDirection(p.probe, d), p.capture, p.structure, catalog)]));
+      const tables = new Map<string, AlignmentTable>(probe.datasets.map((d) => [d, alignmentTable(probeDirection(p.probe, d), p.access, catalog)]));
       writeProbeFile(file, probe.name, definition, Object.fromEntries(p.perTag.map((t) => [t.tag, t.base])), tables);
     },
   };

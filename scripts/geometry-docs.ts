@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { GEOMETRY_DEMO_ARGS, renderMeasured, replaceMeasured } from './geometry-render';
 
 const r = spawnSync(process.execPath, ['bin/scalpel.js', ...GEOMETRY_DEMO_ARGS, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
@@ -13,6 +14,8 @@ if (r.status !== 0) {
   process.exit(1);
 }
 const summary = JSON.parse(r.stdout);
+// Relative to the repository, so the committed file does not name the checkout it was made in.
+summary.model = path.relative(process.cwd(), summary.model);
 fs.writeFileSync('docs/geometry-demo.json', JSON.stringify(summary, null, 2) + '\n');
 const page = fs.readFileSync('docs/geometry.md', 'utf8');
 fs.writeFileSync('docs/geometry.md', replaceMeasured(page, renderMeasured(summary)));

@@ -1,11 +1,11 @@
 /**
  * Which catalog components a direction in activation space lines up with: the cosine of the direction
- * with the read vectors V[:, c] of modules that read the capture point's space downstream of it, and with
- * the write vectors U[c, :] of modules that write into it upstream (at or before the point).
+ * with the read vectors V[:, c] of the modules that read the capture point's tensor and with the write
+ * vectors U[c, :] of the modules that write it, both read from the graph (`tensorAccess`).
  */
 import { componentKey } from '../catalog/key';
 import { CatalogTensors, readVector, writeVector } from '../catalog/read';
-import { Capture, ModelStructure } from '../trace/graph';
+import { TensorAccess } from '../trace/graph';
 
 export interface ComponentAlignment {
   key: string;
@@ -15,18 +15,18 @@ export interface ComponentAlignment {
   label?: string;
 }
 
-/** Per module, the cosine of `direction` with each component's read vector (modules reading the point downstream) and write vector (modules writing it upstream); NaN for a zero vector. */
+/** Per module, the cosine of `direction` with each component's read vector (modules reading the point) and write vector (modules writing it); NaN for a zero vector. */
 export type AlignmentTable = Map<string, { read?: Float64Array; write?: Float64Array }>;
 
-/** Every catalog component's cosine with `direction` (a unit vector at `point`), per module and side. */
-export function alignmentTable(direction: Float64Array, point: Capture, structure: ModelStructure, catalog: CatalogTensors): AlignmentTable {
-  const order = (id: string) => structure.captures.findIndex((c) => c.id === id);
-  const here = Math.max(order(point.id), structure.captures.findIndex((c) => c.tensor === point.tensor));
+/** Every catalog component's cosine with `direction` (a unit vector at a point that `access`'s modules read and write), per module and side. */
+export function alignmentTable(direction: Float64Array, access: TensorAccess, catalog: CatalogTensors): AlignmentTable {
+  const readers = new Set(access.readers.map((m) => m.module));
+  const writers = new Set(access.writers.map((m) => m.module));
   const d = direction.length;
   const table: AlignmentTable = new Map();
   for (const m of catalog.catalog.modules) {
-    const reads = m.dIn === d && order(`${m.path}.in`) > here;
-    const writes = m.dOut === d && order(`${m.path}.out`) >= 0 && order(`${m.path}.out`) <= here;
+    const reads = readers.has(m.path) && m.dIn === d;
+    const writes = writers.has(m.path) && m.dOut === d;
     if (!reads && !writes) continue;
     const f = catalog.factors(m.path);
     const cosine = (x: Float32Array) => {
@@ -43,11 +43,11 @@ export function alignmentTable(direction: Float64Array, point: Capture, structur
   return table;
 }
 
-/** The `top` components by |cosine| with `direction` (a unit vector at `point`). */
-export function alignComponents(direction: Float64Array, point: Capture, structure: ModelStructure, catalog: CatalogTensors, top = 5): ComponentAlignment[] {
+/** The `top` components by |cosine| with `direction` (a unit vector at a point that `access`'s modules read and write). */
+export function alignComponents(direction: Float64Array, access: TensorAccess, catalog: CatalogTensors, top = 5): ComponentAlignment[] {
   const labels = new Map(catalog.catalog.components.map((c) => [c.key, c.label?.text]));
   const found: ComponentAlignment[] = [];
-  for (const [module, sides] of alignmentTable(direction, point, structure, catalog)) {
+  for (const [module, sides] of alignmentTable(direction, access, catalog)) {
     for (const side of ['read', 'write'] as const) {
       sides[side]?.forEach((cosine, c) => {
         if (!Number.isNaN(cosine)) found.push({ key: componentKey(module, c), side, cosine });

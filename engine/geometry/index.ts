@@ -11,7 +11,7 @@ import { Progress } from '../evaluate';
 import { LanguageModel } from '../lm';
 import { OnnxModel } from '../onnx/model';
 import { RuntimeOptions } from '../runtime';
-import { Capture, ModelStructure, analyzeModel } from '../trace/graph';
+import { TensorAccess, analyzeModel, tensorAccess } from '../trace/graph';
 import { Activations, ActivationCapture, TaggedSource } from './capture';
 import { ComponentAlignment, alignComponents } from './align';
 import { pca, project } from './pca';
@@ -39,7 +39,7 @@ export interface GeometryRequest {
   signal?: AbortSignal;
   onProgress?: (p: Progress & { stage: string }) => void;
   /** Each point's probe once trained on the base model, with its held-out accuracy per tag (a spec's probe figures are made from it). */
-  onProbe?: (p: { point: string; capture: Capture; structure: ModelStructure; probe: Probe; perTag: TagProbe[] }) => void;
+  onProbe?: (p: { point: string; access: TensorAccess; probe: Probe; perTag: TagProbe[] }) => void;
 }
 
 export interface SideCoords {
@@ -134,15 +134,16 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
     const sBase = scoreProbe(probe, a);
     const sEdited = e ? scoreProbe(probe, e) : undefined;
     const sRetrained = e ? scoreProbe(await trainProbe(e, kind, { signal: req.signal, runtime: req.runtime }), e) : undefined;
+    const access = tensorAccess(lm.onnx, structure, a.point.tensor, a.width);
     const perTag: TagProbe[] = a.tags.map((tag, t) => ({
       tag,
       base: round(sBase.perTag[t].balanced),
       ...(sEdited ? { edited: round(sEdited.perTag[t].balanced) } : {}),
       ...(sRetrained ? { editedRetrained: round(sRetrained.perTag[t].balanced) } : {}),
       recall: { base: round(sBase.perTag[t].truePositiveRate), ...(sEdited ? { edited: round(sEdited.perTag[t].truePositiveRate) } : {}) },
-      aligned: req.catalog ? alignComponents(probeDirection(probe, tag), a.point, structure, req.catalog, req.alignTop ?? 5).map((c) => ({ ...c, cosine: round(c.cosine) })) : [],
+      aligned: req.catalog ? alignComponents(probeDirection(probe, tag), access, req.catalog, req.alignTop ?? 5).map((c) => ({ ...c, cosine: round(c.cosine) })) : [],
     }));
-    req.onProbe?.({ point: name, capture: a.point, structure, probe, perTag });
+    req.onProbe?.({ point: name, access, probe, perTag });
     const text = base.text?.get(id);
     const textEdited = edited?.text?.get(id);
     points.push({

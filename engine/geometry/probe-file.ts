@@ -17,7 +17,8 @@ import { writeFileAtomic } from '../safetensors';
 import type { AlignmentTable } from './align';
 import type { ProbeKind } from './probe';
 
-export const PROBE_FILE_FORMAT = 'scalpel-probe/1';
+/** Version 2: readers and writers of the point are read from the graph (`tensorAccess`); version 1's were guessed by width and order. */
+export const PROBE_FILE_FORMAT = 'scalpel-probe/2';
 
 /** Everything a probe's figures depend on. `catalog`: the SHA-256 of the catalog's catalog.json. */
 export interface ProbeDefinition {

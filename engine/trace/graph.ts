@@ -284,20 +284,7 @@ function mlpPathsOf(model: OnnxModel, sub: Sublayer, valuePaths: Map<string, Val
   const writer = sub.modules[sub.modules.length - 1];
   const consumers = consumersOf(model);
   const candidates = sub.modules.slice(0, -1).filter((m) => m.dOut === writer.dIn && !valuePaths.has(m.module));
-  /** Every tensor computed from `start` through elementwise operations (bounded). */
-  const reach = (start: string) => {
-    const seen = new Set<string>([start]);
-    const queue = [start];
-    while (queue.length && seen.size < 256) {
-      for (const n of consumers.get(queue.shift()!) ?? []) {
-        if (!ELEMENTWISE_OPS.has(n.opType) || seen.has(n.outputs[0])) continue;
-        seen.add(n.outputs[0]);
-        queue.push(n.outputs[0]);
-      }
-    }
-    return seen;
-  };
-  const reached = new Map(candidates.map((m) => [m.module, reach(m.outputTensor)]));
+  const reached = new Map(candidates.map((m) => [m.module, reachedThrough(consumers, m.outputTensor, ELEMENTWISE_OPS, 256)]));
   const out: MlpPath[] = [];
   for (const m of candidates) {
     if (!reached.get(m.module)!.has(writer.inputTensor)) continue;
@@ -325,6 +312,20 @@ function mlpPathsOf(model: OnnxModel, sub: Sublayer, valuePaths: Map<string, Val
     out.push({ module: m.module, kind: gated ? 'gated' : 'secant', writer: writer.module });
   }
   return out;
+}
+
+/** Every tensor computed from `start` through operations of `ops` only (at most `limit` tensors), `start` included. */
+function reachedThrough(consumers: Map<string, NodeInfo[]>, start: string, ops: Set<string>, limit = Infinity): Set<string> {
+  const seen = new Set<string>([start]);
+  const queue = [start];
+  while (queue.length && seen.size < limit) {
+    for (const n of consumers.get(queue.shift()!) ?? []) {
+      if (!ops.has(n.opType) || seen.has(n.outputs[0])) continue;
+      seen.add(n.outputs[0]);
+      queue.push(n.outputs[0]);
+    }
+  }
+  return seen;
 }
 
 function firstResidual(adds: NodeInfo[], first: Sublayer): string {
@@ -375,6 +376,39 @@ export function writePaths(model: OnnxModel, s: ModelStructure): Map<string, Wri
     }
   }
   return out;
+}
+
+/** Norms as one operation, and the reductions and reciprocals of a norm written out in elementwise ops. */
+const NORM_OPS = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 'RMSNormalization', 'ReduceMean', 'Reciprocal']);
+/** What lies between a tensor and a module that reads it (`tensorAccess`): norms, views, elementwise operations, residual adds. */
+const READ_OPS = new Set([...ELEMENTWISE_OPS, ...NORM_OPS]);
+
+/** The modules that read and write one activation tensor: see `tensorAccess`. */
+export interface TensorAccess {
+  readers: ModuleWeight[];
+  writers: ModuleWeight[];
+}
+
+/**
+ * Which modules read `tensor` (`width` values per token) and which write it, from the graph, not from names or
+ * widths. A module reads it when its input is computed from it through norms, views and elementwise operations
+ * only: for a residual stream that is the q/k/v (GPT-2's c_attn), c_fc, gate and up projections of every later
+ * sublayer and the unembedding, never an attention output projection, whose input is the heads' mixture.
+ * Every later sublayer, not only the next: the residual adds make each later residual tensor a sum with this one
+ * as a term, so a later reader's V[:, c] applies to its directions as the next one's does (what the sublayers in
+ * between add is other terms, not a change of basis). A module writes it when its product reaches it through no
+ * other product (`productsReaching`: residual adds, biases, views): the output projections of the sublayers
+ * whose outputs are summed into it. Readers take `width` inputs and writers give `width` outputs.
+ */
+export function tensorAccess(model: OnnxModel, s: ModelStructure, tensor: string, width: number): TensorAccess {
+  const producers = new Map<string, NodeInfo>();
+  for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
+  const reached = reachedThrough(consumersOf(model), tensor, READ_OPS);
+  const written = productsReaching(producers, tensor);
+  return {
+    readers: s.modules.filter((m) => m.dIn === width && reached.has(m.inputTensor)),
+    writers: s.modules.filter((m) => m.dOut === width && written.has(m.outputTensor)),
+  };
 }
 
 /**

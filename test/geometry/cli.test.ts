@@ -107,6 +107,10 @@ edit aligned on demo {
   const figures = JSON.parse(fs.readFileSync(path.join(dir, '.scalpel', 'probes', files[0]), 'utf8'));
   assert.deepEqual(Object.keys(figures.accuracy), ['german', 'english']);
   assert.ok(figures.accuracy.german > 0.9, `German held-out accuracy ${figures.accuracy.german}`);
+  const german = figures.alignment.german as Record<string, { read?: number[]; write?: number[] }>;
+  const sided = (side: 'read' | 'write') => Object.keys(german).filter((m) => german[m][side]).sort();
+  assert.deepEqual(sided('read'), ['h.3.attn.c_attn', 'h.3.mlp.c_fc'], 'h.2.resid is read by the next block\'s input projections, not by its attention output projection');
+  assert.deepEqual(sided('write'), ['h.0.attn.c_proj', 'h.0.mlp.c_proj', 'h.1.attn.c_proj', 'h.1.mlp.c_proj', 'h.2.attn.c_proj', 'h.2.mlp.c_proj']);
   let best = { key: '', v: -1 };
   for (const [module, sides] of Object.entries(figures.alignment.german as Record<string, { read?: number[]; write?: number[] }>)) {
     for (const side of [sides.read, sides.write]) side?.forEach((c, i) => { if (Math.abs(c) > best.v) best = { key: `${module}:${i}`, v: Math.abs(c) }; });

@@ -15,6 +15,7 @@ import { MeasurementStore } from './measurements';
 import { PreviewController } from './preview';
 import type { ApplyResult, CatalogView, FromWebview, GeometryData, JobRuntime, ReviewResult } from './protocol';
 import { VIEWS, VIEW_KINDS } from './protocol';
+import { missedGoalsNote } from './goals';
 import { SpecTests } from './tests';
 
 const LANGUAGE = 'scalpel';
@@ -146,7 +147,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
       const r = await jobs.withProgress<ApplyResult>(`Scalpel: applying ${edits.join(', ') || 'all edits'}`, { kind: 'apply', spec: spec.fsPath, out, edits, runtime: runtime() });
       await context.workspaceState.update(`applied:${spec.fsPath}`, text);
       const failed = r.checks.filter((c) => !c.pass);
-      const msg = `Scalpel: wrote ${path.basename(r.out)} and ${path.basename(r.lock)}; ${r.checks.length - failed.length} of ${r.checks.length} checks passed`;
+      const msg = `Scalpel: wrote ${path.basename(r.out)} and ${path.basename(r.lock)}; ${r.checks.length - failed.length} of ${r.checks.length} checks passed${missedGoalsNote(r.checks)}`;
       const pick = await (failed.length ? vscode.window.showWarningMessage(msg, 'Review') : vscode.window.showInformationMessage(msg, 'Review'));
       if (pick) await review(spec);
     } catch (err) {

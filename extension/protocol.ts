@@ -2,6 +2,8 @@
  * Messages between the extension host and its model worker (extension/worker.ts), and the data the
  * webviews render. Plain JSON: no vscode, no engine classes, so webviews/ can import the types too.
  */
+import type { GoalResult, Unit } from '../engine/edit/checks';
+import type { LockCheck } from '../engine/edit/lock';
 import type { GeometryResult } from '../engine/geometry/index';
 
 /**
@@ -54,7 +56,9 @@ export interface CheckView {
   pass: boolean;
   value: number;
   bound: number;
-  unit: string;
+  unit: Unit;
+  /** The check's goal, when it names one: met, or missed by `distance` (in `unit`). */
+  goal?: GoalResult;
   message: string;
   /** 1-based line of the declaration in the spec. */
   line?: number;
@@ -68,8 +72,8 @@ export interface DatasetView {
   delta: number;
   /** Targets are what the edit means to move (tuning data, expectations); the rest is off-target. */
   role: 'target' | 'off-target';
-  /** The guard thresholds over this dataset, in nats (converted from bits or %). */
-  thresholds: { guard: string; nats: number }[];
+  /** The guard thresholds over this dataset, in nats (converted from bits or %), and their goals, when named. */
+  thresholds: { guard: string; nats: number; goalNats?: number }[];
 }
 
 export interface PreviewResult {
@@ -113,7 +117,7 @@ export interface ReviewResult {
   /** `gate`: as in the lock, for a gated edit's components. */
   components: { key: string; label: string | null; edit: string; scale: number; gate?: string }[];
   metrics: { name: string; tokens: number; before: number; after: number; delta: number }[];
-  checks: { message: string; pass: boolean }[];
+  checks: LockCheck[];
   /** Per edited initializer: how much the written weights differ from the base model's. */
   weights: { initializer: string; shape: number[]; changed: number; relFrobenius: number; maxAbs: number }[];
 }

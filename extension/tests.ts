@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
 import type { CheckView, DatasetView, EvaluateResult, JobRuntime } from './protocol';
+import { goalDescription, missedGoalsNote } from './goals';
 import { DEFAULT_EXCLUDE, FilesExclude, testScope } from './test-scope';
 
 type Debug = (spec: vscode.Uri, edit?: string, dataset?: string) => Promise<boolean>;
@@ -157,7 +158,7 @@ export class SpecTests {
         for (const e of r.edits) this.record(uri.fsPath, e.edit, e.datasets, e.scale, text);
         const ms = Date.now() - started;
         for (const t of wanted) this.report(run, t, r.checks, ms);
-        run.appendOutput(`${uri.fsPath}: ${r.checks.filter((c) => c.pass).length} of ${r.checks.length} checks passed in ${r.seconds.toFixed(2)} s\r\n`);
+        run.appendOutput(`${uri.fsPath}: ${r.checks.filter((c) => c.pass).length} of ${r.checks.length} checks passed${missedGoalsNote(r.checks)} in ${r.seconds.toFixed(2)} s\r\n`);
       }
     } finally {
       run.end();
@@ -174,7 +175,9 @@ export class SpecTests {
       run.appendOutput(`${t.label}: no edit ${m.kind === 'guard' ? 'keeps this guard' : 'is measured by this expectation'}\r\n`);
       return;
     }
-    for (const c of mine) run.appendOutput(`${c.pass ? 'pass' : 'FAIL'} ${c.message}\r\n`, t.uri && t.range ? new vscode.Location(t.uri, t.range) : undefined, t);
+    for (const c of mine) run.appendOutput(`${c.pass ? (c.goal && !c.goal.met ? 'pass, goal missed' : 'pass') : 'FAIL'} ${c.message}\r\n`, t.uri && t.range ? new vscode.Location(t.uri, t.range) : undefined, t);
+    // The testing API has no "passed, but" state and a message only on failure: the goal goes next to the name.
+    t.description = goalDescription(mine);
     const failed = mine.filter((c) => !c.pass);
     if (failed.length) run.failed(t, failed.map((c) => Object.assign(new vscode.TestMessage(c.message), { location: t.uri && t.range ? new vscode.Location(t.uri, t.range) : undefined })), ms);
     else run.passed(t, ms);

@@ -51,6 +51,7 @@ function checkViews(o: EditOutcome): CheckView[] {
     value: c.value,
     bound: c.check.bound,
     unit: c.check.unit,
+    ...(c.goal ? { goal: c.goal } : {}),
     message: c.message,
     line: c.check.origin?.line,
   }));
@@ -72,8 +73,8 @@ function datasetViews(plan: EditPlan, o: EditOutcome): DatasetView[] {
     role: targets.has(d.name) ? 'target' : 'off-target',
     thresholds: plan.guards
       .filter((g) => kept.has(g.name) && g.datasets.includes(d.name))
-      // The guard's bound in nats: inUnit is linear in Δ, so the bound over inUnit(1 nat) converts it.
-      .map((g) => ({ guard: g.name, nats: g.threshold / inUnit(1, g.unit, d.base) })),
+      // The guard's bound in nats: inUnit is linear in Δ, so the bound over inUnit(1 nat) converts it (its goal too).
+      .map((g) => ({ guard: g.name, nats: g.threshold / inUnit(1, g.unit, d.base), ...(g.goal === undefined ? {} : { goalNats: g.goal / inUnit(1, g.unit, d.base) }) })),
   }));
 }
 

@@ -17,6 +17,7 @@ export function palette() {
     target: themeColor('charts-red', '#e51400'),
     offTarget: themeColor('charts-blue', '#1a85ff'),
     threshold: themeColor('charts-orange', '#d18616'),
+    goal: themeColor('charts-green', '#388a34'),
     series: ['charts-red', 'charts-blue', 'charts-green', 'charts-orange', 'charts-purple', 'charts-yellow'].map((n, i) => themeColor(n, ['#e51400', '#1a85ff', '#388a34', '#d18616', '#652d90', '#bf8803'][i])),
   };
 }

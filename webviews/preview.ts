@@ -7,6 +7,7 @@ import { LitElement, css, html, nothing } from 'lit';
 import { stylePropertyMap } from '@vscode-elements/elements/dist/includes/style-property-map.js';
 import type { PreviewResult } from '../extension/protocol.js';
 import { Chart, palette } from './charts.js';
+import { checkStatus, checkStyles } from './checks.js';
 import { fmt, saveUi, savedUi, vscode } from './vscode.js';
 
 export class PreviewView extends LitElement {
@@ -16,7 +17,7 @@ export class PreviewView extends LitElement {
   declare heatDataset?: string;
   private charts: Chart[] = [];
 
-  static override styles = css`
+  static override styles = [checkStyles, css`
     :host { display: block; padding: 8px 16px; color: var(--vscode-foreground); font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); }
     h2 { font-size: 1.1em; margin: 16px 0 6px; }
     .row { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
@@ -25,12 +26,10 @@ export class PreviewView extends LitElement {
     table { border-collapse: collapse; }
     td, th { padding: 2px 8px; text-align: right; border-bottom: 1px solid var(--vscode-editorWidget-border, #8884); }
     td:first-child, th:first-child, #checks td { text-align: left; }
-    .pass { color: var(--vscode-testing-iconPassed, green); }
-    .fail { color: var(--vscode-testing-iconFailed, red); }
     .heat { font-family: var(--vscode-editor-font-family); white-space: pre-wrap; line-height: 1.6; }
     .heat span { border-radius: 2px; }
     .muted { opacity: 0.7; }
-  `;
+  `];
 
   // VS Code swaps the body's theme class on a theme change: charts take their colours when drawn, so redraw.
   private readonly themeWatch = new MutationObserver(() => this.drawCharts());
@@ -61,6 +60,7 @@ export class PreviewView extends LitElement {
     const names = d.datasets.map((x) => x.name);
     // Guard thresholds as short horizontal marks at ±threshold over each bar.
     const marks = d.datasets.flatMap((x) => x.thresholds.flatMap((t) => [t.nats, -t.nats].map((y) => ({ x: x.name, y }))));
+    const goals = d.datasets.flatMap((x) => x.thresholds.flatMap((t) => (t.goalNats === undefined ? [] : [t.goalNats, -t.goalNats].map((y) => ({ x: x.name, y })))));
     const scales = { x: { ticks: { color: p.fg }, grid: { color: p.grid } }, y: { ticks: { color: p.fg }, grid: { color: p.grid }, title: { display: true, text: 'Δloss (nats/token)', color: p.fg } } };
     this.charts.push(new Chart(bars, {
       data: {
@@ -68,6 +68,7 @@ export class PreviewView extends LitElement {
         datasets: [
           { type: 'bar', label: 'Δloss', data: d.datasets.map((x) => x.delta), backgroundColor: d.datasets.map((x) => (x.role === 'target' ? p.target : p.offTarget)) },
           { type: 'scatter', label: 'guard threshold', data: marks as never, pointStyle: 'line', pointRadius: 14, borderWidth: 2, borderColor: p.threshold, backgroundColor: p.threshold },
+          ...(goals.length ? [{ type: 'scatter' as const, label: 'guard goal', data: goals as never, pointStyle: 'line', pointRadius: 10, borderWidth: 2, borderColor: p.goal, backgroundColor: p.goal }] : []),
         ],
       },
       options: { animation: false, maintainAspectRatio: false, scales, plugins: { legend: { labels: { color: p.fg } } } },
@@ -127,7 +128,7 @@ export class PreviewView extends LitElement {
         <div><h2>Scale sweep <span class="muted">(first ${d.sweepTokens} tokens of each dataset)</span></h2><div class="chart"><canvas id="sweep"></canvas></div></div>
       </div>
       <h2>Checks</h2>
-      <table id="checks">${d.checks.map((c) => html`<tr><td class=${c.pass ? 'pass' : 'fail'}>${c.pass ? 'pass' : 'FAIL'}</td><td>${c.message}</td><td>${c.line ? `line ${c.line}` : ''}</td></tr>`)}</table>
+      <table id="checks">${d.checks.map((c) => html`<tr>${checkStatus(c)}<td>${c.message}</td><td>${c.line ? `line ${c.line}` : ''}</td></tr>`)}</table>
       <h2>Per-token Δloss</h2>
       ${this.heat()}
       <h2>Components (${d.components.length})</h2>

@@ -99,7 +99,7 @@ body { font: 14px system-ui, sans-serif; margin: 16px 24px; color: #222; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.6em; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; border-bottom: 1px solid #ddd; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
-.pass { color: #1a7f37; } .fail { color: #cf222e; font-weight: bold; }
+.pass { color: #1a7f37; } .fail { color: #cf222e; font-weight: bold; } .goal-missed { color: #9a6700; }
 #spec-diff { height: 420px; border: 1px solid #ccc; }
 svg text { font: 12px system-ui, sans-serif; } svg .up { fill: #cf222e; } svg .down { fill: #1a7f37; } svg .base { fill: #aaa; } svg .axis { stroke: #888; }
 code { font-size: 0.95em; }
@@ -114,7 +114,7 @@ ${chart(lock, lockBefore)}
 <h2>Loss before and after</h2>
 ${metricsTable(lock, lockBefore)}
 <h2>Checks</h2>
-<table id="checks">${lock.checks.map((c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'pass' : 'FAIL'}</td><td>${esc(c.message)}</td></tr>`).join('')}</table>
+<table id="checks">${lock.checks.map((c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'pass' : 'FAIL'}${c.pass && c.goal && !c.goal.met ? ' <span class="goal-missed">goal missed</span>' : ''}</td><td>${esc(c.message)}</td></tr>`).join('')}</table>
 <h2>Components (${lock.components.length})</h2>
 <table id="components">${lock.components.map((c) => `<tr><td><code>${esc(c.key)}</code></td><td>${esc(c.label ?? '')}</td><td>${esc(c.edit)}</td><td>× ${c.scale.toPrecision(6)}</td><td>${esc(c.gate ?? '')}</td></tr>`).join('')}</table>
 <script type="application/json" id="review-data">${jsonSafe(data)}</script>

@@ -105,7 +105,9 @@ function compare(a: number, op: Comparison, b: number): boolean {
   }
 }
 
-const fmt = (v: number, unit: Unit) => (unit === '%' ? `${v.toFixed(2)}%` : `${v.toFixed(4)} ${unit}`);
+/** A value in a check's unit as messages print it: `0.0500 nats`, `1.25%`. */
+export const formatInUnit = (v: number, unit: Unit): string => (unit === '%' ? `${v.toFixed(2)}%` : `${v.toFixed(4)} ${unit}`);
+const fmt = formatInUnit;
 
 /** What a check reads of a dataset's measurement (a merged evaluation has no per-token losses). */
 export type Measured = Pick<DatasetDelta, 'name' | 'base' | 'edited' | 'delta'>;

@@ -152,7 +152,7 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
     // 4. Test Explorer: run the spec's item. Each guard and expectation item shows the verdict the CLI
     // (`scalpel eval SPEC --json`, the same engine in another process) gives for its line.
     const cli = scalpel(['eval', path.join(ws, 'examples', SPEC), '--json']);
-    const cliChecks: { line: number; pass: boolean }[] = JSON.parse(cli.stdout).edits.flatMap((e: { checks: unknown[] }) => e.checks);
+    const cliChecks: { line: number; pass: boolean; dataset: string; goal?: { met: boolean } }[] = JSON.parse(cli.stdout).edits.flatMap((e: { checks: unknown[] }) => e.checks);
     const items = outline(source).filter((i) => i.kind === 'guard' || i.kind === 'expect');
     await h.runCommand(page, 'Testing: Focus on Test Explorer View');
     const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
@@ -176,7 +176,10 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
       const pass = mine.every((c) => c.pass);
       const row = page.locator('.test-explorer .monaco-list-row', { hasText: `${item.kind} ${item.label}` }).first();
       await row.locator(pass ? '.codicon-testing-passed-icon' : '.codicon-testing-failed-icon').waitFor({ timeout: 10_000 });
-      verdicts.push(`${item.kind} ${item.label}: ${pass ? 'passed' : 'failed'}`);
+      // A goal the edit misses is said beside the item's name, the check still passed.
+      const missed = mine.filter((c) => c.goal && !c.goal.met);
+      if (missed.length) assert.match(await row.innerText(), new RegExp(`goal .* missed: ${missed.map((c) => c.dataset).join(' by .*, ')} by `), `${item.kind} ${item.label}`);
+      verdicts.push(`${item.kind} ${item.label}: ${pass ? 'passed' : 'failed'}${missed.length ? `, goal missed on ${missed.length}` : ''}`);
     }
     figures.testExplorer = verdicts.join('; ');
     await h.screenshot(page, 'test-explorer');

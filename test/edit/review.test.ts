@@ -18,7 +18,7 @@ test('scalpel review: a self-contained page whose Monaco diff editor renders the
 model tiny from "." { components "components" }
 data sample = inline "Alle Menschen sind frei und gleich" limit 4 tokens
 data other = inline "The quick brown fox jumps over the lazy dog ."
-guard g = [other] within 100 nats
+guard g = [other] within 100 nats, goal 0.0001 nats
 edit e on tiny {
   select "h.1.mlp.c_fc:1"
   scale -2
@@ -47,6 +47,8 @@ edit e on tiny {
     assert.match(await p.innerText('.monaco-diff-editor .modified-in-monaco-diff-editor'), /select\s"h\.1\.mlp\.c_fc:1"/);
     assert.equal(await p.$$eval('#delta-chart rect', (rs) => rs.length), 2);
     assert.match(await p.innerText('#components'), /h\.1\.mlp\.c_fc:1\s+component 1 of h\.1\.mlp\.c_fc/);
+    // The lock's goal: the passing guard that misses it is marked beside its verdict.
+    assert.match(await p.innerText('#checks'), /pass goal missed\s+guard g on other: .*; goal 0\.0001 nats missed by \d/);
     assert.match(await p.innerText('.monaco-diff-editor .modified-in-monaco-diff-editor'), /<!--\s<\/script><script>window\.pwned\s=\s1<\/script>/);
     assert.equal(await p.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, 'no injected script ran');
     assert.match(html, /script-src 'nonce-[A-Za-z0-9+/=]+';/);

@@ -4,6 +4,7 @@ import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CancelRequest, CatalogView, EvaluateResult, GeometryData, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
+import { goalDescription, missedGoalsNote } from '../../extension/goals';
 import { outline } from '../../extension/outline';
 import { writeFixture } from '../edit/fixture';
 
@@ -61,6 +62,33 @@ test('worker preview: Δloss per dataset, a sweep through the base model, and th
   assert.equal(r.checks.length, 2);
   assert.ok(r.checks.every((c) => c.pass && c.line), JSON.stringify(r.checks));
   assert.ok(status.some((s) => s.startsWith('sweeping')));
+});
+
+test('worker: goals reach the panels and Test Explorer: each check\'s goal, a guard\'s goal in nats, the lock\'s goal for Review', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale -2').replace('within 100 nats', 'within 100 nats, goal 0.0001 nats').replace('moves by >= 0 nats', 'moves by >= 0 nats, goal 0.0001 nats'));
+  const r = (await runJob({ kind: 'preview', spec, sweepPoints: 3, sweepTokens: 8, heatmapTokens: 1 })).result as PreviewResult;
+  const other = r.datasets.find((d) => d.name === 'other')!;
+  assert.deepEqual(other.thresholds, [{ guard: 'tight', nats: 100, goalNats: 0.0001 }]);
+  const [guard, expectation] = r.checks;
+  assert.ok(Math.abs(other.delta) > 1e-3, `the edit moves "other" by ${other.delta}`);
+  assert.equal(guard.pass, true);
+  assert.equal(guard.goal?.met, false);
+  assert.ok(Math.abs(guard.goal!.distance - (Math.abs(other.delta) - 0.0001)) < 1e-9);
+  assert.deepEqual(expectation.goal, { goal: 0.0001, met: true, distance: 0 });
+  // Test Explorer's wording: beside the guard's name, the miss; beside the expectation's, that it was met.
+  assert.equal(goalDescription([guard]), `goal 0.0001 nats missed: other by ${(Math.abs(other.delta) - 0.0001).toFixed(4)} nats`);
+  assert.equal(goalDescription([expectation]), 'goal met');
+  assert.equal(goalDescription([{ ...expectation, goal: undefined }]), undefined);
+  assert.equal(missedGoalsNote(r.checks), ', 1 missed its goal');
+  assert.equal(missedGoalsNote([expectation]), '');
+
+  const out = path.join(fx.dir, 'out.onnx');
+  assert.equal((await runJob({ kind: 'apply', spec, out, edits: [] })).error, undefined);
+  const review = (await runJob({ kind: 'review', spec })).result as ReviewResult;
+  assert.equal(review.checks[0].goal?.met, false);
+  assert.ok(review.checks[0].goal!.distance > 0);
 });
 
 test('worker preview of the unsaved text of an editor: measured as typed, errors located in it', async () => {

@@ -21,11 +21,12 @@ export function previewFixture(): PreviewResult {
       edited: 1.5 + delta[name],
       delta: delta[name],
       role: name === 'german' ? 'target' : 'off-target',
-      thresholds: name === 'german' ? [] : [{ guard: 'others', nats: 0.05 }],
+      thresholds: name === 'german' ? [] : [{ guard: 'others', nats: 0.05, goalNats: 0.01 }],
     })),
     checks: [
       { kind: 'expect', edit: 'no_german', dataset: 'german', pass: true, value: 1.2345, bound: 1, unit: 'nats', message: 'expect no_german: loss(german) rises by >= 1.0000 nats: measured 1.2345 nats', line: 12 },
-      { kind: 'guard', edit: 'no_german', dataset: 'french', guard: 'others', pass: true, value: 0.0123, bound: 0.05, unit: 'nats', message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats', line: 7 },
+      { kind: 'guard', edit: 'no_german', dataset: 'french', guard: 'others', pass: true, value: 0.0123, bound: 0.05, unit: 'nats', goal: { goal: 0.01, met: false, distance: 0.0023 }, message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats; goal 0.0100 nats missed by 0.0023 nats', line: 7 },
+      { kind: 'guard', edit: 'no_german', dataset: 'spanish', guard: 'others', pass: true, value: 0.0042, bound: 0.05, unit: 'nats', goal: { goal: 0.01, met: true, distance: 0 }, message: 'guard others on spanish: |Δloss| <= 0.0500 nats: measured 0.0042 nats; goal 0.0100 nats met', line: 7 },
     ],
     sweep: [-1, -0.5, 0, 0.5, 1].map((scale) => ({ scale, deltas: Object.fromEntries(DATASETS.map((n) => [n, delta[n] * (1 - scale) / 1.75])) })),
     heatmap: Object.fromEntries(DATASETS.map((n, j) => [n, words.map((w, i) => ({ text: (i ? ' ' : '') + w, delta: (n === 'german' ? 1 : 0.02) * Math.sin(i + j) }))])),
@@ -67,7 +68,10 @@ export function reviewFixture(): ReviewResult {
     scales: { no_german: -0.75 },
     components: [{ key: 'h.1.mlp.c_fc:41', label: 'German function words', edit: 'no_german', scale: -0.75 }],
     metrics: DATASETS.map((name, i) => ({ name, tokens: 500, before: 1.5, after: 1.5 + (i ? 0.01 : 1.2345), delta: i ? 0.01 : 1.2345 })),
-    checks: [{ message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats', pass: true }],
+    checks: [
+      { message: 'guard others on french: |Δloss| <= 0.0500 nats: measured 0.0123 nats; goal 0.0100 nats missed by 0.0023 nats', pass: true, goal: { goal: 0.01, met: false, distance: 0.0023 } },
+      { message: 'guard others on spanish: |Δloss| <= 0.0500 nats: measured 0.0042 nats; goal 0.0100 nats met', pass: true, goal: { goal: 0.01, met: true, distance: 0 } },
+    ],
     weights: [{ initializer: 'h.1.mlp.c_fc.weight', shape: [128, 512], changed: 65536, relFrobenius: 0.0123, maxAbs: 0.031 }],
   };
 }

@@ -27,7 +27,15 @@ const painted = (l: Loaded, id: string) =>
     return false;
   });
 
-test('Edit Preview renders the numbers, both charts, the heatmap and the checks; buttons post messages', async () => {
+/** The checks table marks the passing check that misses its goal (french in the fixtures), not the one that meets it. */
+async function goalMarked(page: Loaded['page']): Promise<void> {
+  assert.equal(await page.locator('#checks .goal-missed').count(), 1);
+  const row = page.locator('#checks tr', { has: page.locator('.goal-missed') });
+  assert.match((await row.textContent())!, /^\s*pass goal missed\s*guard others on french: .*; goal 0\.0100 nats missed by 0\.0023 nats/);
+  assert.match((await page.locator('#checks tr', { hasText: 'on spanish' }).textContent())!, /^\s*pass\s*guard others on spanish: .*goal 0\.0100 nats met/);
+}
+
+test('Edit Preview renders the numbers, both charts, the heatmap and the checks (a missed goal marked); buttons post messages', async () => {
   const l = await load(browser, 'preview');
   const fx = previewFixture();
   await l.send({ type: 'preview', data: fx });
@@ -40,6 +48,7 @@ test('Edit Preview renders the numbers, both charts, the heatmap and the checks;
   assert.ok(await painted(l, 'bars'), 'the Δloss bar chart is drawn');
   assert.ok(await painted(l, 'sweep'), 'the sweep chart is drawn');
   assert.match((await l.page.locator('#checks').textContent())!, /guard others on french/);
+  await goalMarked(l.page);
   assert.match((await l.page.locator('#components').textContent())!, /German function words/);
   // The heatmap starts on the target dataset, one span per token.
   assert.equal(await l.page.locator('p.heat').getAttribute('data-dataset'), 'german');
@@ -110,12 +119,13 @@ test('Components: 2000 rows render only the visible window; search, sort, detail
   await clean(l);
 });
 
-test('Review renders the lock metrics and the weight diff; the diff button posts', async () => {
+test('Review renders the lock metrics, the checks with a missed goal marked, and the weight diff; the diff button posts', async () => {
   const l = await load(browser, 'review');
   await l.send({ type: 'review', data: reviewFixture() });
   await l.page.locator('#metrics tr[data-dataset="german"] td.delta').waitFor();
   assert.equal(await l.page.locator('#metrics tr[data-dataset="german"] td.delta').textContent(), '+1.2345');
   assert.match((await l.page.locator('#weights').textContent())!, /h\.1\.mlp\.c_fc\.weight.*128×512.*65536.*1\.230e-2/s);
+  await goalMarked(l.page);
   await l.page.locator('#diff').click();
   assert.deepEqual((await l.posted()).at(-1), { type: 'diff' });
   await clean(l);

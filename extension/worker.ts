@@ -188,6 +188,7 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
       catalog,
       maxPerTag: job.maxPerTag,
       probe: declared?.kind ?? 'mean-difference',
+      dimensions: 3,
       runtime: runtimeOptions(job.runtime),
       signal,
       onProgress: (p) => {

@@ -4,12 +4,25 @@
  * point; a text's sentences as a path; a slider over the capture points (layers); the probe's
  * held-out accuracy per tag and the components its direction aligns with. Hover shows the token or
  * sentence; a click on a token opens it in the debugger.
+ *
+ * Views: two of the first three components as a plane (PC1–PC2, PC1–PC3, PC2–PC3: exact readings), or
+ * all three in 3-D, an orthographic projection turned by dragging (or the arrow keys), scaled the same on
+ * every axis so that turning it is a rigid rotation; PC1 points right, PC2 up and PC3 out of the screen
+ * before any turn. Arrows, paths, hover and click work on the drawn positions in every view.
  */
 import { LitElement, css, html } from 'lit';
 import type { GeometryData } from '../extension/protocol.js';
 import { saveUi, savedUi, themeColor, vscode } from './vscode.js';
 
 type Mode = 'overlay' | 'base' | 'edited';
+/** A plane of two principal components (their indices), or the 3-D view. */
+type View = 'pc1-pc2' | 'pc1-pc3' | 'pc2-pc3' | '3d';
+const PLANES: Record<Exclude<View, '3d'>, [number, number]> = { 'pc1-pc2': [0, 1], 'pc1-pc3': [0, 2], 'pc2-pc3': [1, 2] };
+/** The 3-D view's turn before any drag: yaw about the vertical axis, then pitch about the horizontal one (radians). */
+const DEFAULT_ROTATION: [number, number] = [-0.5, 0.3];
+/** Radians per pixel dragged, and per arrow key. */
+const DRAG_RATE = 0.01;
+const KEY_STEP = Math.PI / 18;
 const PALETTE: [string, string][] = [
   ['charts-blue', '#3794ff'], ['charts-orange', '#d18616'], ['charts-green', '#89d185'],
   ['charts-purple', '#b180d7'], ['charts-red', '#f14c4c'], ['charts-yellow', '#cca700'],
@@ -17,6 +30,9 @@ const PALETTE: [string, string][] = [
 const WIDTH = 640;
 const HEIGHT = 440;
 const PAD = 16;
+
+/** Screen position and depth (3-D: towards the viewer is positive; planes: 0) of a coordinate. */
+type Projection = (c: number[]) => [number, number, number];
 
 interface Drawn {
   x: number;
@@ -27,17 +43,27 @@ interface Drawn {
 }
 
 export class GeometryView extends LitElement {
-  static override properties = { data: { attribute: false }, point: { state: true }, mode: { state: true }, tip: { state: true } };
+  static override properties = {
+    data: { attribute: false }, point: { state: true }, mode: { state: true }, view: { state: true }, rotation: { state: true }, tip: { state: true },
+  };
   declare data?: GeometryData;
   declare point: number;
   declare mode: Mode;
+  declare view: View;
+  declare rotation: [number, number];
   declare tip?: string;
   private drawn: Drawn[] = [];
+  /** A drag turning the 3-D view: where it started, and whether it moved (then it is not a click). */
+  private drag?: { x: number; y: number; rotation: [number, number]; moved: boolean; pointer: number };
+  private dragged = false;
+  private frame = 0;
 
   constructor() {
     super();
     this.point = savedUi('geometryPoint', -1);
     this.mode = savedUi<Mode>('geometryMode', 'overlay');
+    this.view = savedUi<View>('geometryView', 'pc1-pc2');
+    this.rotation = savedUi<[number, number]>('geometryRotation', DEFAULT_ROTATION);
   }
 
   static override styles = css`
@@ -45,7 +71,9 @@ export class GeometryView extends LitElement {
     h2 { font-size: 1.1em; margin: 12px 0 6px; }
     .row { display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
     .plot { position: relative; width: ${WIDTH}px; }
-    canvas { border: 1px solid var(--vscode-editorWidget-border, #8884); cursor: crosshair; }
+    canvas { border: 1px solid var(--vscode-editorWidget-border, #8884); cursor: crosshair; touch-action: none; }
+    canvas.turn { cursor: grab; }
+    canvas:focus-visible { outline: 1px solid var(--vscode-focusBorder, #007fd4); }
     #tip { position: absolute; left: 0; top: 0; pointer-events: none; background: var(--vscode-editorHoverWidget-background, #252526); color: var(--vscode-editorHoverWidget-foreground, inherit);
       border: 1px solid var(--vscode-editorHoverWidget-border, #454545); padding: 2px 6px; max-width: 360px; white-space: pre-wrap; }
     .legend span { margin-right: 12px; }
@@ -75,14 +103,21 @@ export class GeometryView extends LitElement {
       <div class="row">
         <label>point <input id="layer" type="range" min="0" max=${d.points.length - 1} .value=${String(this.current)} @input=${(e: Event) => this.pick(Number((e.target as HTMLInputElement).value))}></label>
         <code id="point-name">${p.point}</code>
-        <span class="muted">width ${p.width} · PC1 ${pct(p.explained[0])} · PC2 ${pct(p.explained[1])}</span>
+        <span class="muted" id="explained">width ${p.width} · ${p.explained.map((x, i) => `PC${i + 1} ${pct(x)}`).join(' · ')}</span>
+        ${this.dimensions >= 3 ? html`<vscode-single-select id="view" .value=${this.shown} @change=${(e: Event) => this.setView((e.target as HTMLSelectElement).value as View)}>
+          <vscode-option value="pc1-pc2">PC1 – PC2</vscode-option><vscode-option value="pc1-pc3">PC1 – PC3</vscode-option><vscode-option value="pc2-pc3">PC2 – PC3</vscode-option><vscode-option value="3d">3-D (drag to turn)</vscode-option>
+        </vscode-single-select>` : ''}
+        ${this.shown === '3d' ? html`<vscode-button id="reset-view" secondary title="Turn the 3-D view back to its first angle" @click=${() => this.turn(DEFAULT_ROTATION, true)}>Reset view</vscode-button>` : ''}
         ${d.hasEdit ? html`<vscode-single-select id="mode" .value=${this.mode} @change=${(e: Event) => this.setMode((e.target as HTMLSelectElement).value as Mode)}>
           <vscode-option value="overlay">base → edited</vscode-option><vscode-option value="base">base</vscode-option><vscode-option value="edited">edited</vscode-option>
         </vscode-single-select>` : ''}
       </div>
       <p class="legend">${d.tags.map((t) => html`<span><span class="swatch" data-tag=${t}></span>${t}</span>`)}${d.sentences ? html`<span>— sentence path (${d.sentences.length})</span>` : ''}</p>
       <div class="plot">
-        <canvas id="scatter" width=${WIDTH} height=${HEIGHT} @mousemove=${this.hover} @mouseleave=${() => (this.tip = undefined)} @click=${this.clickPoint}></canvas>
+        <canvas id="scatter" width=${WIDTH} height=${HEIGHT} tabindex="0" class=${this.shown === '3d' ? 'turn' : ''}
+          aria-label=${this.shown === '3d' ? 'scatter of PC1, PC2 and PC3; drag or use the arrow keys to turn it' : `scatter of ${this.shown.toUpperCase().replace('-', ' and ')}`}
+          @mousemove=${this.hover} @mouseleave=${() => (this.tip = undefined)} @click=${this.clickPoint}
+          @pointerdown=${this.startDrag} @pointermove=${this.moveDrag} @pointerup=${this.endDrag} @pointercancel=${this.endDrag} @keydown=${this.key}></canvas>
         ${this.tip ? html`<div id="tip">${this.tip}</div>` : ''}
       </div>
       <h2>${p.probe.kind} probe: held-out accuracy <span id="accuracy">${pct(acc.base)}</span>${acc.edited !== undefined ? html` → <span id="accuracy-edited">${pct(acc.edited)}</span> edited` : ''}</h2>
@@ -114,21 +149,17 @@ export class GeometryView extends LitElement {
     const showBase = !p.edited || this.mode !== 'edited';
     const showEdited = !!p.edited && this.mode !== 'base';
     const all = [...(showBase ? p.base.coords : []), ...(showEdited ? p.edited!.coords : []), ...(p.text?.base.coords ?? []), ...(showEdited ? p.text?.edited?.coords ?? [] : [])];
-    let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
-    for (const c of all) {
-      x0 = Math.min(x0, c[0]); x1 = Math.max(x1, c[0]);
-      y0 = Math.min(y0, c[1]); y1 = Math.max(y1, c[1]);
-    }
-    if (!(x1 > x0)) [x0, x1] = [x0 - 1, x0 + 1];
-    if (!(y1 > y0)) [y0, y1] = [y0 - 1, y0 + 1];
-    const sx = (x: number) => PAD + ((x - x0) / (x1 - x0)) * (WIDTH - 2 * PAD);
-    const sy = (y: number) => HEIGHT - PAD - ((y - y0) / (y1 - y0)) * (HEIGHT - 2 * PAD);
+    const view = this.shown;
+    const at = view === '3d' ? turned(all, this.rotation) : plane(all, PLANES[view]);
+    const depthScale = view === '3d' ? 0.35 : 0;
     ctx.clearRect(0, 0, WIDTH, HEIGHT);
     this.drawn = [];
-    const dot = (c: number[], colour: string, filled: boolean, alpha: number) => {
+    /** Draws a token's point (nearer points larger in 3-D) and returns where. */
+    const dot = (c: number[], colour: string, filled: boolean, alpha: number): [number, number] => {
+      const [x, y, z] = at(c);
       ctx.globalAlpha = alpha;
       ctx.beginPath();
-      ctx.arc(sx(c[0]), sy(c[1]), 2, 0, 2 * Math.PI);
+      ctx.arc(x, y, Math.min(3, Math.max(1.2, 2 * (1 + depthScale * z))), 0, 2 * Math.PI);
       if (filled) {
         ctx.fillStyle = colour;
         ctx.fill();
@@ -136,20 +167,24 @@ export class GeometryView extends LitElement {
         ctx.strokeStyle = colour;
         ctx.stroke();
       }
+      return [x, y];
     };
     const overlay = showBase && showEdited;
     const step = Math.max(1, Math.ceil(p.base.coords.length / 400));
     p.base.coords.forEach((c, i) => {
       const colour = colours[d.rows.tag[i] % colours.length];
       if (showBase) {
-        dot(c, colour, !overlay, overlay ? 0.35 : 0.55);
-        this.drawn.push({ x: sx(c[0]), y: sy(c[1]), row: i, side: 'base' });
+        const [x, y] = dot(c, colour, !overlay, overlay ? 0.35 : 0.55);
+        this.drawn.push({ x, y, row: i, side: 'base' });
       }
       if (showEdited) {
         const e = p.edited!.coords[i];
-        if (overlay && i % step === 0) arrow(ctx, sx(c[0]), sy(c[1]), sx(e[0]), sy(e[1]), colour);
-        dot(e, colour, true, 0.7);
-        this.drawn.push({ x: sx(e[0]), y: sy(e[1]), row: i, side: 'edited' });
+        if (overlay && i % step === 0) {
+          const [a, b] = [at(c), at(e)];
+          arrow(ctx, a[0], a[1], b[0], b[1], colour);
+        }
+        const [x, y] = dot(e, colour, true, 0.7);
+        this.drawn.push({ x, y, row: i, side: 'edited' });
       }
     });
     const fg = themeColor('foreground', '#cccccc');
@@ -159,21 +194,85 @@ export class GeometryView extends LitElement {
       ctx.strokeStyle = fg;
       ctx.lineWidth = 1.5;
       ctx.setLineDash(side === 'edited' ? [4, 3] : []);
+      const points = path.coords.map(at);
       ctx.beginPath();
-      path.coords.forEach((c, i) => (i ? ctx.lineTo(sx(c[0]), sy(c[1])) : ctx.moveTo(sx(c[0]), sy(c[1]))));
+      points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
       ctx.stroke();
       ctx.setLineDash([]);
-      path.coords.forEach((c, i) => {
+      points.forEach(([x, y], i) => {
         ctx.beginPath();
-        ctx.arc(sx(c[0]), sy(c[1]), 3.5, 0, 2 * Math.PI);
+        ctx.arc(x, y, 3.5, 0, 2 * Math.PI);
         ctx.fillStyle = fg;
         ctx.fill();
-        this.drawn.push({ x: sx(c[0]), y: sy(c[1]), row: -1 - i, side });
+        this.drawn.push({ x, y, row: -1 - i, side });
       });
       ctx.lineWidth = 1;
     }
     ctx.globalAlpha = 1;
+    axes(ctx, view, this.rotation, fg);
   }
+
+  /** The components the data has per row (2 or 3). */
+  private get dimensions(): number {
+    return this.data?.points[0]?.base.coords[0]?.length ?? this.data?.dimensions ?? 2;
+  }
+
+  /** The view drawn: the saved one, or PC1–PC2 when the data has no third component. */
+  private get shown(): View {
+    return this.dimensions >= 3 || this.view === 'pc1-pc2' ? this.view : 'pc1-pc2';
+  }
+
+  private setView(v: View): void {
+    this.view = v;
+    this.tip = undefined;
+    saveUi({ geometryView: v });
+  }
+
+  /** Sets the 3-D view's angles (pitch kept within ±90°); `save` writes them to the panel's state. */
+  private turn([yaw, pitch]: [number, number], save: boolean): void {
+    this.rotation = [yaw, Math.max(-Math.PI / 2, Math.min(Math.PI / 2, pitch))];
+    if (save) saveUi({ geometryRotation: this.rotation });
+  }
+
+  private readonly startDrag = (e: PointerEvent) => {
+    this.dragged = false;
+    if (this.shown !== '3d' || e.button !== 0) return;
+    this.drag = { x: e.clientX, y: e.clientY, rotation: this.rotation, moved: false, pointer: e.pointerId };
+    (e.target as HTMLCanvasElement).setPointerCapture(e.pointerId);
+  };
+
+  private readonly moveDrag = (e: PointerEvent) => {
+    const g = this.drag;
+    if (!g || e.pointerId !== g.pointer) return;
+    const [dx, dy] = [e.clientX - g.x, e.clientY - g.y];
+    if (!g.moved && Math.hypot(dx, dy) < 3) return;
+    g.moved = true;
+    this.tip = undefined;
+    // One redraw per animation frame however fast the pointer reports.
+    cancelAnimationFrame(this.frame);
+    this.frame = requestAnimationFrame(() => this.turn([g.rotation[0] + dx * DRAG_RATE, g.rotation[1] + dy * DRAG_RATE], false));
+  };
+
+  private readonly endDrag = (e: PointerEvent) => {
+    const g = this.drag;
+    if (!g || e.pointerId !== g.pointer) return;
+    this.drag = undefined;
+    this.dragged = g.moved;
+    if (g.moved) {
+      cancelAnimationFrame(this.frame);
+      this.turn([g.rotation[0] + (e.clientX - g.x) * DRAG_RATE, g.rotation[1] + (e.clientY - g.y) * DRAG_RATE], true);
+    }
+  };
+
+  private readonly key = (e: KeyboardEvent) => {
+    if (this.shown !== '3d') return;
+    const step: Record<string, [number, number]> = { ArrowLeft: [-KEY_STEP, 0], ArrowRight: [KEY_STEP, 0], ArrowUp: [0, -KEY_STEP], ArrowDown: [0, KEY_STEP] };
+    const d = step[e.key];
+    if (!d) return;
+    e.preventDefault();
+    this.tip = undefined;
+    this.turn([this.rotation[0] + d[0], this.rotation[1] + d[1]], true);
+  };
 
   private nearest(e: MouseEvent): Drawn | undefined {
     const r = (e.target as HTMLCanvasElement).getBoundingClientRect();
@@ -193,6 +292,7 @@ export class GeometryView extends LitElement {
   }
 
   private readonly hover = (e: MouseEvent) => {
+    if (this.drag?.moved) return;
     const hit = this.nearest(e);
     const d = this.data!;
     if (!hit) {
@@ -210,6 +310,10 @@ export class GeometryView extends LitElement {
   };
 
   private readonly clickPoint = (e: MouseEvent) => {
+    if (this.dragged) {
+      this.dragged = false;
+      return;
+    }
     const hit = this.nearest(e);
     if (!hit || hit.row < 0) return;
     const r = this.data!.rows;
@@ -226,6 +330,72 @@ export class GeometryView extends LitElement {
     this.mode = m;
     saveUi({ geometryMode: m });
   }
+}
+
+/** Two components as the plot's axes, each stretched to the plot's width or height. */
+function plane(all: number[][], [i, j]: [number, number]): Projection {
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const c of all) {
+    x0 = Math.min(x0, c[i]); x1 = Math.max(x1, c[i]);
+    y0 = Math.min(y0, c[j]); y1 = Math.max(y1, c[j]);
+  }
+  if (!(x1 > x0)) [x0, x1] = [x0 - 1, x0 + 1];
+  if (!(y1 > y0)) [y0, y1] = [y0 - 1, y0 + 1];
+  return (c) => [PAD + ((c[i] - x0) / (x1 - x0)) * (WIDTH - 2 * PAD), HEIGHT - PAD - ((c[j] - y0) / (y1 - y0)) * (HEIGHT - 2 * PAD), 0];
+}
+
+/** The first three components turned by `yaw` and `pitch` about the centre of their bounding box, one scale on every axis (the bounding sphere fits the plot); depth in units of its radius. */
+function turned(all: number[][], [yaw, pitch]: [number, number]): Projection {
+  const lo = [Infinity, Infinity, Infinity];
+  const hi = [-Infinity, -Infinity, -Infinity];
+  for (const c of all) for (let k = 0; k < 3; k++) [lo[k], hi[k]] = [Math.min(lo[k], c[k]), Math.max(hi[k], c[k])];
+  const mid = lo.map((l, k) => (Number.isFinite(l) ? (l + hi[k]) / 2 : 0));
+  let radius = 0;
+  for (const c of all) radius = Math.max(radius, Math.hypot(c[0] - mid[0], c[1] - mid[1], c[2] - mid[2]));
+  if (!(radius > 0)) radius = 1;
+  const scale = (Math.min(WIDTH, HEIGHT) / 2 - PAD) / radius;
+  const rotate = rotation(yaw, pitch);
+  return (c) => {
+    const [x, y, z] = rotate([c[0] - mid[0], c[1] - mid[1], c[2] - mid[2]]);
+    return [WIDTH / 2 + scale * x, HEIGHT / 2 - scale * y, z / radius];
+  };
+}
+
+/** Yaw about the vertical (PC2) axis, then pitch about the screen's horizontal axis: [right, up, towards the viewer]. */
+function rotation(yaw: number, pitch: number): (v: number[]) => [number, number, number] {
+  const [cy, sy, cp, sp] = [Math.cos(yaw), Math.sin(yaw), Math.cos(pitch), Math.sin(pitch)];
+  return ([x, y, z]) => {
+    const [x1, z1] = [x * cy + z * sy, -x * sy + z * cy];
+    return [x1, y * cp - z1 * sp, y * sp + z1 * cp];
+  };
+}
+
+/** Which component runs where: the two axes' names along a plane's edges, or a turned axis cross in the 3-D view's corner. */
+function axes(ctx: CanvasRenderingContext2D, view: View, [yaw, pitch]: [number, number], colour: string): void {
+  ctx.save();
+  ctx.fillStyle = colour;
+  ctx.strokeStyle = colour;
+  ctx.globalAlpha = 0.7;
+  ctx.font = '10px sans-serif';
+  if (view !== '3d') {
+    const [i, j] = PLANES[view];
+    ctx.textAlign = 'center';
+    ctx.fillText(`PC${i + 1} →`, WIDTH / 2, HEIGHT - 4);
+    ctx.textAlign = 'left';
+    ctx.fillText(`↑ PC${j + 1}`, 4, HEIGHT / 2);
+  } else {
+    const rotate = rotation(yaw, pitch);
+    const [ox, oy, len] = [34, HEIGHT - 34, 22];
+    for (let k = 0; k < 3; k++) {
+      const [x, y] = rotate([k === 0 ? 1 : 0, k === 1 ? 1 : 0, k === 2 ? 1 : 0]);
+      ctx.beginPath();
+      ctx.moveTo(ox, oy);
+      ctx.lineTo(ox + len * x, oy - len * y);
+      ctx.stroke();
+      ctx.fillText(`PC${k + 1}`, ox + (len + 6) * x - 8, oy - (len + 6) * y + 3);
+    }
+  }
+  ctx.restore();
 }
 
 function arrow(ctx: CanvasRenderingContext2D, x0: number, y0: number, x1: number, y1: number, colour: string): void {

@@ -425,6 +425,17 @@ test('Geometry panel: the code lens over an edit opens the panel, base and edite
     assert.equal(await frame.locator(`scalpel-geometry #probe tr[data-tag="${TARGET}"]`).count(), 1);
     await page.waitForTimeout(500);
     await h.screenshot(page, 'geometry-dark');
+    // The 3-D view of the same point, turned by a drag.
+    await frame.locator('scalpel-geometry vscode-single-select#view').click();
+    await frame.locator('scalpel-geometry vscode-single-select#view >> li', { hasText: '3-D' }).click();
+    await frame.locator('scalpel-geometry #reset-view').waitFor();
+    const box = (await frame.locator('scalpel-geometry canvas#scatter').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2 + 20, { steps: 6 });
+    await page.mouse.up();
+    await page.waitForTimeout(300);
+    await h.screenshot(page, 'geometry-3d-dark');
   } finally {
     await server.stop();
     fs.rmSync(ws, { recursive: true, force: true });

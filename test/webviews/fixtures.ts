@@ -84,16 +84,17 @@ export function reviewFixture(): ReviewResult {
 export function geometryFixture(): GeometryData {
   const tags = ['german', 'french', 'english'];
   const n = tags.length * 40;
+  // Row 0 is the corner (PC1 10, PC2 10, PC3 −10) on both sides; the tags' rings lie at PC3 −2, 0, +2.
   const coords = (point: number, pull: number) => Array.from({ length: n }, (_, i) => {
-    if (i === 0) return [10, 10];
+    if (i === 0) return [10, 10, -10];
     const t = Math.floor(i / 40);
     const a = (i % 40) * 0.157 + point;
-    return [(3 * Math.cos(t * 2.1) + Math.cos(a)) * pull, (3 * Math.sin(t * 2.1) + Math.sin(a)) * pull];
+    return [(3 * Math.cos(t * 2.1) + Math.cos(a)) * pull, (3 * Math.sin(t * 2.1) + Math.sin(a)) * pull, (2 * (t - 1) + 0.5 * Math.sin(2 * a)) * pull];
   });
   const point = (name: string, k: number) => ({
-    point: name, capture: name, kind: 'residual', width: 128, explained: [0.2 + k / 10, 0.1],
+    point: name, capture: name, kind: 'residual', width: 128, explained: [0.2 + k / 10, 0.1, 0.05],
     base: { coords: coords(k, 1) }, edited: { coords: coords(k, 0.5) },
-    text: { base: { coords: [[-10, -10], [0, 1], [2, 2]] }, edited: { coords: [[-9, -9], [0, 0.5], [1, 1]] } },
+    text: { base: { coords: [[-10, -10, 10], [0, 1, 0], [2, 2, 1]] }, edited: { coords: [[-9, -9, 9], [0, 0.5, 0], [1, 1, 0.5]] } },
     probe: {
       kind: 'mean-difference' as const, accuracy: { base: 0.9 + k / 20, edited: 0.7, editedRetrained: 0.9 }, heldoutRows: 36,
       perTag: tags.map((tag, t) => ({ tag, base: 0.95 - t / 100 + k / 100, edited: 0.6 + t / 10, editedRetrained: 0.9, recall: { base: 0.97, edited: 0.9 }, aligned: [{ key: `h.3.mlp.c_fc:${t}`, side: 'read' as const, cosine: 0.4 - t / 10, label: `${tag} words` }] })),
@@ -101,7 +102,7 @@ export function geometryFixture(): GeometryData {
   });
   return {
     spec: '/ws/remove-german.scalpel', edit: 'no_german', scale: -36.5,
-    model: '/ws/models/polyglot/model.onnx', tags, dimensions: 2,
+    model: '/ws/models/polyglot/model.onnx', tags, dimensions: 3,
     rows: {
       tag: Array.from({ length: n }, (_, i) => Math.floor(i / 40)), document: Array.from({ length: n }, (_, i) => i % 7),
       position: Array.from({ length: n }, (_, i) => i % 40), token: Array.from({ length: n }, (_, i) => (i === 0 ? ' Würde' : `t${i}`)), heldout: Array.from({ length: n }, (_, i) => (i % 3 ? 0 : 1)),

@@ -184,3 +184,82 @@ test('Geometry: a restored panel redraws its last point from saved state', async
   assert.ok(await painted(l, 'scatter'));
   await clean(l);
 });
+
+/** The Geometry element's drawn points (screen position, row, side), as hover and click see them. */
+const drawnPoints = (l: Loaded) =>
+  l.page.evaluate(() => (document.querySelector('scalpel-app')!.querySelector('scalpel-geometry') as unknown as { drawn: { x: number; y: number; row: number; side: string }[] }).drawn.map((d) => ({ ...d })));
+
+async function pickView(l: Loaded, label: string): Promise<void> {
+  await l.page.locator('vscode-single-select#view').click();
+  await l.page.locator('vscode-single-select#view >> li', { hasText: label }).click();
+}
+
+test('Geometry: the PC1–PC3 plane and the 3-D view; dragging turns it (points move, hover and click still find a token), kept in state', async () => {
+  const l = await load(browser, 'geometry');
+  await l.send({ type: 'geometry', data: geometryFixture() });
+  await l.page.locator('#point-name').waitFor();
+  assert.match((await l.page.locator('#explained').textContent())!, /PC1 30\.0% · PC2 10\.0% · PC3 5\.0%/);
+  const canvas = l.page.locator('canvas#scatter');
+  const tip = l.page.locator('#tip');
+  // PC1–PC3: sentence 1 (PC1 −10, PC3 +10) is the upper-left point.
+  await pickView(l, 'PC1 – PC3');
+  assert.equal((await l.state())?.ui?.geometryView, 'pc1-pc3');
+  await canvas.hover({ position: { x: 16, y: 16 } });
+  assert.equal(await tip.textContent(), 'sentence 1: Alle Menschen sind frei.');
+
+  await pickView(l, '3-D');
+  assert.equal((await l.state())?.ui?.geometryView, '3d');
+  const before = await drawnPoints(l);
+  const row0 = (pts: typeof before) => pts.find((d) => d.row === 0 && d.side === 'base')!;
+  await canvas.hover({ position: { x: row0(before).x, y: row0(before).y } });
+  assert.match((await tip.textContent())!, /^german · " Würde" · document 0, token 0/);
+  // Every point inside the plot: one scale on all three axes, the bounding sphere fitted.
+  assert.ok(before.every((d) => d.x >= 0 && d.x <= 640 && d.y >= 0 && d.y <= 440));
+
+  // A horizontal drag turns the view about the vertical axis: points move, the pitch stays, nothing is posted.
+  const box = (await canvas.boundingBox())!;
+  const rotation0 = (await l.state())?.ui?.geometryRotation as number[] | undefined;
+  await l.page.mouse.move(box.x + 300, box.y + 300);
+  await l.page.mouse.down();
+  await l.page.mouse.move(box.x + 400, box.y + 300, { steps: 8 });
+  await l.page.mouse.up();
+  const after = await drawnPoints(l);
+  const moved = Math.hypot(row0(after).x - row0(before).x, row0(after).y - row0(before).y);
+  assert.ok(moved > 20, `row 0 moves on screen when the view turns (${moved.toFixed(1)} px)`);
+  assert.equal(after.length, before.length, 'the same points, arrows and paths drawn');
+  const rotation = (await l.state())?.ui?.geometryRotation as number[];
+  assert.ok(Array.isArray(rotation) && rotation.length === 2, 'the angle is saved');
+  if (rotation0) assert.equal(rotation[1], rotation0[1]);
+  assert.deepEqual((await l.posted()).filter((m) => m.type !== 'ready'), [], 'a drag is not a click');
+  // Hover and click find row 0 where it is drawn now.
+  await canvas.hover({ position: { x: row0(after).x, y: row0(after).y } });
+  assert.match((await tip.textContent())!, /^german · " Würde"/);
+  await canvas.click({ position: { x: row0(after).x, y: row0(after).y } });
+  assert.deepEqual((await l.posted()).filter((m) => m.type !== 'ready'), [{ type: 'debugToken', dataset: 'german', document: 0, position: 0 }]);
+  // The arrow keys turn it too, and back.
+  await canvas.focus();
+  await l.page.keyboard.press('ArrowRight');
+  const keyed = await drawnPoints(l);
+  assert.notDeepEqual(keyed, after);
+  await l.page.keyboard.press('ArrowLeft');
+  const back = await drawnPoints(l);
+  for (const [i, d] of back.entries()) assert.ok(Math.abs(d.x - after[i].x) < 1e-6 && Math.abs(d.y - after[i].y) < 1e-6, 'right then left is where it was');
+  await clean(l);
+});
+
+test('Geometry: a restored 3-D view draws at its saved angle; a quarter turn puts PC3 on the horizontal axis', async () => {
+  const at = async (rotation: number[]) => {
+    const l = await load(browser, 'geometry', { last: { type: 'geometry', data: geometryFixture() }, ui: { geometryPoint: 0, geometryView: '3d', geometryRotation: rotation } });
+    const pts = await drawnPoints(l);
+    await clean(l);
+    const find = (row: number) => pts.find((d) => d.row === row && d.side === 'base')!;
+    return { row0: find(0), sentence1: find(-1) };
+  };
+  // Row 0 is (PC1 10, PC2 10, PC3 −10), sentence 1 (−10, −10, +10).
+  const front = await at([0, 0]);
+  assert.ok(front.row0.x > 320 && front.row0.y < 220, 'unturned: PC1 right, PC2 up');
+  assert.ok(front.sentence1.x < 320 && front.sentence1.y > 220);
+  const quarter = await at([Math.PI / 2, 0]);
+  assert.ok(quarter.row0.x < 320 && quarter.sentence1.x > 320, 'a quarter turn: PC3 runs to the right');
+  assert.ok(Math.abs(quarter.row0.y - front.row0.y) < 1e-6, 'and PC2 stays up');
+});

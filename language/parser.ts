@@ -415,8 +415,11 @@ class Parser {
     return done();
   }
 
-  /** `, goal NUMBER UNIT` after a check's bound, when written (a `goal` without its comma is reported and read on). */
-  private goal(): A.GoalNode | undefined {
+  /**
+   * `, goal NUMBER UNIT` after a check's bound, when written (a `goal` without its comma is reported and read on);
+   * `withUnit` false: the bound is a bare number, and so is its goal.
+   */
+  private goal(withUnit = true): A.GoalNode | undefined {
     if (!this.is(',') && !this.is(GOAL_KEYWORD)) return undefined;
     const start = this.peek().start;
     const node: A.GoalNode = { start, end: start };
@@ -424,7 +427,7 @@ class Parser {
     this.want(',', `"," before ${GOAL_KEYWORD}`);
     if (!(node.keyword = this.keyword([GOAL_KEYWORD]))) return this.fail(`${GOAL_KEYWORD} and the value the check aims at (e.g. ${GOAL_KEYWORD} 0.05 nats)`), done();
     if (!(node.value = this.num(`the ${GOAL_KEYWORD}, a number`))) return done();
-    node.unit = this.unit();
+    if (withUnit || (UNITS as readonly string[]).includes(this.peek().text)) node.unit = this.unit();
     return done();
   }
 

@@ -78,8 +78,8 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
   return spec;
 }
 
-/** A complete goal as the semantic model's optional field (its unit is the bound's: the checker says so otherwise). */
-const goalOf = (g: GoalNode | undefined): { goal?: number } => (g?.value && g.unit ? { goal: g.value.value } : {});
+/** A goal as the semantic model's optional field (its unit is the bound's: the checker says so otherwise). */
+const goalOf = (g: GoalNode | undefined): { goal?: number } => (g?.value ? { goal: g.value.value } : {});
 
 /** The dataset names a metric target stands for (a guard's datasets, or the one dataset). */
 export function targetDatasets(spec: Spec, target: MetricSpec['target']): string[] {

@@ -5,8 +5,8 @@ import { diag } from '../diagnostics';
 import { RuleContext, rule } from './rule';
 
 /**
- * A check's goal against its bound: a number of the bound's sign, in the bound's unit, asking more than
- * the bound (else every passing edit meets it, and the goal says nothing).
+ * A check's goal against its bound: a number of the bound's sign, in the bound's unit (or bare, as a bare
+ * bound is), asking more than the bound (else every passing edit meets it, and the goal says nothing).
  */
 function checkGoal(goal: A.GoalNode | undefined, op: Comparison | undefined, bound: A.Num | undefined, unit: A.UnitNode | undefined, positive: boolean, ctx: RuleContext): void {
   const g = goal?.value;
@@ -15,14 +15,16 @@ function checkGoal(goal: A.GoalNode | undefined, op: Comparison | undefined, bou
     ctx.report(diag('S501', g.start, g.end, positive ? `a ${GOAL_KEYWORD} must be positive` : `the ${GOAL_KEYWORD} must not be negative (rises/falls say the direction)`));
     return;
   }
-  if (!goal.unit || !unit) return;
-  if (goal.unit.unit !== unit.unit) {
-    ctx.report(diag('S509', goal.unit.start, goal.unit.end, `the ${GOAL_KEYWORD} is in ${goal.unit.unit} and the bound in ${unit.unit}: write the ${GOAL_KEYWORD} in the bound's unit`));
+  // A goal without the unit its bound has: the parser has said so.
+  if (!bound || !op || (unit && !goal.unit)) return;
+  if (goal.unit && goal.unit.unit !== unit?.unit) {
+    ctx.report(diag('S509', goal.unit.start, goal.unit.end, `the ${GOAL_KEYWORD} is in ${goal.unit.unit} and the bound ${unit ? `in ${unit.unit}` : 'a bare number'}: write the ${GOAL_KEYWORD} ${unit ? `in ${unit.unit}` : 'as a bare number'}`));
     return;
   }
-  if (bound && op && !goalIsStricter(op, g.value, bound.value)) {
+  if (!goalIsStricter(op, g.value, bound.value)) {
     const side = op === '<' || op === '<=' ? 'below' : 'above';
-    ctx.report(diag('S508', g.start, goal.unit.end, `${GOAL_KEYWORD} ${g.value} ${unit.unit} is not stricter than the bound ${op} ${bound.value} ${unit.unit}: every edit that passes meets it (a ${GOAL_KEYWORD} of a ${op} check lies ${side} its bound)`));
+    const u = unit ? ` ${unit.unit}` : '';
+    ctx.report(diag('S508', g.start, goal.end, `${GOAL_KEYWORD} ${g.value}${u} is not stricter than the bound ${op} ${bound.value}${u}: every edit that passes meets it (a ${GOAL_KEYWORD} of a ${op} check lies ${side} its bound)`));
   }
 }
 

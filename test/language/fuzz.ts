@@ -26,7 +26,7 @@ export function seedSpecs(): string[] {
 }
 
 const WORDS = [
-  'model', 'data', 'guard', 'edit', 'expect', 'select', 'scale', 'keep', 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'and',
+  'model', 'data', 'guard', 'edit', 'expect', 'select', 'scale', 'keep', 'from', 'on', 'tune', 'in', 'by', 'where', 'within', 'goal', 'and',
   'field', 'limit', 'tokens', 'module', 'label', 'top', 'or', 'minus', 'tokenizer', 'components', 'sha256', 'udhr', 'text', 'jsonl',
   'inline', 'maximize', 'minimize', 'loss', 'selectivity', 'norm', 'activation', 'firing', 'rises', 'falls', 'moves', 'is', 'nats', 'bits',
   '%', '{', '}', '[', ']', '(', ')', ',', ':', '=', '==', '>=', '<', '#', '"', '/', '\\', '0', '-1', '1e999', '1e-999', '0.5', 'NaN',

@@ -94,3 +94,13 @@ test('loadPlan plans the given text without reading the spec file, with the chec
   assert.equal(placeless(plan), placeless(loadPlan(path.join(FIXTURE, 'demo.scalpel'))));
   assert.throws(() => loadPlan(unsaved, `${text}\nguard g = [german, frnch] within 1 nats\n`), (e: unknown) => e instanceof ScalpelError && e.file === unsaved && e.position?.line !== undefined);
 });
+
+test('a goal reaches the plan: on its guard and on its own expectation only', () => {
+  const text = fs.readFileSync(path.join(FIXTURE, 'demo.scalpel'), 'utf8')
+    .replace('within 0.05 nats', 'within 0.05 nats, goal 0.01 nats')
+    .replace(/^(expect no_german: loss\(german\) rises by >= \S+ nats)$/m, '$1, goal 6 nats');
+  const plan = loadPlan(path.join(FIXTURE, 'unsaved-never-written.scalpel'), text);
+  assert.equal(plan.guards[0].goal, 0.01);
+  assert.deepEqual(plan.expectations.map((x) => [x.dataset, x.change, x.goal]), [['german', 'rises', 6], ...['french', 'spanish', 'italian', 'english'].map((d) => [d, 'moves', undefined])]);
+  assert.equal(loadPlan(path.join(FIXTURE, 'demo.scalpel')).guards[0].goal, undefined, 'no goal written, none planned');
+});

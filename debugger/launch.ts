@@ -25,6 +25,7 @@ import { SIDES, Side, Tracer, patchFeeds } from '../engine/trace/trace';
 import { WorstToken, largestLossIncrease } from '../engine/trace/worst';
 import { loadPlan } from '../language/plan';
 import { singleToken } from './builtins';
+import type { StopContext } from './requests';
 import { DebugRuntime } from './runtime';
 import { fmt } from './scopes';
 
@@ -102,6 +103,8 @@ function checkTypes(args: Record<string, unknown>): void {
 
 export interface Launched {
   runtime: DebugRuntime;
+  /** What was launched, as debugger/requests.ts's StopContext reports it. */
+  launched: Pick<StopContext, 'spec' | 'edit' | 'scale' | 'example'>;
   /** Lines for the Debug Console. */
   summary: string[];
   release(): Promise<void>;
@@ -128,6 +131,8 @@ interface Subject {
   gates?: { paths: GatedPaths; model: OnnxModel };
   description: string;
   datasets: Map<string, NamedDataset>;
+  /** With a spec: its file, the edit debugged and its scale. */
+  spec?: { file: string; edit?: string; scale?: number };
 }
 
 /** `signal` stops the launch between ORT runs (finding the worst token, tracing): it rejects with CancelledError. */
@@ -152,6 +157,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs, signal?: AbortSigna
     tracer = await Tracer.create(lm, { ...rt, patches, ...(gates ? { model: gates.model, record: gates.paths.modules.map((m) => m.gateTensor) } : {}) });
     let text = args.input;
     let worst: WorstToken | undefined;
+    let example: StopContext['example'];
     if (text === undefined) {
       const { dataset, n } = parseExample(args.example!);
       const ds = loadNamed(dataset, datasets);
@@ -163,6 +169,7 @@ export async function launchRuntime(args: ScalpelLaunchArgs, signal?: AbortSigna
         if (n >= ds.documents.length) throw new ScalpelError(`"example": ${dataset} has ${ds.documents.length} documents (0..${ds.documents.length - 1}), not #${n}`);
         text = ds.documents[n].text;
       }
+      example = { dataset, document: worst?.document ?? (n as number) };
     }
     const ids = tokenizeDataset({ name: 'input', source: 'input', documents: [{ text, tags: {} }] }, lm.tokenizer, EXAMPLE_MAX_TOKENS).ids;
     const tokens = ids.subarray(0, lm.contextLength);
@@ -201,8 +208,10 @@ export async function launchRuntime(args: ScalpelLaunchArgs, signal?: AbortSigna
       summary.push(d ? `base and edited first diverge at ${d.capture.id} (relative ${fmt(d.relative)})` : `base and edited agree within ${runtime.tolerance} at this position`);
     }
     const owned = tracer;
+    const spec = subject.spec;
     return {
       runtime,
+      launched: { ...(spec ? { spec: spec.file, edit: spec.edit, scale: spec.scale } : {}), ...(example ? { example } : {}) },
       summary,
       async release() {
         for (const e of evaluators.values()) await e.then((ev) => ev.release(), () => undefined);
@@ -250,7 +259,7 @@ function fromSpec(args: ScalpelLaunchArgs): Subject {
   const catalog = catalogDir ? openCatalogTensors(catalogDir) : undefined;
   const datasets = new Map(plan.datasets.map((d) => [d.name, { source: d.source, maxTokens: d.limit, baseDir: path.dirname(specFile) }]));
   try {
-    if (!edit) return { lm, catalog, patches: undefined, editScales: new Map(), description: 'none: the spec has no edit (edited = base)', datasets };
+    if (!edit) return { lm, catalog, patches: undefined, editScales: new Map(), description: 'none: the spec has no edit (edited = base)', datasets, spec: { file: path.resolve(specFile) } };
     let scale: number;
     let how = '';
     if (args.scale !== undefined) {
@@ -277,7 +286,7 @@ function fromSpec(args: ScalpelLaunchArgs): Subject {
     const patches = new WeightEditor(gates?.model ?? lm.onnx, paths).weights(terms);
     const shown = keys.length <= 3 ? keys.join(', ') : `${keys.slice(0, 3).join(', ')} and ${keys.length - 3} more`;
     const gated = edit.gate ? ` ${gateText(edit.gate)}` : '';
-    return { lm, catalog, patches, editScales: new Map(keys.map((k) => [k, scale])), gates, description: `${edit.name}: ${shown} × ${fmt(scale)}${gated}${how}`, datasets };
+    return { lm, catalog, patches, editScales: new Map(keys.map((k) => [k, scale])), gates, description: `${edit.name}: ${shown} × ${fmt(scale)}${gated}${how}`, datasets, spec: { file: path.resolve(specFile), edit: edit.name, scale } };
   } catch (err) {
     catalog?.close();
     throw err;

@@ -11,11 +11,13 @@
 import { componentKey, parseComponentKey } from '../engine/catalog/key';
 import { ScalpelError } from '../engine/errors';
 import { TraceAnalysis } from '../engine/trace/analysis';
+import { blockOutputs } from '../engine/geometry/points';
 import { Capture } from '../engine/trace/graph';
 import { SIDES, Side } from '../engine/trace/trace';
 import { DatasetLosses, expressionHost } from './builtins';
 import { Expr, evaluateExpression, parseExpression, truthy } from './expression';
 import type { Point } from './point';
+import type { StopContext } from './requests';
 import { ScopeView, StopView, fmt } from './scopes';
 
 export interface StopEvent {
@@ -328,6 +330,22 @@ export class DebugRuntime {
 
   scopes(frame: Frame): ScopeView[] {
     return this.view.scopes(frame.point);
+  }
+
+  /** A frame's stop (default: the current one) as the Geometry panel names it: debugger/requests.ts's StopContext, less the launch's part. */
+  stopContext(frame?: Frame): Pick<StopContext, 'point' | 'geometryPoint' | 'position' | 'token'> {
+    const p = frame?.point ?? this.current;
+    const position = this.opts.position;
+    return { point: p.key, geometryPoint: this.geometryPoint(p), position, token: this.view.tokenText(this.analysis.trace.tokens[position]) };
+  }
+
+  /** The capture point activation geometry reads at a stop point (`StopContext.geometryPoint`). */
+  private geometryPoint(p: Point): string {
+    const outputs = blockOutputs(this.analysis.trace.structure);
+    if (p.kind === 'model') return 'embed';
+    if (p.kind === 'block' && outputs.includes(`${p.block}.resid`)) return `${p.block}.resid`;
+    if (p.module && p.block) return p.module;
+    return outputs[outputs.length - 1] ?? 'embed';
   }
 
   /** One paragraph about a stop, for the Debug Console. */

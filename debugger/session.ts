@@ -11,6 +11,7 @@ import {
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { ScalpelError } from '../engine/errors';
 import { Launched, ScalpelLaunchArgs, launchRuntime } from './launch';
+import { STOP_CONTEXT, StopContext, StopContextArguments } from './requests';
 import { DebugRuntime, Frame, RunResult } from './runtime';
 import type { VarNode } from './scopes';
 
@@ -131,6 +132,22 @@ export class ScalpelDebugSession extends DebugSession {
     try {
       const frame = args.frameId !== undefined ? this.frame(args.frameId) : undefined;
       response.body = { result: await this.runtime.evaluate(args.expression, frame), variablesReference: 0 };
+      this.sendResponse(response);
+    } catch (err) {
+      this.fail(response, err);
+    }
+  }
+
+  /** Scalpel's own requests (debugger/requests.ts); anything else is refused as the base class does. */
+  protected override customRequest(command: string, response: DebugProtocol.Response, args: unknown): void {
+    if (command !== STOP_CONTEXT) return super.customRequest(command, response, args);
+    try {
+      const frameId = (args as StopContextArguments | undefined)?.frameId;
+      const frame = frameId !== undefined ? this.frame(frameId) : undefined;
+      if (frameId !== undefined && !frame) throw new ScalpelError(`no frame ${frameId} at this stop`);
+      const stop = this.runtime.stopContext(frame);
+      const body: StopContext = { ...this.launched!.launched, ...stop };
+      response.body = body;
       this.sendResponse(response);
     } catch (err) {
       this.fail(response, err);

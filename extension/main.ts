@@ -13,7 +13,9 @@ import { outline } from './outline';
 import { Panel } from './panels';
 import { MeasurementStore } from './measurements';
 import { PreviewController } from './preview';
-import type { ApplyResult, CatalogView, FromWebview, GeometryData, JobRuntime, ReviewResult } from './protocol';
+import type { ApplyResult, CatalogView, FromWebview, GeometryData, Job, JobRuntime, ReviewResult } from './protocol';
+import { STOP_CONTEXT } from '../debugger/requests';
+import type { StopContext, StopContextArguments } from '../debugger/requests';
 import { VIEWS, VIEW_KINDS } from './protocol';
 import { missedGoalsNote } from './goals';
 import { SpecTests } from './tests';
@@ -170,23 +172,63 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
 
   /** What the Geometry panel shows: its spec, edit and the edit's scale (for the debugger). */
   const geometryState: { spec?: string; edit?: string; scale?: number } = {};
+  /** Show Geometry (the command and the code lenses over edits and probes). */
   async function showGeometry(arg?: vscode.Uri, edit?: string, textFile?: string, probe?: string): Promise<void> {
     const spec = await specOf(arg);
     if (!spec || !trusted()) return;
-    const name = typeof edit === 'string' ? edit : undefined;
+    const text = typeof textFile === 'string' ? fs.readFileSync(textFile, 'utf8') : undefined;
+    await openGeometry(spec, { edit: typeof edit === 'string' ? edit : undefined, probe: typeof probe === 'string' ? probe : undefined, text });
+  }
+
+  type GeometryJob = Extract<Job, { kind: 'geometry' }>;
+  async function openGeometry(spec: vscode.Uri, job: Pick<GeometryJob, 'edit' | 'probe' | 'text' | 'point' | 'scale' | 'mark'>): Promise<void> {
+    const name = job.edit;
     const panel = Panel.show('geometry', webviewRoot, wire);
     void panel.post({ type: 'busy', message: `capturing activations${name ? ` (base and ${name})` : ''}…` });
     try {
-      const text = typeof textFile === 'string' ? fs.readFileSync(textFile, 'utf8') : undefined;
       const r = await jobs.withProgress<GeometryData>(`Scalpel: activation geometry${name ? ` of ${name}` : ''}`, {
-        kind: 'geometry', spec: spec.fsPath, edit: name, probe: typeof probe === 'string' ? probe : undefined, text, maxPerTag: config().get<number>('geometry.maxPerTag') ?? 1500, runtime: runtime(),
+        kind: 'geometry', spec: spec.fsPath, ...job, maxPerTag: config().get<number>('geometry.maxPerTag') ?? 1500, runtime: runtime(),
       });
       Object.assign(geometryState, { spec: r.spec, edit: r.edit, scale: r.scale });
+      if (job.mark && !r.marked) log.appendLine(`geometry: the debugged token (${job.mark.tag}#${job.mark.document}, token ${job.mark.position}) is not among the panel's datasets`);
       await panel.post({ type: 'geometry', data: r });
     } catch (err) {
       void panel.post({ type: 'error', message: err instanceof JobError ? err.format() : String(err) });
       report(err);
     }
+  }
+
+  /**
+   * Show Geometry at This Stop (the debug toolbar, a frame's context menu in Call Stack, the command palette): the
+   * panel for the stopped session's spec and edit at the scale it debugs, at the capture point of the focused (or
+   * right-clicked) frame, with the token debugged marked.
+   */
+  async function showGeometryAtStop(item?: { sessionId?: string; frameName?: string }): Promise<void> {
+    const session = vscode.debug.activeDebugSession;
+    if (session?.type !== 'scalpel') return void vscode.window.showErrorMessage('Scalpel: no Scalpel debug session is active');
+    if (!trusted()) return;
+    try {
+      const at = (await session.customRequest(STOP_CONTEXT, { frameId: await focusedFrame(session, item) } satisfies StopContextArguments)) as StopContext;
+      if (!at.spec) {
+        return void vscode.window.showErrorMessage('Scalpel: this session debugs a model without a spec; the Geometry panel compares a spec\'s datasets (launch with "spec")');
+      }
+      await openGeometry(vscode.Uri.file(at.spec), {
+        edit: at.edit, scale: at.scale, point: at.geometryPoint,
+        ...(at.example ? { mark: { tag: at.example.dataset, document: at.example.document, position: at.position } } : {}),
+      });
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  /** The frame a debugger command is about: the one right-clicked in Call Stack (by its name), else the focused one; undefined: the stop itself. */
+  async function focusedFrame(session: vscode.DebugSession, item?: { frameName?: string }): Promise<number | undefined> {
+    if (typeof item?.frameName === 'string') {
+      const frames = ((await session.customRequest('stackTrace', { threadId: 1 })) as { stackFrames: { id: number; name: string }[] }).stackFrames;
+      return frames.find((f) => f.name === item.frameName)?.id;
+    }
+    const focused = vscode.debug.activeStackItem;
+    return focused instanceof vscode.DebugStackFrame && focused.session.id === session.id ? focused.frameId : undefined;
   }
 
   /** A token of the Geometry panel in the debugger: document N of a spec dataset, stopped at its position. */
@@ -296,6 +338,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Scalpe
     vscode.commands.registerCommand('scalpel.reviewEdit', review),
     vscode.commands.registerCommand('scalpel.debugEdit', debugEdit),
     vscode.commands.registerCommand('scalpel.showGeometry', showGeometry),
+    vscode.commands.registerCommand('scalpel.showGeometryAtStop', showGeometryAtStop),
     vscode.commands.registerCommand('scalpel.showOutput', () => log.show()),
     vscode.debug.registerDebugAdapterDescriptorFactory('scalpel', {
       // The adapter is the bundled CLI's `dap` command in its own process: the model never runs in the extension host.

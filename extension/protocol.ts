@@ -5,6 +5,7 @@
 import type { GoalResult, Unit } from '../engine/edit/checks';
 import type { LockCheck } from '../engine/edit/lock';
 import type { GeometryResult } from '../engine/geometry/index';
+import type { TokenMark } from '../engine/geometry/capture';
 
 /**
  * The webview panels, each one kind of page of the webview bundle (webviews/main.ts maps a kind to its
@@ -36,9 +37,11 @@ export type Job =
   | { kind: 'catalog'; spec: string }
   /**
    * Every block's output, base and (with `edit`) edited, for the spec's checked datasets, or a declared probe's
-   * datasets, kind and point (`probe`); `text`: a text whose sentences make a path.
+   * datasets, kind and point (`probe`); `text`: a text whose sentences make a path. From a debugger stop: `point`,
+   * the capture point shown first (added to the layers), `scale`, the edit's scale the session debugs, and `mark`,
+   * the token debugged.
    */
-  | { kind: 'geometry'; spec: string; edit?: string; probe?: string; text?: string; maxPerTag: number; runtime?: JobRuntime };
+  | { kind: 'geometry'; spec: string; edit?: string; probe?: string; text?: string; maxPerTag: number; point?: string; scale?: number; mark?: TokenMark; runtime?: JobRuntime };
 
 /** Sent to a worker whose job the user cancelled: the job stops at its next check, then the worker exits. */
 export interface CancelRequest {

@@ -23,7 +23,7 @@ import { bestSelectivity } from '../language/catalog';
 import { analyze, defaultEnv } from '../language/checker';
 import { loadPlan, lockedFor } from '../language/plan';
 import { measureGeometry } from '../engine/geometry';
-import { blockOutputs } from '../engine/geometry/points';
+import { blockOutputs, inForwardOrder } from '../engine/geometry/points';
 import { openLanguageModel } from '../engine/lm';
 import { analyzeModel } from '../engine/trace/graph';
 import { specSubject } from '../language/geometry';
@@ -169,7 +169,7 @@ async function run(job: Job): Promise<JobResult> {
 
 /** Every block's output for the spec's checked datasets, base and edited, as `scalpel geometry --spec --layers` computes it. */
 async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<GeometryData> {
-  const subject = await specSubject(job.spec, job.edit, { runtime: runtimeOptions(job.runtime), onStatus: (message) => send({ type: 'status', message }) });
+  const subject = await specSubject(job.spec, job.edit, { scale: job.scale, runtime: runtimeOptions(job.runtime), onStatus: (message) => send({ type: 'status', message }) });
   const declared = job.probe !== undefined ? subject.probes.find((p) => p.name === job.probe) : undefined;
   if (job.probe !== undefined && !declared) throw new ScalpelError(`the spec declares no probe "${job.probe}"`, job.spec);
   const names = declared?.datasets ?? (subject.checked.length >= 2 ? subject.checked : [...subject.datasets.keys()]);
@@ -179,14 +179,16 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
   try {
     const structure = analyzeModel(lm.onnx, lm.logitsName);
     const layers = ['embed', ...blockOutputs(structure)];
+    const initialPoint = job.point ?? declared?.point;
     let last = '';
     const r = await measureGeometry(lm, {
-      points: declared && !layers.includes(declared.point) ? [...layers, declared.point] : layers,
+      points: inForwardOrder(structure, [...layers, ...(initialPoint ? [initialPoint] : [])]),
       sources: names.map((n) => subject.tagged(n)),
       text: job.text,
       patches: subject.edit?.weights, editedGraph: subject.edit?.graph,
       catalog,
       maxPerTag: job.maxPerTag,
+      mark: job.mark,
       probe: declared?.kind ?? 'mean-difference',
       dimensions: 3,
       runtime: runtimeOptions(job.runtime),
@@ -195,7 +197,7 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
         if (p.stage !== last) send({ type: 'status', message: (last = p.stage) });
       },
     });
-    return { ...r, spec: job.spec, ...(declared ? { probe: declared.name, initialPoint: declared.point } : {}), ...(subject.edit ? { edit: subject.edit.name, scale: subject.edit.scales[subject.edit.name] } : {}) };
+    return { ...r, spec: job.spec, ...(declared ? { probe: declared.name } : {}), ...(initialPoint ? { initialPoint } : {}), ...(subject.edit ? { edit: subject.edit.name, scale: subject.edit.scales[subject.edit.name] } : {}) };
   } finally {
     catalog?.close();
   }

@@ -45,7 +45,8 @@ export interface SpecSubject {
   edit?: { name: string; scales: Record<string, number>; weights: Map<string, Float32Array>; fromLock: boolean; graph?: OnnxModel };
 }
 
-export async function specSubject(specFile: string, editName: string | undefined, opts: { runtime?: RuntimeOptions; onStatus?: (m: string) => void; ignore?: readonly Code[] } = {}): Promise<SpecSubject> {
+/** `opts.scale`: the edit's scale, given (as the debugger's `scale` launch attribute is) rather than from the spec, its lock or a tuning run. */
+export async function specSubject(specFile: string, editName: string | undefined, opts: { scale?: number; runtime?: RuntimeOptions; onStatus?: (m: string) => void; ignore?: readonly Code[] } = {}): Promise<SpecSubject> {
   const analysis = checkedAnalysis(specFile, undefined, undefined, opts.ignore);
   const plan = planFromAnalysis(analysis, specFile, editName === undefined ? [] : [editName]);
   const { probes, edits } = specFromAnalysis(analysis, path.resolve(specFile));
@@ -71,12 +72,12 @@ export async function specSubject(specFile: string, editName: string | undefined
     const edit = runner.edit(editName);
     // A gated edit runs in the graph with its paths (as preview and apply do): its scales are fed into them.
     const graph = edit.gate ? { graph: runner.editor.model } : {};
-    const known = 'value' in edit.scale ? edit.scale.value : lockedFor(runner)?.[editName];
+    const known = opts.scale ?? ('value' in edit.scale ? edit.scale.value : lockedFor(runner)?.[editName]);
     if (known !== undefined && runner.catalog) {
       // A known scale needs no run: the weights are the edit's rank-one terms.
       const components = new CatalogComponents(runner.catalog);
       const weights = runner.editor.weights(edit.components.map((key) => ({ component: components.get(key, edit.origin), scale: known, ...(edit.gate ? { gate: edit.gate } : {}) })));
-      subject.edit = { name: editName, scales: { [editName]: known }, weights, fromLock: !('value' in edit.scale), ...graph };
+      subject.edit = { name: editName, scales: { [editName]: known }, weights, fromLock: opts.scale === undefined && !('value' in edit.scale), ...graph };
     } else {
       opts.onStatus?.(`tuning ${editName} (no lock file holds its scale for this spec, model and catalog)`);
       const outcome = await runner.run([editName], { onStatus: opts.onStatus });

@@ -85,6 +85,11 @@ export class GeometryView extends LitElement {
     input[type=range] { width: 240px; }
   `;
 
+  override willUpdate(changed: Map<string, unknown>): void {
+    // New data opened at a point of its own (a probe's, a debugger stop's) shows that point, not the slider's last one.
+    if (changed.has('data') && changed.get('data') !== undefined && this.data?.initialPoint) this.pick(-1);
+  }
+
   private get current(): number {
     const n = this.data?.points.length ?? 0;
     if (this.point >= 0 && this.point < n) return this.point;
@@ -112,7 +117,7 @@ export class GeometryView extends LitElement {
           <vscode-option value="overlay">base → edited</vscode-option><vscode-option value="base">base</vscode-option><vscode-option value="edited">edited</vscode-option>
         </vscode-single-select>` : ''}
       </div>
-      <p class="legend">${d.tags.map((t) => html`<span><span class="swatch" data-tag=${t}></span>${t}</span>`)}${d.sentences ? html`<span>— sentence path (${d.sentences.length})</span>` : ''}</p>
+      <p class="legend">${d.tags.map((t) => html`<span><span class="swatch" data-tag=${t}></span>${t}</span>`)}${d.sentences ? html`<span>— sentence path (${d.sentences.length})</span>` : ''}${d.marked ? html`<span id="marked">◎ debugged: ${d.marked.tag} · ${JSON.stringify(d.marked.token)} · document ${d.marked.document}, token ${d.marked.position}</span>` : ''}</p>
       <div class="plot">
         <canvas id="scatter" width=${WIDTH} height=${HEIGHT} tabindex="0" class=${this.shown === '3d' ? 'turn' : ''}
           aria-label=${this.shown === '3d' ? 'scatter of PC1, PC2 and PC3; drag or use the arrow keys to turn it' : `scatter of ${this.shown.toUpperCase().replace('-', ' and ')}`}
@@ -148,7 +153,8 @@ export class GeometryView extends LitElement {
     const p = d.points[this.current];
     const showBase = !p.edited || this.mode !== 'edited';
     const showEdited = !!p.edited && this.mode !== 'base';
-    const all = [...(showBase ? p.base.coords : []), ...(showEdited ? p.edited!.coords : []), ...(p.text?.base.coords ?? []), ...(showEdited ? p.text?.edited?.coords ?? [] : [])];
+    const all = [...(showBase ? p.base.coords : []), ...(showEdited ? p.edited!.coords : []), ...(p.text?.base.coords ?? []), ...(showEdited ? p.text?.edited?.coords ?? [] : []),
+      ...(showBase && p.marked ? [p.marked.base] : []), ...(showEdited && p.marked?.edited ? [p.marked.edited] : [])];
     const view = this.shown;
     const at = view === '3d' ? turned(all, this.rotation) : plane(all, PLANES[view]);
     const depthScale = view === '3d' ? 0.35 : 0;
@@ -206,6 +212,20 @@ export class GeometryView extends LitElement {
         ctx.fill();
         this.drawn.push({ x, y, row: -1 - i, side });
       });
+      ctx.lineWidth = 1;
+    }
+    // The debugger's token: a ring on each side shown, over everything else.
+    for (const [side, c] of [['base', showBase ? p.marked?.base : undefined], ['edited', showEdited ? p.marked?.edited : undefined]] as const) {
+      if (!c) continue;
+      ctx.globalAlpha = 1;
+      ctx.strokeStyle = fg;
+      ctx.lineWidth = 2;
+      ctx.setLineDash(side === 'edited' ? [3, 2] : []);
+      ctx.beginPath();
+      const [x, y] = at(c);
+      ctx.arc(x, y, 7, 0, 2 * Math.PI);
+      ctx.stroke();
+      ctx.setLineDash([]);
       ctx.lineWidth = 1;
     }
     ctx.globalAlpha = 1;

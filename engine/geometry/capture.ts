@@ -42,8 +42,17 @@ export interface DatasetCaptureOptions {
    * a dataset too small to hold a document out holds out that fraction of its tokens, at its end.
    */
   heldoutFraction?: number;
+  /** One token captured beside the sample whatever the sampling keeps (the debugger's, for the panel to mark). */
+  mark?: TokenMark;
   signal?: AbortSignal;
   onProgress?: (p: Progress & { tag: string }) => void;
+}
+
+/** A token of a tagged dataset: the dataset's tag, the document's index in it, the token's position in the document. */
+export interface TokenMark {
+  tag: string;
+  document: number;
+  position: number;
 }
 
 /** The activations at one capture point: a sample of rows with where each came from, and moments of all. */
@@ -66,6 +75,8 @@ export interface Activations {
   moments: Moments;
   /** Tokens seen per tag. */
   tokens: number[];
+  /** The marked token's activation (`DatasetCaptureOptions.mark`), when the capture reached it. */
+  marked?: { row: Float32Array; token: number };
 }
 
 const DEFAULT_MAX_PER_TAG = 4000;
@@ -103,6 +114,7 @@ export class ActivationCapture {
     if (new Set(tags).size !== tags.length) throw new ScalpelError(`each dataset needs its own tag; got ${tags.join(', ')}`);
     const max = opts.maxPerTag ?? DEFAULT_MAX_PER_TAG;
     const sinks = this.points.map(() => new Sink(tags, max));
+    const marked: Activations['marked'][] = this.points.map(() => undefined);
     for (let ti = 0; ti < sources.length; ti++) {
       const { dataset: ds, maxTokens } = sources[ti];
       const fraction = opts.heldoutFraction ?? 0.3;
@@ -117,14 +129,18 @@ export class ActivationCapture {
       const cut = Math.floor((1 - fraction) * (tokenized.ids.length - 1));
       const isHeldout = (pos: number, doc: number) => (byPosition ? pos >= cut : held.has(ds.documents[doc]));
       const reservoirs = this.points.map(() => new Reservoir(max, ti + 1));
+      const mark = opts.mark?.tag === sources[ti].tag ? opts.mark : undefined;
       await this.run(tokenized, (pi, row, pos, doc) => {
         sinks[pi].moments.add(row);
+        if (mark && doc === mark.document && pos - tokenized.documentStarts[doc] === mark.position) marked[pi] = { row: row.slice(), token: tokenized.ids[pos] };
         const slot = reservoirs[pi].offer();
         if (slot >= 0) sinks[pi].put(ti, slot, row, { document: doc, position: pos - tokenized.documentStarts[doc], token: tokenized.ids[pos], heldout: isHeldout(pos, doc) });
         if (pi === 0) sinks[0].tokens[ti]++;
       }, opts.signal, (p) => opts.onProgress?.({ ...p, tag: sources[ti].tag }));
     }
-    return this.finish(sinks);
+    const out = this.finish(sinks);
+    [...out.values()].forEach((a, pi) => marked[pi] && (a.marked = marked[pi]));
+    return out;
   }
 
   /**

@@ -12,7 +12,7 @@ import { LanguageModel } from '../lm';
 import { OnnxModel } from '../onnx/model';
 import { RuntimeOptions } from '../runtime';
 import { TensorAccess, analyzeModel, tensorAccess } from '../trace/graph';
-import { Activations, ActivationCapture, TaggedSource } from './capture';
+import { Activations, ActivationCapture, TaggedSource, TokenMark } from './capture';
 import { ComponentAlignment, alignComponents } from './align';
 import { pca, project } from './pca';
 import { Probe, ProbeKind, ProbeScore, probeDirection, scoreProbe, trainProbe } from './probe';
@@ -28,6 +28,8 @@ export interface GeometryRequest {
   /** The edited model's graph when the edit is gated (its paths added, scales set through `patches`). */
   editedGraph?: OnnxModel;
   probe?: ProbeKind;
+  /** A token to project beside the sample, at every point and on both sides (the debugger's token, for the panel). */
+  mark?: TokenMark;
   /** Projected dimensions (2 or 3; default 2). */
   dimensions?: number;
   maxPerTag?: number;
@@ -72,6 +74,8 @@ export interface PointGeometry {
   edited?: SideCoords;
   /** The sentence path: one row per sentence. */
   text?: { base: SideCoords; edited?: SideCoords };
+  /** The marked token's coordinates (`GeometryResult.marked`). */
+  marked?: { base: number[]; edited?: number[] };
   probe: {
     kind: ProbeKind;
     /** Held-out multi-class accuracy (the highest-scoring tag is the row's own). */
@@ -90,6 +94,8 @@ export interface GeometryResult {
   /** Tokens captured per tag (the rows are a sample of them). */
   tokens: Record<string, number>;
   sentences?: string[];
+  /** The token `GeometryRequest.mark` named, when its dataset was captured that far. */
+  marked?: TokenMark & { token: string };
   points: PointGeometry[];
   hasEdit: boolean;
   seconds: { capture: number; analysis: number };
@@ -108,7 +114,7 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
     const capture = await ActivationCapture.create(lm, req.points, { patches, ...(patches ? { graph: req.editedGraph } : {}), ...req.runtime });
     try {
       const rows = await capture.datasets(req.sources, {
-        maxPerTag: req.maxPerTag, heldoutFraction: req.heldoutFraction, signal: req.signal,
+        maxPerTag: req.maxPerTag, heldoutFraction: req.heldoutFraction, mark: req.mark, signal: req.signal,
         onProgress: (p) => req.onProgress?.({ ...p, stage: `${stage} ${p.tag}` }),
       });
       const text = req.text !== undefined ? await capture.sentences(req.text, { signal: req.signal }) : undefined;
@@ -130,6 +136,7 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
     const e = edited?.rows.get(id);
     const p = pca(a.moments, dims, { signal: req.signal });
     const coords = (x: Activations): SideCoords => ({ coords: chunk(project(p, x.rows, x.count), dims) });
+    const one = (m: NonNullable<Activations['marked']>) => chunk(project(p, m.row, 1), dims)[0];
     const probe = await trainProbe(a, kind, { signal: req.signal, runtime: req.runtime });
     const sBase = scoreProbe(probe, a);
     const sEdited = e ? scoreProbe(probe, e) : undefined;
@@ -155,6 +162,7 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
       base: coords(a),
       ...(e ? { edited: coords(e) } : {}),
       ...(text ? { text: { base: coords(text), ...(textEdited ? { edited: coords(textEdited) } : {}) } } : {}),
+      ...(a.marked ? { marked: { base: one(a.marked), ...(e?.marked ? { edited: one(e.marked) } : {}) } } : {}),
       probe: { kind, accuracy: accuracies(sBase, sEdited, sRetrained), heldoutRows: sBase.rows, perTag },
     });
   }
@@ -169,6 +177,7 @@ export async function measureGeometry(lm: LanguageModel, req: GeometryRequest): 
     },
     tokens: Object.fromEntries(first.tags.map((t, i) => [t, first.tokens[i]])),
     ...(base.text ? { sentences: [...base.text.values()][0].sentences } : {}),
+    ...(req.mark && first.marked ? { marked: { ...req.mark, token: tok.tokenText(first.marked.token) } } : {}),
     points,
     hasEdit: !!edited,
     seconds: { capture: round(captureSeconds), analysis: round((performance.now() - analysisStarted) / 1000) },

@@ -31,6 +31,12 @@ export function blockOutputs(structure: ModelStructure): string[] {
   return structure.blocks.filter((b) => b.sublayers.length).map((b) => `${b.name}.resid`);
 }
 
+/** Point names in forward order (where each one's tensor is first captured), each once: a slider's order. */
+export function inForwardOrder(structure: ModelStructure, names: string[]): string[] {
+  const at = new Map([...new Set(names)].map((n) => [n, structure.captures.findIndex((c) => c.tensor === resolvePoint(structure, n).tensor)] as const));
+  return [...at.keys()].sort((x, y) => at.get(x)! - at.get(y)!);
+}
+
 /**
  * Sentences of a text, in order, each with its leading whitespace (so that tokenizing them one by one
  * gives the same tokens as the whole text for tokenizers that attach a space to the word after it).

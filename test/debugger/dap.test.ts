@@ -14,6 +14,10 @@ import { createHash } from 'node:crypto';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { DEMO, tinyWithCatalog } from './helpers';
+import { STOP_CONTEXT, StopContext } from '../../debugger/requests';
+import { resolvePoint } from '../../engine/geometry/points';
+import { openLanguageModel } from '../../engine/lm';
+import { analyzeModel } from '../../engine/trace/graph';
 import { UPDATING, expectGolden } from '../helpers/golden';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -195,6 +199,56 @@ test('DAP: a bad launch answers with one error message and ends the session', { 
     await terminated;
   } finally {
     await dc.stop();
+  }
+});
+
+test('DAP scalpel/stopContext: the launch\'s spec, edit, scale and example, and every stop\'s capture point for the Geometry panel', { timeout: 60000 }, async () => {
+  const dir = tinyWithCatalog();
+  const spec = path.join(dir, 'edit.scalpel');
+  fs.writeFileSync(path.join(dir, 'docs.txt'), 'alle Mensch ist frei\n\ndie Würde der Mensch ist frei und alle\n\nle homme est libre et la dignité\n');
+  fs.writeFileSync(spec, 'model tiny from "." {\n  components "components"\n}\n\ndata sample = text "docs.txt"\n\nedit drop on tiny {\n  select "h.1.mlp.c_fc:3"\n  scale tune in [-2, 1] maximize loss(sample)\n}\n');
+  const dc = adapter();
+  const t = new Transcript(dc, dir);
+  const at = async (frameId?: number) => (await dc.customRequest(STOP_CONTEXT, frameId === undefined ? {} : { frameId })).body as StopContext;
+  try {
+    await start(t, { spec, example: 'sample#worst', scale: -1.5, stopOnEntry: true }, { functions: ['h.1.mlp.c_fc:3'] });
+    const entry = await at();
+    const worst = /largest loss increase in sample: document (\d+), token (\d+)/.exec(t.lines.join('\n'))!;
+    assert.deepEqual(
+      { ...entry, token: undefined },
+      { spec: path.resolve(spec), edit: 'drop', scale: -1.5, example: { dataset: 'sample', document: Number(worst[1]) }, position: Number(worst[2]), token: undefined, point: 'model', geometryPoint: 'embed' },
+    );
+    const model = (await dc.stackTraceRequest({ threadId: 1 })).body.stackFrames[0].name;
+    assert.ok(model.endsWith(`token ${entry.position} ${JSON.stringify(entry.token)}`), `${model} names the token debugged`);
+    // Every stop of the pass, in order: its point and the capture point geometry reads there.
+    const seen: [string, string][] = [[entry.point, entry.geometryPoint]];
+    while (seen[seen.length - 1][0] !== 'logits') {
+      await t.move('stepIn');
+      const c = await at();
+      seen.push([c.point, c.geometryPoint]);
+      if (c.point === 'h.1.mlp.c_fc:3') {
+        // A deeper frame of the same stop: the module, its block, the model.
+        assert.deepEqual([(await at(2)).geometryPoint, (await at(3)).geometryPoint, (await at(4)).geometryPoint], ['h.1.mlp.c_fc', 'h.1.resid', 'embed']);
+        await assert.rejects(at(5), /no frame 5 at this stop/);
+      }
+    }
+    const of = new Map(seen);
+    assert.deepEqual(['model', 'h.0', 'h.0.attn.c_attn', 'h.1', 'h.1.mlp.c_fc:3', 'lm_head', 'logits'].map((p) => of.get(p)), ['embed', 'h.0.resid', 'h.0.attn.c_attn', 'h.1.resid', 'h.1.mlp.c_fc', 'h.1.resid', 'h.1.resid']);
+    // Each is a point `scalpel geometry --at` and the panel's job accept.
+    const lm = openLanguageModel(dir);
+    const structure = analyzeModel(lm.onnx, lm.logitsName);
+    for (const [, g] of seen) assert.doesNotThrow(() => resolvePoint(structure, g), g);
+    await assert.rejects(dc.customRequest('scalpel/noSuchRequest', {}));
+  } finally {
+    await dc.stop();
+  }
+  // A launch with a model rather than a spec: no spec, edit, scale or example to open the panel with.
+  const bare = adapter();
+  try {
+    await start(new Transcript(bare, dir), { model: dir, input: 'alle Mensch ist frei', stopOnEntry: true });
+    assert.deepEqual(Object.keys((await bare.customRequest(STOP_CONTEXT, {})).body).sort(), ['geometryPoint', 'point', 'position', 'token']);
+  } finally {
+    await bare.stop();
   }
 });
 

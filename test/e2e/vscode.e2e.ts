@@ -1,11 +1,11 @@
 /**
  * End to end in a real VS Code (code-server) with the packaged VSIX: diagnostics, completion of a
  * component key, Preview numbers read from the webview, expectations run in Test Explorer, the model
- * debugger started from Test Explorer's Debug profile and the Debug code lens (Variables, a step), the
- * live preview of an unsaved spec, the Geometry panel from its code lens (probe accuracy per layer, base
+ * debugger started from Test Explorer's Debug profile and the Debug code lens (Variables, a step, the Geometry
+ * panel opened from the stop), the live preview of an unsaved spec, the Geometry panel from its code lens (probe accuracy per layer, base
  * and edited), and an untrusted workspace that refuses to run the model. Screenshots go to test-output/,
  * and the figures (activation, open-to-diagnostics, Preview open-to-numbers, Debug-to-Variables, live
- * change-to-numbers, Geometry open-to-plot) to test-output/e2e-figures.json.
+ * change-to-numbers, Geometry open-to-plot, debugger stop to Geometry plot) to test-output/e2e-figures.json.
  *
  *   npm run test:e2e      (provisions code-server into ~/.cache/scalpel-e2e and packages the VSIX first)
  */
@@ -220,7 +220,7 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
   }
 });
 
-test('debugger: Debug from Test Explorer stops with the Variables view populated, and steps; the Debug code lens', { timeout: 600_000 }, async () => {
+test('debugger: Debug from Test Explorer stops with the Variables view populated, and steps; the Debug code lens; Geometry at the stop', { timeout: 900_000 }, async () => {
   // A fresh workspace: no lock file, so the tuned scale of no_german is known only from a measurement.
   const ws = h.makeWorkspace();
   assert.ok(!fs.existsSync(path.join(ws, 'examples', `${SPEC}.lock`)));
@@ -293,6 +293,23 @@ test('debugger: Debug from Test Explorer stops with the Variables view populated
     await variables.filter({ has: page.locator('.value') }).first().waitFor({ timeout: 120_000 });
     figures.debugCodeLensToVariablesMs = Date.now() - t;
     assert.equal(evaluations(), measuredOnce, 'no second evaluation');
+
+    // Stopped where base and edited diverge: the debug toolbar's Show Geometry at This Stop opens the panel for the
+    // session's spec and edit (at the scale it debugs: no tuning), at the stop's capture point, the token debugged marked.
+    const stopKey = (await top.innerText()).trim().split(/\s+/)[0].replace(/:\d+$/, '');
+    assert.match(stopKey, /^h\.\d+(\.|$)/, `a block or module stop: ${stopKey}`);
+    const atStop = page.locator('.debug-toolbar .action-label[aria-label*="Show Geometry at This Stop"]');
+    await atStop.waitFor({ timeout: 30_000 });
+    t = Date.now();
+    await atStop.click();
+    const frame = await h.webviewFrame(page, async (f) => (await f.locator('scalpel-geometry #marked').count()) > 0, 480_000);
+    figures.geometryFromDebuggerToPlotMs = Date.now() - t;
+    assert.equal(await frame.locator('scalpel-geometry #point-name').textContent(), /^h\.\d+$/.test(stopKey) ? `${stopKey}.resid` : stopKey);
+    assert.match((await frame.locator('scalpel-geometry #marked').textContent()) ?? '', new RegExp(`debugged: ${TARGET} · .* · document \\d+, token \\d+`));
+    assert.match((await frame.locator('scalpel-geometry h2').first().textContent()) ?? '', new RegExp(`Geometry of ${EDIT}`));
+    assert.doesNotMatch(h.scalpelLog(server), /\[geometry\] tuning/, 'the scale the session debugs, not tuned again');
+    await page.waitForTimeout(500);
+    await h.screenshot(page, 'geometry-from-debugger');
     await page.keyboard.press('Shift+F5');
   } finally {
     await server.stop();

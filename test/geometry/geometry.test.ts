@@ -236,6 +236,28 @@ test('measureGeometry: coordinates for base and edited rows, probe accuracy on b
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
 });
 
+test('a marked token is projected at every point, base and edited, as if sampled, and changes nothing else', async () => {
+  const dir = tinyWithCatalog();
+  const lm = openLanguageModel(dir);
+  const editor = new WeightEditor(lm.onnx);
+  const patches = editor.weights([{ component: neuronComponent(lm.onnx, editor.module('h.1.mlp.c_proj'), 'in', 2), scale: 0 }]);
+  const a = Array.from({ length: 10 }, (_, i) => `alle Mensch ist frei${' und die Würde'.repeat(i + 1)}`);
+  const b = Array.from({ length: 10 }, (_, i) => `der Mensch ist${' frei der'.repeat(i + 1)} Würde`);
+  const run = (maxPerTag: number, mark?: { tag: string; document: number; position: number }) => measureGeometry(lm, {
+    points: ['h.0.resid', 'h.1.resid'], sources: [{ tag: 'a', dataset: docs(a, 'a') }, { tag: 'b', dataset: docs(b, 'b') }], patches, probe: 'mean-difference', maxPerTag, mark,
+  });
+  const mark = { tag: 'b', document: 7, position: 5 };
+  const [marked, plain, whole] = [await run(3, mark), await run(3), await run(1000)];
+  // Every row kept: the marked token is one of them, with the coordinates the mark got (PCA comes from every token either way).
+  const row = whole.rows.tag.findIndex((t, i) => whole.tags[t] === 'b' && whole.rows.document[i] === 7 && whole.rows.position[i] === 5);
+  assert.ok(row >= 0);
+  assert.deepEqual(marked.marked, { ...mark, token: whole.rows.token[row] });
+  marked.points.forEach((p, i) => assert.deepEqual(p.marked, { base: whole.points[i].base.coords[row], edited: whole.points[i].edited!.coords[row] }, p.point));
+  const without = (r: typeof marked) => ({ rows: r.rows, tokens: r.tokens, points: r.points.map((p) => ({ ...p, marked: undefined })) });
+  assert.deepEqual(without(marked), without(plain), 'the sample and the probes are those of the same run without a mark');
+  assert.equal((await run(3, { tag: 'c', document: 0, position: 0 })).marked, undefined, 'a tag not captured marks nothing');
+});
+
 test('a gated edit is captured through its gated graph: the same activations as the checkpoint scalpel apply writes, upstream untouched', { timeout: 180000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-geometry-gated-'));
   const demo = path.resolve('models/polyglot');

@@ -178,6 +178,21 @@ test('Geometry: scatter drawn, the layer slider switches points, hover names a s
   await clean(l);
 });
 
+test('Geometry from a debugger stop: new data opens at its own point whatever the slider showed, and names the debugged token', async () => {
+  const l = await load(browser, 'geometry');
+  await l.send({ type: 'geometry', data: geometryFixture() });
+  const at = (name: string) => l.page.waitForFunction((n) => document.querySelector('scalpel-app')!.querySelector('scalpel-geometry')!.shadowRoot!.querySelector('#point-name')!.textContent === n, name);
+  await l.page.locator('#layer').fill('0');
+  await at('h.1.resid');
+  const fixture = geometryFixture();
+  const stop: typeof fixture = { ...fixture, initialPoint: 'h.2.resid', marked: { tag: 'german', document: 3, position: 7, token: ' Würde' }, points: fixture.points.map((p) => ({ ...p, marked: { base: [20, 20], edited: [19, 19] } })) };
+  await l.send({ type: 'geometry', data: stop });
+  await at('h.2.resid');
+  assert.equal(await l.page.locator('#marked').textContent(), '◎ debugged: german · " Würde" · document 3, token 7');
+  assert.ok(await painted(l, 'scatter'));
+  await clean(l);
+});
+
 test('Geometry: a restored panel redraws its last point from saved state', async () => {
   const l = await load(browser, 'geometry', { last: { type: 'geometry', data: geometryFixture() }, ui: { geometryPoint: 0, geometryMode: 'base' } });
   assert.equal(await l.page.locator('#point-name').textContent(), 'h.1.resid');

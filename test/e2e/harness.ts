@@ -78,16 +78,26 @@ export async function startCodeServer(opts: { trusted: boolean }): Promise<CodeS
   fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify({ ...settings, 'files.autoSave': 'off', 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'chat.disableAIFeatures': true, 'workbench.colorTheme': process.env.SCALPEL_E2E_THEME ?? 'Default Dark Modern' }, null, 2));
   const base = ['--user-data-dir', userData, '--extensions-dir', extensions];
   execFileSync(NODE, [ENTRY, ...base, '--install-extension', vsixPath()], { stdio: 'pipe' });
-  const port = await freePort();
+  let port = 0;
   let out = '';
-  const child: ChildProcess = spawn(NODE, [ENTRY, ...base, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (out += b));
-  const deadline = Date.now() + 60_000;
-  while (!/HTTP server listening/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`code-server exited: ${out}`);
-    if (Date.now() > deadline) throw new Error(`code-server did not start in 60 s: ${out}`);
-    await new Promise((r) => setTimeout(r, 200));
+  let child!: ChildProcess;
+  // code-server gives up on its own ("error timed out") when the machine is loaded: a second start is allowed.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    out = '';
+    child = spawn(NODE, [ENTRY, ...base, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (b) => (out += b));
+    child.stderr!.on('data', (b) => (out += b));
+    const deadline = Date.now() + 120_000;
+    while (!/HTTP server listening/.test(out) && child.exitCode === null) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`code-server did not start in 120 s: ${out}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (/HTTP server listening/.test(out)) break;
+    if (attempt === 2 || !/timed out/.test(out)) throw new Error(`code-server exited: ${out}`);
   }
   return {
     url: `http://127.0.0.1:${port}`,
@@ -108,8 +118,9 @@ export async function startCodeServer(opts: { trusted: boolean }): Promise<CodeS
 
 export async function openWorkbench(browser: Browser, server: CodeServer, folder: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-  await page.goto(`${server.url}/?folder=${encodeURIComponent(folder)}`);
-  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  // On a loaded machine the workbench takes well over playwright's default 30 s to load: wait for it, not for a time.
+  await page.goto(`${server.url}/?folder=${encodeURIComponent(folder)}`, { waitUntil: 'domcontentloaded', timeout: 180_000 });
+  await page.locator('.monaco-workbench').waitFor({ timeout: 180_000 });
   return page;
 }
 

@@ -227,7 +227,7 @@ test('debugger: Debug from Test Explorer stops with the Variables view populated
   const server = await h.startCodeServer({ trusted: true });
   try {
     const page = await h.openWorkbench(browser, server, ws);
-    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor({ timeout: 180_000 });
     await h.openFile(page, SPEC);
     await h.runCommand(page, 'Testing: Focus on Test Explorer View');
     const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
@@ -326,7 +326,7 @@ test('live preview: an unsaved change of a literal scale updates the Preview num
   const server = await h.startCodeServer({ trusted: true });
   try {
     const page = await h.openWorkbench(browser, server, ws);
-    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor({ timeout: 180_000 });
     await h.openFile(page, 'live.scalpel');
     await h.runCommand(page, 'Scalpel: Preview Edit');
     const at = async (f: Frame, scale: number) => Number(await f.locator('scalpel-preview #scale').textContent()) === scale;
@@ -399,7 +399,7 @@ test('untrusted workspace: the spec is checked, but Preview refuses to run the m
   const server = await h.startCodeServer({ trusted: false });
   try {
     const page = await h.openWorkbench(browser, server, ws);
-    await page.locator('.statusbar-item', { hasText: 'Scalpel: restricted' }).first().waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: 'Scalpel: restricted' }).first().waitFor({ timeout: 180_000 });
     await h.openFile(page, SPEC);
     // Code lenses still show (no model runs to draw them).
     await page.locator('.codelens-decoration', { hasText: 'Preview' }).first().waitFor({ timeout: 60_000 });

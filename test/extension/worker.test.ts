@@ -177,6 +177,21 @@ test('worker geometry: every block output for the checked datasets, base and edi
   assert.ok(status.some((s) => s.startsWith('probe')));
 });
 
+test('worker geometry from a debugger stop: its capture point added in forward order and shown first, its scale (nothing tuned), its token marked', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  fs.writeFileSync(spec, SPEC('scale tune in [-4, 1] maximize loss(sample)'));
+  const { result, error, status } = await runJob({ kind: 'geometry', spec, edit: 'e', maxPerTag: 100, point: 'h.0.mlp.c_fc', scale: -1.25, mark: { tag: 'other', document: 0, position: 3 } });
+  assert.equal(error, undefined, error?.message);
+  const r = result as GeometryData;
+  assert.deepEqual(r.points.map((p) => p.point), ['embed', 'h.0.mlp.c_fc', 'h.0.resid', 'h.1.resid']);
+  assert.equal(r.initialPoint, 'h.0.mlp.c_fc');
+  assert.equal(r.scale, -1.25);
+  assert.ok(!status.some((s) => /tuning/.test(s)), status.join('\n'));
+  assert.deepEqual({ ...r.marked, token: undefined }, { tag: 'other', document: 0, position: 3, token: undefined });
+  for (const p of r.points) assert.equal(p.marked?.edited?.length, 2, p.point);
+});
+
 test('worker geometry: a dataset\'s `limit N tokens` bounds the tokens captured, so the rows kept are the smaller of it and maxPerTag', async () => {
   const fx = writeFixture();
   const spec = path.join(fx.dir, 'e.scalpel');

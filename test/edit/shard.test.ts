@@ -53,7 +53,7 @@ edit literal on tiny {
   scale 0.25
   keep tight
 }
-expect tuned: loss(big) moves by >= 0 nats
+expect tuned: loss(big) moves by >= 0 nats, goal 1 nats
 `,
   );
   return { dir: fx.dir, spec };
@@ -62,7 +62,7 @@ expect tuned: loss(big) moves by >= 0 nats
 const withoutTiming = {
   json: (s: string) => s.replace(/\n {2}"seconds": [0-9.e+-]+\n/, '\n'),
   junit: (s: string) => s.replace(/ time="[0-9.]+"/, ''),
-  table: (s: string) => s.replace(/ checks passed in [0-9.]+ s\n$/, ' checks passed\n'),
+  table: (s: string) => s.replace(/ in [0-9.]+ s\n$/, '\n'),
 };
 
 test('--shard I/N, or N with I from JOB_COMPLETION_INDEX', () => {
@@ -126,6 +126,13 @@ test('N pods with JOB_COMPLETION_INDEX, one killed and retried: the merge equals
   assert.equal(merged.table.stderr, whole.table.stderr, 'the same failed checks, with their lines');
   assert.equal(withoutTiming.junit(fs.readFileSync(path.join(dir, 'merged.xml'), 'utf8')), withoutTiming.junit(fs.readFileSync(path.join(dir, 'whole.xml'), 'utf8')));
   assert.match(fs.readFileSync(path.join(dir, 'merged.xml'), 'utf8'), /<failure message="guard tight on other/);
+  // Goals survive the merge: the same missed goal, and with --goals the same extra failure line.
+  assert.match(merged.table.stdout, /pass, goal missed\s+expect tuned big: .*; goal 1\.0000 nats missed by /);
+  const strict = { whole: scalpel(['eval', spec, '--goals']), merged: scalpel(['merge', parts, '--goals']) };
+  assert.equal(strict.merged.code, 1);
+  assert.equal(strict.merged.stderr, strict.whole.stderr);
+  assert.match(strict.merged.stderr, /expect tuned big: .*missed by/);
+  assert.doesNotMatch(merged.table.stderr, /expect tuned/, 'without --goals a missed goal is no failure');
 });
 
 test('more shards than batches: empty shards still write parts, and the merge is exact', async () => {

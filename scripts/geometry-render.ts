@@ -64,7 +64,7 @@ export function renderMeasured(s: GeometrySummary): string {
   }
   const best = s.points.find((p) => p.point === s.bestPoint)!;
   lines.push('');
-  lines.push(`**Components aligned with each language's probe direction at ${s.bestPoint}** (|cosine| with read vectors V[:, c] of modules downstream, write vectors U[c, :] upstream):`);
+  lines.push(`**Components aligned with each language's probe direction at ${s.bestPoint}** (|cosine| with effective read vectors (V[:, c] through the reader's norm) of modules downstream, write vectors U[c, :] upstream):`);
   lines.push('');
   lines.push('| language | components (side, cosine, label) |');
   lines.push('| --- | --- |');

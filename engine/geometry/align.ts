@@ -1,15 +1,16 @@
 /**
  * Which catalog components a direction in activation space lines up with: the cosine of the direction
- * with the read vectors V[:, c] of the modules that read the capture point's tensor and with the write
- * vectors U[c, :] of the modules that write it, both read from the graph (`tensorAccess`).
+ * with the effective read vectors of the modules that read the capture point's tensor (V[:, c] through the
+ * norm's γ and centring on the way, `effectiveReadVector`: what the module responds to at the point) and with
+ * the write vectors U[c, :] of the modules that write it, both read from the graph (`tensorAccess`).
  */
 import { componentKey } from '../catalog/key';
 import { CatalogTensors, readVector, writeVector } from '../catalog/read';
-import { TensorAccess } from '../trace/graph';
+import { TensorAccess, effectiveReadVector } from '../trace/graph';
 
 export interface ComponentAlignment {
   key: string;
-  /** `read`: the direction against V[:, c] (what the component responds to); `write`: against U[c, :] (what it adds). */
+  /** `read`: the direction against V[:, c] as the point sees it (what the component responds to); `write`: against U[c, :] (what it adds). */
   side: 'read' | 'write';
   cosine: number;
   label?: string;
@@ -38,7 +39,8 @@ export function alignmentTable(direction: Float64Array, access: TensorAccess, ca
       return n > 0 ? s / Math.sqrt(n) : NaN;
     };
     const side = (vector: (c: number) => Float32Array) => Float64Array.from({ length: m.components }, (_, c) => cosine(vector(c)));
-    table.set(m.path, { ...(reads ? { read: side((c) => readVector(f, c)) } : {}), ...(writes ? { write: side((c) => writeVector(f, c)) } : {}) });
+    const steps = access.readSteps.get(m.path);
+    table.set(m.path, { ...(reads ? { read: side((c) => effectiveReadVector(readVector(f, c), steps)) } : {}), ...(writes ? { write: side((c) => writeVector(f, c)) } : {}) });
   }
   return table;
 }

@@ -197,14 +197,16 @@ export class ActivationCapture {
       },
       onBatch: (_b, out) => {
         const tensors = this.points.map((p) => out[p.tensor]);
-        const length = tensors[0].dims[1];
+        // [batch, sequence, width], or [batch · sequence, width] where an exporter flattens tokens for a Gemm (HF GPT-2).
+        const widths = tensors.map((tensor) => tensor.dims[tensor.dims.length - 1]);
+        const length = tensors[0].data.length / widths[0] / starts.length;
         for (let w = 0; w < starts.length; w++) {
           for (let t = 0; t < length; t++) {
             const pos = starts[w] + t;
             if (pos >= n - 1) break;
             while (doc + 1 < ds.documentStarts.length && ds.documentStarts[doc + 1] <= pos) doc++;
             tensors.forEach((tensor, pi) => {
-              const width = tensor.dims[2];
+              const width = widths[pi];
               const r = w * length + t;
               onRow(pi, (tensor.data as Float32Array).subarray(r * width, (r + 1) * width), pos, doc);
             });

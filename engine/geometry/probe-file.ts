@@ -17,8 +17,8 @@ import { writeFileAtomic } from '../safetensors';
 import type { AlignmentTable } from './align';
 import type { ProbeKind } from './probe';
 
-/** Version 2: readers and writers of the point are read from the graph (`tensorAccess`); version 1's were guessed by width and order. */
-export const PROBE_FILE_FORMAT = 'scalpel-probe/2';
+/** Version 3: read cosines are with the effective read vector (through the reader's norm γ and centring); version 2's with V[:, c] itself. */
+export const PROBE_FILE_FORMAT = 'scalpel-probe/3';
 
 /** Everything a probe's figures depend on. `catalog`: the SHA-256 of the catalog's catalog.json. */
 export interface ProbeDefinition {

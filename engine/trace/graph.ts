@@ -383,10 +383,21 @@ const NORM_OPS = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 
 /** What lies between a tensor and a module that reads it (`tensorAccess`): norms, views, elementwise operations, residual adds. */
 const READ_OPS = new Set([...ELEMENTWISE_OPS, ...NORM_OPS]);
 
+/**
+ * A step between a point and a reader's input that changes which direction of the point the reader responds
+ * to: a per-feature (or scalar) gain — a norm's γ, a Mul or Div by a weight — or a LayerNorm's centring (x − mean x).
+ */
+export type ReadStep = { kind: 'gain'; gain: Float32Array } | { kind: 'centre' };
+
 /** The modules that read and write one activation tensor: see `tensorAccess`. */
 export interface TensorAccess {
   readers: ModuleWeight[];
   writers: ModuleWeight[];
+  /**
+   * Per reader (by module path), the steps from the point to its input in forward order. Absent where a nonlinearity
+   * or a product with another activation lies between (their slope differs from token to token).
+   */
+  readSteps: Map<string, ReadStep[]>;
 }
 
 /**
@@ -405,10 +416,108 @@ export function tensorAccess(model: OnnxModel, s: ModelStructure, tensor: string
   for (const n of model.nodes) for (const o of n.outputs) producers.set(o, n);
   const reached = reachedThrough(consumersOf(model), tensor, READ_OPS);
   const written = productsReaching(producers, tensor);
-  return {
-    readers: s.modules.filter((m) => m.dIn === width && reached.has(m.inputTensor)),
-    writers: s.modules.filter((m) => m.dOut === width && written.has(m.outputTensor)),
+  const readers = s.modules.filter((m) => m.dIn === width && reached.has(m.inputTensor));
+  const paths = linearPaths(model, producers, tensor, width);
+  const readSteps = new Map<string, ReadStep[]>();
+  for (const m of readers) {
+    const at = paths.get(m.inputTensor);
+    if (at?.kind === 'linear') readSteps.set(m.module, at.steps);
+  }
+  return { readers, writers: s.modules.filter((m) => m.dOut === width && written.has(m.outputTensor)), readSteps };
+}
+
+/**
+ * The vector at the point that a reader's read vector `v` (in the reader's input space) responds to: `v` through
+ * the transposes of `steps`, last step first. What a norm divides by (1/σ, 1/rms) is one number per token and so
+ * leaves the direction alone; so does the slope of σ itself along directions orthogonal to the token's vector.
+ */
+export function effectiveReadVector(v: Float32Array, steps: ReadStep[] | undefined): Float32Array {
+  const out = Float32Array.from(v);
+  for (const step of [...(steps ?? [])].reverse()) {
+    if (step.kind === 'gain') {
+      for (let i = 0; i < out.length; i++) out[i] *= step.gain.length === 1 ? step.gain[0] : step.gain[i];
+    } else {
+      let mean = 0;
+      for (let i = 0; i < out.length; i++) mean += out[i];
+      mean /= out.length;
+      for (let i = 0; i < out.length; i++) out[i] -= mean;
+    }
+  }
+  return out;
+}
+
+/**
+ * How a tensor depends on the point's tensor along the way to its readers: `linear` (the point's vector through
+ * `steps`, plus terms that do not depend on it through norms and elementwise ops: residual adds, biases), `stat`
+ * (a per-token statistic of it: a mean, a variance, a reciprocal root; `mean` names the tensor a ReduceMean
+ * averaged), or `opaque` (through a nonlinearity, or multiplied by another activation).
+ */
+type PathState = { kind: 'linear'; steps: ReadStep[] } | { kind: 'stat'; mean?: string } | { kind: 'opaque' };
+
+const LAYER_NORMS = new Set(['LayerNormalization']);
+const RMS_NORMS = new Set(['SimplifiedLayerNormalization', 'RMSNormalization']);
+
+/**
+ * Every tensor that `READ_OPS` compute from `tensor`, with how it depends on it (`PathState`), in one pass over
+ * the nodes in their (topological) order. Norms as one op carry their γ (and LayerNorm its centring); norms written
+ * out show as Sub(x, ReduceMean(x)) (centring), Mul/Div by a statistic (1/σ) and Mul by a constant vector (γ).
+ */
+function linearPaths(model: OnnxModel, producers: Map<string, NodeInfo>, tensor: string, width: number): Map<string, PathState> {
+  const state = new Map<string, PathState>([[tensor, { kind: 'linear', steps: [] }]]);
+  const opaque: PathState = { kind: 'opaque' };
+  const gainOf = (t: string, invert: boolean): ReadStep | undefined => {
+    const values = constantValues(model, producers, t);
+    if (!values || (values.length !== 1 && values.length !== width)) return undefined;
+    return { kind: 'gain', gain: invert ? values.map((x) => 1 / x) : values };
   };
+  const after = (s: PathState, ...steps: (ReadStep | undefined)[]): PathState =>
+    s.kind === 'linear' && steps.every((x) => x) ? { kind: 'linear', steps: [...s.steps, ...(steps as ReadStep[])] } : opaque;
+  for (const n of model.nodes) {
+    if (!READ_OPS.has(n.opType) || !n.inputs.some((t) => state.has(t))) continue;
+    const ins = n.inputs.map((t) => state.get(t));
+    const known = ins.filter((x): x is PathState => !!x);
+    let out: PathState;
+    if (n.opType === 'ReduceMean') out = { kind: 'stat', ...(ins[0]?.kind === 'linear' ? { mean: n.inputs[0] } : {}) };
+    else if (known.every((x) => x.kind === 'stat')) out = { kind: 'stat' };
+    else if (LAYER_NORMS.has(n.opType) || RMS_NORMS.has(n.opType)) {
+      const gain = gainOf(n.inputs[1], false);
+      out = ins[0] ? after(ins[0], ...(LAYER_NORMS.has(n.opType) ? [{ kind: 'centre' } as ReadStep] : []), gain) : opaque;
+    } else if (VIEW_OPS.has(n.opType)) out = ins[0] ?? opaque;
+    else if (n.opType === 'Neg') out = after(ins[0]!, { kind: 'gain', gain: Float32Array.of(-1) });
+    else if ((n.opType === 'Add' || n.opType === 'Sub') && n.inputs.length === 2) {
+      // A constant or a statistic added or subtracted moves the point's term, not its direction; x − mean(x) centres it.
+      const [a, b] = ins.map((x) => (x?.kind === 'stat' ? undefined : x));
+      if (a && b) out = a === b ? a : opaque;
+      else if (a) out = n.opType === 'Sub' && ins[1]?.kind === 'stat' && (ins[1] as { mean?: string }).mean === n.inputs[0] ? after(a, { kind: 'centre' }) : a;
+      else out = n.opType === 'Sub' ? after(b!, { kind: 'gain', gain: Float32Array.of(-1) }) : b!;
+    } else if ((n.opType === 'Mul' || n.opType === 'Div') && n.inputs.length === 2) {
+      const i = ins[0]?.kind === 'linear' ? 0 : 1;
+      const other = ins[1 - i];
+      if (ins[i]?.kind !== 'linear' || (n.opType === 'Div' && i === 1)) out = opaque;
+      else if (other?.kind === 'stat') out = ins[i]!;
+      else out = other ? opaque : after(ins[i]!, gainOf(n.inputs[1 - i], n.opType === 'Div'));
+    } else out = opaque;
+    n.outputs.forEach((o, k) => o && state.set(o, k === 0 ? out : { kind: 'stat' }));
+  }
+  return state;
+}
+
+/** A constant's values (an initializer, behind Identity and Cast nodes), or undefined when it is not one. */
+function constantValues(model: OnnxModel, producers: Map<string, NodeInfo>, tensor: string): Float32Array | undefined {
+  let name = tensor;
+  for (let hops = 0; hops < 8; hops++) {
+    if (model.initializers.has(name)) {
+      try {
+        return readFloatTensor(model, name);
+      } catch {
+        return undefined;
+      }
+    }
+    const p = producers.get(name);
+    if (!p || (p.opType !== 'Identity' && p.opType !== 'Cast')) return undefined;
+    name = p.inputs[0];
+  }
+  return undefined;
 }
 
 /**

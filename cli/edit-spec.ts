@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ScalpelError, fileError } from '../engine/errors';
 import { gateText } from '../engine/edit/gate';
-import { EditOutcome, PlanRunner, ResolvedEdits } from '../engine/edit/run';
+import { EditOutcome, PlanRunner, ProbeAccuracy, ResolvedEdits } from '../engine/edit/run';
 import { interruptible } from './interrupt';
 import { lockFileFor } from '../engine/edit/apply';
 import { CheckResult, missedGoals } from '../engine/edit/checks';
@@ -33,8 +33,21 @@ export function metricsTable(o: { deltas: Measured[]; uniform: number }): string
 
 const signed = (v: number, digits: number) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
 
+/** Per probe and dataset that an accuracy check reads: the base probe's accuracy on its held-out tokens, before and after. */
+export function accuracyTable(accuracies: ProbeAccuracy[]): string {
+  return formatTable(
+    ['probe', 'dataset', 'held-out tokens', 'accuracy before', 'after', 'Δ'],
+    accuracies.map((a) => [a.probe, a.name, a.tokens, a.base.toFixed(4), a.edited.toFixed(4), signed(a.delta, 4)]),
+  );
+}
+
+/** The metrics table, and the accuracy table when accuracy checks were measured. */
+function tables(o: { deltas: Measured[]; accuracies: ProbeAccuracy[]; uniform: number }): string[] {
+  return [metricsTable(o), ...(o.accuracies.length ? ['', accuracyTable(o.accuracies)] : [])];
+}
+
 export function describeOutcome(o: EditOutcome, runner: PlanRunner): string {
-  return [...outcomeSummary(o, runner), '', metricsTable(o)].join('\n');
+  return [...outcomeSummary(o, runner), '', ...tables(o)].join('\n');
 }
 
 /** What was edited and how its scale was found: the lines above the metrics table. */
@@ -188,7 +201,7 @@ function partFile(out: string, part: EvalPart): string {
 
 /** The JSON form of a check's result (`--json`): its goal, when it names one, as `{ goal, met, distance }` in the check's unit. */
 export function checkJson(c: CheckResult) {
-  return { kind: c.check.kind, dataset: c.check.dataset, pass: c.pass, value: c.value, bound: c.check.bound, unit: c.check.unit, ...(c.goal ? { goal: c.goal } : {}), message: c.message, line: c.check.origin?.line };
+  return { kind: c.check.kind, dataset: c.check.dataset, ...(c.check.probe ? { probe: c.check.probe } : {}), pass: c.pass, value: c.value, bound: c.check.bound, unit: c.check.unit, ...(c.goal ? { goal: c.goal } : {}), message: c.message, line: c.check.origin?.line };
 }
 
 /**
@@ -218,6 +231,7 @@ export function report(result: MergedEval, opts: { json: boolean; junit?: string
         uniform: o.uniform,
         tuning: o.tuning,
         datasets: o.deltas.map((d) => ({ name: d.name, tokens: d.tokens, before: d.base, after: d.edited, delta: d.delta })),
+        accuracy: o.accuracies.map((a) => ({ probe: a.probe, dataset: a.name, tokens: a.tokens, before: a.base, after: a.edited, delta: a.delta })),
         checks: o.checks.map(checkJson),
       })),
       goals: { set: checks.filter((c) => c.goal).length, missed: missedGoals(checks).length },
@@ -226,7 +240,7 @@ export function report(result: MergedEval, opts: { json: boolean; junit?: string
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
     for (const o of edits) {
-      process.stdout.write([...o.summary, '', metricsTable(o)].join('\n') + '\n\n');
+      process.stdout.write([...o.summary, '', ...tables(o)].join('\n') + '\n\n');
       if (o.checks.length) process.stdout.write(formatTable(['', 'check', 'at'], o.checks.map((c) => [checkStatus(c), c.message, c.check.origin?.line ? `line ${c.check.origin.line}` : ''])) + '\n\n');
     }
     process.stdout.write(`${checksSummary(checks)} in ${opts.seconds.toFixed(1)} s\n`);

@@ -2,7 +2,7 @@
  * Messages between the extension host and its model worker (extension/worker.ts), and the data the
  * webviews render. Plain JSON: no vscode, no engine classes, so webviews/ can import the types too.
  */
-import type { GoalResult, Unit } from '../engine/edit/checks';
+import type { Check, GoalResult } from '../engine/edit/checks';
 import type { LockCheck } from '../engine/edit/lock';
 import type { GeometryResult } from '../engine/geometry/index';
 import type { TokenMark } from '../engine/geometry/capture';
@@ -59,7 +59,10 @@ export interface CheckView {
   pass: boolean;
   value: number;
   bound: number;
-  unit: Unit;
+  /** A loss's unit, or `fraction` for an accuracy check. */
+  unit: Check['unit'];
+  /** An accuracy check's probe (`accuracy(PROBE.DATA)`); absent for a loss check. */
+  probe?: string;
   /** The check's goal, when it names one: met, or missed by `distance` (in `unit`). */
   goal?: GoalResult;
   message: string;

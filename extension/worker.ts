@@ -51,6 +51,7 @@ function checkViews(o: EditOutcome): CheckView[] {
     value: c.value,
     bound: c.check.bound,
     unit: c.check.unit,
+    ...(c.check.probe ? { probe: c.check.probe } : {}),
     ...(c.goal ? { goal: c.goal } : {}),
     message: c.message,
     line: c.check.origin?.line,
@@ -91,7 +92,8 @@ async function preview(job: Extract<Job, { kind: 'preview' }>): Promise<PreviewR
   const runner = await PlanRunner.open(plan, runtimeOptions(job.runtime));
   try {
     const edit = job.edit ? runner.edit(job.edit) : plan.edits[0];
-    const o = await runner.run([edit.name], { locked: lockedFor(runner), signal, onStatus: (message) => send({ type: 'status', message }) });
+    // A preview measures losses as the spec is typed; probe accuracies are for Evaluate, Apply and Test Explorer runs.
+    const o = await runner.run([edit.name], { locked: lockedFor(runner), signal, probes: false, onStatus: (message) => send({ type: 'status', message }) });
     const scale = o.scales[edit.name];
     // The sweep is a shape, not a measurement: each dataset's first sweepTokens tokens keep it to seconds.
     const datasets = plan.datasets.map((d) => prefix(runner.dataset(d.name), job.sweepTokens));

@@ -152,10 +152,12 @@ export interface KeepStmt extends Span {
   guards: Name[];
 }
 
-/** `loss(german)`: a metric of a dataset or of each dataset of a guard. */
+/** `loss(german)`, `accuracy(lang.german)`: a metric of a dataset or of each dataset of a guard. */
 export interface MetricNode extends Span {
   fn: Name;
   arg?: Name;
+  /** `accuracy(lang.others)`: the name after the argument's dot (the argument is then a probe). */
+  member?: Name;
 }
 
 export type Selector = KeySel | ModuleSel | LabelSel | TopSel | SetSel;

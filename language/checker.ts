@@ -22,6 +22,7 @@ import type { MetricSpec, SelectorSpec, TowardSpec } from './spec';
 import { runRules } from './rules';
 import type { RuleContext } from './rules/rule';
 import { StatisticName, StatisticSpec, statisticDef, statisticSignatures } from './statistics';
+import { METRICS, METRIC_NAMES, MetricName, metricDef } from './metrics';
 import { ProbeFigures, probeDefinition, probeFigures } from './probes';
 import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 import { probeDataset } from '../engine/geometry/probe-file';
@@ -356,15 +357,46 @@ class Checker {
     return [name];
   }
 
-  private metric(m: A.MetricNode): MetricSpec | undefined {
-    if (m.fn.text !== 'loss') {
-      this.report(diag('S305', m.fn.start, m.fn.end, `unknown metric "${m.fn.text}" (the metric is loss(DATA))`));
+  /** A metric of an expectation, or (`tune`) the one a scale is searched on: only metrics that tune. */
+  private metric(m: A.MetricNode, use: 'expect' | 'tune'): MetricSpec | undefined {
+    const def = metricDef(m.fn.text);
+    const allowed = METRIC_NAMES.filter((n) => use === 'expect' || METRICS[n].tunes);
+    if (!def || !allowed.includes(m.fn.text as MetricName)) {
+      const what = def ? `a scale is tuned on ${allowed.map((n) => METRICS[n].signature).join(' or ')}, not ${m.fn.text}` : `unknown metric "${m.fn.text}" (${allowed.map((n) => METRICS[n].signature).join(', ')})`;
+      this.report(diag('S305', m.fn.start, m.fn.end, what));
       return undefined;
     }
     if (!m.arg) return undefined;
+    if (def.args === 'probe') return this.accuracyMetric(m, m.arg);
+    if (m.member) {
+      this.report(diag('S305', m.arg.start, m.member.end, `${m.fn.text} takes a dataset or guard, not PROBE.DATA`));
+      return undefined;
+    }
     const sym = this.ref(m.arg, ['data', 'guard']);
     if (!sym) return undefined;
     const spec: MetricSpec = { kind: 'loss', target: { kind: sym.kind === 'guard' ? 'guard' : 'dataset', name: sym.name } };
+    this.put('metricSpecs', m, spec);
+    return spec;
+  }
+
+  /** `accuracy(PROBE.DATA)` or `accuracy(PROBE.GUARD)`: every dataset named must be one the probe tells apart. */
+  private accuracyMetric(m: A.MetricNode, arg: A.Name): MetricSpec | undefined {
+    const probe = this.ref(arg, ['probe']);
+    if (!probe) return undefined;
+    const members = (probe.decl as A.ProbeDecl).members.map((x) => x.text);
+    if (!m.member) {
+      this.report(diag('S305', m.start, m.end, `${m.fn.text} takes one of the probe's datasets or a guard of them: ${probe.name}.${members[0] ?? 'DATA'}`));
+      return undefined;
+    }
+    const sym = this.ref(m.member, ['data', 'guard']);
+    if (!sym) return undefined;
+    const outside = this.expand(sym.name).filter((d) => !members.includes(d));
+    if (outside.length) {
+      const which = sym.kind === 'guard' ? `guard "${sym.name}" has ${outside.map((d) => `"${d}"`).join(', ')}, which probe "${probe.name}" does not tell apart` : `probe "${probe.name}" does not tell "${sym.name}" apart`;
+      this.report(diag('S603', m.member.start, m.member.end, `${which} (its datasets: ${members.join(', ') || 'none'})`));
+      return undefined;
+    }
+    const spec: MetricSpec = { kind: 'accuracy', probe: probe.name, target: { kind: sym.kind === 'guard' ? 'guard' : 'dataset', name: sym.name } };
     this.put('metricSpecs', m, spec);
     return spec;
   }
@@ -440,9 +472,9 @@ class Checker {
         continue;
       }
       const t = sc.value;
-      const metric = t.metric ? this.metric(t.metric) : undefined;
+      const metric = t.metric ? this.metric(t.metric, 'tune') : undefined;
       const toward = t.toward ? this.toward(t.toward) : undefined;
-      if (metric) {
+      if (metric?.kind === 'loss') {
         for (const n of this.expand(metric.target.name)) targets.add(n);
         const objective = t.objective?.text ?? (toward ? 'toward' : undefined);
         if (t.low && t.high && objective && t.low.value < t.high.value) {
@@ -595,7 +627,7 @@ class Checker {
 
   private expect(d: A.ExpectDecl): void {
     if (d.edit) this.ref(d.edit, ['edit']);
-    if (d.metric) this.metric(d.metric);
+    if (d.metric) this.metric(d.metric, 'expect');
   }
 }
 

@@ -68,6 +68,7 @@ export const CODES = {
   S602: ['error', 'a probe needs at least two datasets'],
   S603: ['error', 'not one of the probe\'s datasets'],
   S604: ['error', 'probe not trained for this catalog'],
+  S605: ['error', 'accuracy bound outside [0, 1]'],
 } as const satisfies Record<string, readonly [Severity, string]>;
 
 export type Code = keyof typeof CODES;

@@ -80,7 +80,7 @@ export async function specSubject(specFile: string, editName: string | undefined
       subject.edit = { name: editName, scales: { [editName]: known }, weights, fromLock: opts.scale === undefined && !('value' in edit.scale), ...graph };
     } else {
       opts.onStatus?.(`tuning ${editName} (no lock file holds its scale for this spec, model and catalog)`);
-      const outcome = await runner.run([editName], { onStatus: opts.onStatus });
+      const outcome = await runner.run([editName], { onStatus: opts.onStatus, probes: false });
       subject.edit = { name: editName, scales: outcome.scales, weights: outcome.weights, fromLock: false, ...graph };
     }
   } finally {

@@ -8,6 +8,7 @@ import { CHANGES as CHANGE_TABLE, COMPARISONS, GOAL_KEYWORD, UNITS as UNIT_TABLE
 import { PROBE_WORDS, ProbeWord } from '../engine/geometry/probe';
 import * as A from './ast';
 import { statisticSignatures } from './statistics';
+import { metricDef, metricSignatures } from './metrics';
 import { Diagnostic, diag } from './diagnostics';
 import { MAX_SPEC_LENGTH, Token, lex } from './lexer';
 
@@ -383,9 +384,9 @@ class Parser {
     }
   }
 
-  private unit(): A.UnitNode | undefined {
+  private unit(why = ''): A.UnitNode | undefined {
     const u = this.keyword(UNITS);
-    if (!u) return void this.fail(`a unit: ${orList(UNITS)}`);
+    if (!u) return void this.fail(`a unit: ${orList(UNITS)}${why}`);
     return { unit: u.text, start: u.start, end: u.end };
   }
 
@@ -544,12 +545,14 @@ class Parser {
 
   private metric(): A.MetricNode | undefined {
     const t = this.peek();
-    if (t.kind !== 'ident' || RESERVED.has(t.text)) return void this.fail('a metric such as loss(DATA)');
+    if (t.kind !== 'ident' || RESERVED.has(t.text)) return void this.fail(`a metric: ${orList(metricSignatures())}`);
     this.next();
     const node: A.MetricNode = { fn: { text: t.text, start: t.start, end: t.end }, start: t.start, end: t.end };
     if (!this.want('(')) return node;
-    node.arg = this.name('a dataset or guard name');
-    if (node.arg) this.want(')');
+    node.arg = this.name(metricDef(t.text)?.args === 'probe' ? 'a probe name' : 'a dataset or guard name');
+    const dotted = node.arg && this.eat('.');
+    if (dotted) node.member = this.name("one of the probe's datasets, or a guard of them");
+    if (node.arg && (!dotted || node.member)) this.want(')');
     node.end = this.prevEnd;
     return node;
   }
@@ -707,7 +710,12 @@ class Parser {
     node.comparison = this.keyword(COMPARISONS);
     if (!node.comparison) return this.fail(`a comparison: ${orList(COMPARISONS)}`), done();
     if (!(node.bound = this.num('a number'))) return done();
-    if ((node.unit = this.unit())) node.goal = this.goal();
+    // A loss bound needs its unit; an accuracy is a fraction, and a unit written after one is the checker's S505.
+    const unitless = metricDef(node.metric.fn.text)?.bound === 'fraction';
+    const written = (UNITS as readonly string[]).includes(this.peek().text);
+    // A goal is written as its bound is: with the bound's unit, or bare.
+    if (unitless && !written) node.goal = this.goal(false);
+    else if ((node.unit = this.unit(' (a loss bound needs one; only accuracy is a bare fraction)'))) node.goal = this.goal();
     return done();
   }
 }

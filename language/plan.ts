@@ -43,9 +43,13 @@ export function planFromAnalysis(analysis: Analysis, file: string, only?: readon
       : { tune: { low: s.range[0], high: s.range[1], objective: s.objective, ...(s.toward ? { toward: s.toward.kind === 'uniform' ? ('uniform' as const) : s.toward.nats } : {}), datasets: s.data, origin: origin(e.at) } };
     return { name: e.name, components: e.components, scale, ...(s.gate ? { gate: s.gate } : {}), keep: e.keep, origin: origin(e.at) };
   });
-  const expectations: Check[] = spec.expectations.flatMap((x) =>
-    targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, unit: x.unit, ...(x.goal === undefined ? {} : { goal: x.goal }), origin: origin(x.at) })),
-  );
+  const expectations: Check[] = spec.expectations.flatMap((x) => {
+    const metric = x.metric.kind === 'accuracy' ? { probe: x.metric.probe, unit: 'fraction' as const } : { unit: x.unit! };
+    return targetDatasets(spec, x.metric.target).map((dataset) => ({ kind: 'expect' as const, edit: x.edit, dataset, change: x.change, op: x.comparison, bound: x.bound, ...metric, ...(x.goal === undefined ? {} : { goal: x.goal }), origin: origin(x.at) }));
+  });
+  // The probes accuracy expectations read; the others run in `scalpel geometry` and alignment selectors.
+  const read = new Set(expectations.flatMap((c) => (c.probe ? [c.probe] : [])));
+  const probes = spec.probes.filter((p) => read.has(p.name)).map((p) => ({ name: p.name, kind: p.kind, point: p.point, datasets: p.datasets, origin: origin(p.at) }));
   return {
     specFile: spec.file,
     specText: analysis.parse.text,
@@ -54,6 +58,7 @@ export function planFromAnalysis(analysis: Analysis, file: string, only?: readon
     guards: spec.guards.map((g) => ({ name: g.name, datasets: g.datasets, threshold: g.threshold, unit: g.unit, ...(g.goal === undefined ? {} : { goal: g.goal }), origin: origin(g.at) })),
     edits,
     expectations,
+    ...(probes.length ? { probes } : {}),
   };
 }
 

@@ -69,10 +69,11 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
       if (!scaleSpec) continue;
       const keep = d.body.flatMap((s) => (s.kind === 'keep' ? s.guards.map((g) => g.text) : []));
       spec.edits.push({ name: d.name.text, model: d.model.text, selectors, components, scale: scaleSpec, keep: [...new Set(keep)], at: at(d.start) });
-    } else if (d.kind === 'expect' && d.edit && d.metric && d.change && d.comparison && d.bound && d.unit) {
+    } else if (d.kind === 'expect' && d.edit && d.metric && d.change && d.comparison && d.bound) {
       const metric = a.metricSpecs.get(d.metric);
-      if (!metric) continue;
-      spec.expectations.push({ edit: d.edit.text, metric, change: d.change.text, comparison: d.comparison.text, bound: d.bound.value, unit: d.unit.unit, ...goalOf(d.goal), at: at(d.start) });
+      // A loss bound has its unit, an accuracy (a fraction) none: anything else is an error the checker reported.
+      if (!metric || (metric.kind === 'loss') !== !!d.unit) continue;
+      spec.expectations.push({ edit: d.edit.text, metric, change: d.change.text, comparison: d.comparison.text, bound: d.bound.value, ...(d.unit ? { unit: d.unit.unit } : {}), ...goalOf(d.goal), at: at(d.start) });
     }
   }
   return spec;

@@ -17,6 +17,7 @@ import { Diagnostic } from './diagnostics';
 import { format } from './format';
 import { Token } from './lexer';
 import { STATISTIC_NAMES, StatisticName, STATISTICS, statisticDef } from './statistics';
+import { METRICS, METRIC_NAMES, MetricName, metricDef } from './metrics';
 import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, PROBE_KIND_WORDS, RESERVED, SELECTOR_KEYWORDS, SOURCES, TOP_KEYWORDS, UNITS } from './parser';
 
 const MAX_COMPONENT_ITEMS = 200;
@@ -116,7 +117,10 @@ export function completions(a: Analysis, offset: number): CompletionList {
   // A name being declared: nothing to offer.
   if (prev?.kind === 'ident' && ['model', 'data', 'guard', 'probe', 'edit'].includes(p!)) return empty;
   // `within 0.35 nats, ` and `rises by >= 2 nats, `: the check's goal.
-  const afterBound = (i: number) => (decl?.kind === 'guard' || decl?.kind === 'expect') && (UNITS as readonly string[]).includes(toks[i]?.text ?? '') && toks[i - 1]?.kind === 'number' && !(decl.goal?.value && decl.goal.start <= toks[i].start);
+  // An accuracy's bound is a bare fraction: no unit to offer, and its number ends the bound.
+  const unitless = decl?.kind === 'expect' && !!decl.metric && metricDef(decl.metric.fn.text)?.bound === 'fraction';
+  const endsBound = (i: number) => (unitless ? toks[i]?.kind === 'number' && decl?.kind === 'expect' && decl.bound?.start === toks[i].start : (UNITS as readonly string[]).includes(toks[i]?.text ?? '') && toks[i - 1]?.kind === 'number');
+  const afterBound = (i: number) => (decl?.kind === 'guard' || decl?.kind === 'expect') && endsBound(i) && !(decl.goal?.value && decl.goal.start <= toks[i].start);
   if (p === GOAL_KEYWORD) return empty;
   if (p === ',' && afterBound(ctxIndex - 1)) return list([{ label: GOAL_KEYWORD, kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC[GOAL_KEYWORD] }]);
   if (p === 'on' && !inStmt('probe')) return list(nameItems(a, ['model']));
@@ -126,24 +130,31 @@ export function completions(a: Analysis, offset: number): CompletionList {
   if (p === '=' && inStmt('probe')) return list(keywordItems(PROBE_KIND_WORDS));
   if (p === '(' || p === ',') {
     const fn = findCall(toks, ctxIndex);
-    if (fn === 'loss') return list(nameItems(a, ['data', 'guard']));
+    const metric = fn === undefined ? undefined : metricDef(fn);
+    if (metric && p === '(') return list(nameItems(a, metric.args === 'probe' ? ['probe'] : ['data', 'guard']));
     const def = fn === undefined ? undefined : statisticDef(fn);
     if (def?.args === 'probe' && p === '(') return list(nameItems(a, ['probe']));
     if (def && def.args !== 'none' && def.args !== 'probe' && (p === '(' || def.args === 'versus')) return list(nameItems(a, p === ',' ? ['data', 'guard'] : ['data']));
   }
-  // `alignment(lang.` and `accuracy(lang.`: the probe's datasets.
+  // `alignment(lang.` and `accuracy(lang.`: the probe's datasets (and in an expectation, the guards of them).
   if (p === '.' && prev?.kind === 'punct') {
     const probe = a.symbols.get(toks[ctxIndex - 1]?.text ?? '');
     if (probe?.kind === 'probe') {
       const members = new Set((probe.decl as A.ProbeDecl).members.map((m) => m.text));
-      return list(nameItems(a, ['data']).filter((i) => members.has(i.label)));
+      const ofProbe = (i: CompletionItem) => {
+        const s = a.symbols.get(i.label)!;
+        return s.kind === 'data' ? members.has(s.name) : (s.decl as A.GuardDecl).members.every((m) => members.has(m.text));
+      };
+      return list(nameItems(a, decl?.kind === 'expect' ? ['data', 'guard'] : ['data']).filter(ofProbe));
     }
   }
   if (p === '=' && decl?.kind === 'data') return list(keywordItems(SOURCES, 'dataset source'));
   if (p === 'scale') return list([{ label: 'tune', kind: CompletionItemKind.Keyword, detail: 'search the scale on data' }, { label: '0', kind: CompletionItemKind.Value, detail: 'remove the components' }]);
-  const lossItem: CompletionItem = { label: 'loss', kind: CompletionItemKind.Method, insertText: 'loss(', detail: 'loss(DATA or GUARD)' };
-  if (p === ']' && inStmt('scale')) return list([...keywordItems(OBJECTIVES), { ...lossItem, detail: 'loss(DATA) toward uniform: tune until the loss reaches a target' }]);
-  if (p === 'maximize' || p === 'minimize' || (p === ':' && decl?.kind === 'expect')) return list([lossItem]);
+  const metricItem = (n: MetricName): CompletionItem => ({ label: n, kind: CompletionItemKind.Method, insertText: `${n}(`, detail: METRICS[n].signature });
+  const tuning = METRIC_NAMES.filter((n) => METRICS[n].tunes).map(metricItem);
+  if (p === ']' && inStmt('scale')) return list([...keywordItems(OBJECTIVES), ...tuning.map((i) => ({ ...i, detail: `${i.detail} toward uniform: tune until the loss reaches a target` }))]);
+  if (p === 'maximize' || p === 'minimize') return list(tuning);
+  if (p === ':' && decl?.kind === 'expect') return list(METRIC_NAMES.map(metricItem));
   if (inStmt('scale')) {
     const gated = { label: 'gated', kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC.gated };
     if (p === ')') return list([...(scaleHasObjective(toks, ctxIndex) ? [] : [{ label: 'toward', kind: CompletionItemKind.Keyword, detail: KEYWORD_DOC.toward }]), gated]);
@@ -157,10 +168,10 @@ export function completions(a: Analysis, offset: number): CompletionList {
   }
   if (p === ')' && decl?.kind === 'expect') return list(CHANGES.map((c) => ({ label: c, kind: CompletionItemKind.Keyword, detail: CHANGE_TABLE[c] })));
   if ((p === 'by' || p === 'is') && decl?.kind === 'expect') return list(keywordItems(COMPARISONS));
-  if (prev?.kind === 'number' && (decl?.kind === 'guard' || decl?.kind === 'expect')) return list(UNITS.map((u) => ({ label: u, kind: CompletionItemKind.Unit, detail: UNIT_TABLE[u] })));
+  if (prev?.kind === 'number' && (decl?.kind === 'guard' || decl?.kind === 'expect') && !unitless) return list(UNITS.map((u) => ({ label: u, kind: CompletionItemKind.Unit, detail: UNIT_TABLE[u] })));
   if (afterBound(ctxIndex)) {
-    const unit = toks[ctxIndex].text;
-    const goal: CompletionItem = { label: `, ${GOAL_KEYWORD} …`, kind: CompletionItemKind.Snippet, insertText: `, ${GOAL_KEYWORD} \${1:0} ${unit}`, insertTextFormat: 2 as const, detail: KEYWORD_DOC[GOAL_KEYWORD] };
+    const unit = unitless ? '' : ` ${toks[ctxIndex].text}`;
+    const goal: CompletionItem = { label: `, ${GOAL_KEYWORD} …`, kind: CompletionItemKind.Snippet, insertText: `, ${GOAL_KEYWORD} \${1:0}${unit}`, insertTextFormat: 2 as const, detail: KEYWORD_DOC[GOAL_KEYWORD] };
     return list([goal, ...keywordItems(TOP_KEYWORDS)]);
   }
   if (['select', 'or', 'minus', 'where'].includes(p ?? '') && decl?.kind === 'edit') {
@@ -281,8 +292,8 @@ const KEYWORD_DOC: Record<string, string> = {
   logistic: 'logistic regression per dataset (classes weighted equally)',
   linear: "the mean-difference probe: each dataset's mean minus the others', whitened by the shrunk within-dataset covariance",
   edit: 'edit NAME on MODEL { select … scale … keep … }',
-  expect: 'expect EDIT: loss(DATA or GUARD) rises|falls|moves by >= N nats, or is <= N nats [, goal N nats]',
-  [GOAL_KEYWORD]: `${GOAL_KEYWORD} NUMBER UNIT: what the check aims at, stricter than its bound and in its unit; the bound decides pass or fail, the ${GOAL_KEYWORD} is reported as met or missed by how much`,
+  expect: 'expect EDIT: loss(DATA or GUARD) rises|falls|moves by >= N nats, or is <= N nats [, goal N nats]; accuracy(PROBE.DATA or PROBE.GUARD) falls|moves by <= F, or is >= F [, goal F] (F a fraction from 0 to 1)',
+  [GOAL_KEYWORD]: `${GOAL_KEYWORD} NUMBER UNIT: what the check aims at, stricter than its bound and in its unit (an accuracy's is a bare fraction); the bound decides pass or fail, the ${GOAL_KEYWORD} is reported as met or missed by how much`,
   select: 'select SELECTOR: "module:index", module "glob", label /regex/, top K by STAT [where SELECTOR], combined with or / minus',
   scale: 'scale NUMBER, or scale tune in [LOW, HIGH] maximize|minimize loss(DATA), or … loss(DATA) toward uniform; then optionally gated [where ci > T]',
   gated: 'gated: scale the components only where they are causally important (gate = CI); `gated where ci > T`: fully where CI > T, not at all elsewhere',
@@ -295,6 +306,7 @@ const KEYWORD_DOC: Record<string, string> = {
   or: 'union of two selections', minus: 'the left selection without the right one',
   tune: 'tune in [LOW, HIGH] maximize|minimize METRIC, or tune in [LOW, HIGH] METRIC toward TARGET: search the scale factor on the metric\'s data',
   ...Object.fromEntries(STATISTIC_NAMES.map((n) => [n, statDoc(n)])),
+  ...Object.fromEntries(METRIC_NAMES.map((n) => [n, `${METRICS[n].signature}: ${METRICS[n].doc}`])),
 };
 
 export function hover(a: Analysis, offset: number): Hover | null {
@@ -460,7 +472,7 @@ export function semanticTokens(a: Analysis): number[] {
       if (def) (type = SYMBOL_TOKEN[def.kind]), (declaration = true);
       else if (ref) type = SYMBOL_TOKEN[ref.kind];
       else if (whereTags.has(t.start)) type = 'property';
-      else if (statisticDef(t.text) || t.text === 'loss') type = 'method';
+      else if (statisticDef(t.text) || metricDef(t.text)) type = 'method';
       else if (KEYWORDS.has(t.text)) type = 'keyword';
     } else if (t.kind === 'string') type = 'string';
     else if (t.kind === 'number') type = 'number';
@@ -542,9 +554,11 @@ export function codeActions(a: Analysis, span: A.Span, uri: string): CodeAction[
       if (check?.kind === 'guard' || check?.kind === 'expect') {
         const bound = check.kind === 'guard' ? check.threshold : check.bound;
         const { goal, unit } = check;
-        if (goal?.value && bound && unit) {
+        // A bare bound (an accuracy's) has no unit: the goal follows its number.
+        const boundEnd = unit ?? bound;
+        if (goal?.value && bound && boundEnd) {
           const text = (n: A.Num) => a.parse.text.slice(n.start, n.end);
-          fix(`Remove the ${GOAL_KEYWORD} (the bound asks as much)`, d, [{ range: range(a, { start: unit.end, end: goal.end }), newText: '' }], true);
+          fix(`Remove the ${GOAL_KEYWORD} (the bound asks as much)`, d, [{ range: range(a, { start: boundEnd.end, end: goal.end }), newText: '' }], true);
           fix(`Swap the ${GOAL_KEYWORD} and the bound`, d, [{ range: range(a, bound), newText: text(goal.value) }, { range: range(a, goal.value), newText: text(bound) }]);
         }
       }

@@ -67,11 +67,13 @@ export type SelectorSpec =
 /** Catalog statistics: one kind per entry of the table in statistics.ts. */
 export type { StatisticSpec } from './statistics';
 
-/** A metric of a dataset, or of each dataset of a guard. */
-export interface MetricSpec {
-  kind: 'loss';
-  target: { kind: 'dataset' | 'guard'; name: string };
-}
+/**
+ * A metric of a dataset, or of each dataset of a guard (metrics.ts): its loss, or (`accuracy(PROBE.DATA)`,
+ * expectations only) the declared probe's accuracy on its held-out tokens.
+ */
+export type MetricSpec =
+  | { kind: 'loss'; target: { kind: 'dataset' | 'guard'; name: string } }
+  | { kind: 'accuracy'; probe: string; target: { kind: 'dataset' | 'guard'; name: string } };
 
 /** The loss a `toward` objective aims the tuned metric at: the uniform loss ln V, or a value in nats. */
 export type TowardSpec = { kind: 'uniform' } | { kind: 'loss'; nats: number };
@@ -86,7 +88,7 @@ export type ScaleSpec =
       /** `toward`: minimize |metric − target|. */
       objective: 'maximize' | 'minimize' | 'toward';
       toward?: TowardSpec;
-      metric: MetricSpec;
+      metric: Extract<MetricSpec, { kind: 'loss' }>;
       /** The datasets the metric is computed on (the tuning data). */
       data: string[];
       gate?: Gate;
@@ -112,8 +114,9 @@ export interface SpecExpectation {
   change: Change;
   comparison: Comparison;
   bound: number;
-  unit: Unit;
-  /** `, goal N UNIT`: what the expectation aims at, compared like the bound, in `unit`; reported, not enforced. */
+  /** The loss's unit; absent for an accuracy, a fraction from 0 to 1. */
+  unit?: Unit;
+  /** `, goal N UNIT`: what the expectation aims at, compared like the bound, in `unit` (an accuracy's: a fraction); reported, not enforced. */
   goal?: number;
   at: SpecLocation;
 }

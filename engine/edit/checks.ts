@@ -1,9 +1,11 @@
 /**
- * Guards and expectations over Δloss (edited − base, per dataset).
+ * Guards and expectations over Δloss (edited − base, per dataset), and expectations over a probe's
+ * accuracy on a dataset's tokens (base model vs edited model, the probe trained on the base model).
  *
- * Units: `nats` (per token), `bits` (nats / ln 2), `%` (of the base loss). A guard bounds |Δ|;
- * an expectation compares Δ (or the edited loss) with a bound. Each result carries the measured
- * value and the bound in its message, so a failing CI log says what happened without a rerun.
+ * Loss units: `nats` (per token), `bits` (nats / ln 2), `%` (of the base loss). An accuracy is a
+ * fraction from 0 to 1 and has no unit. A guard bounds |Δ|; an expectation compares Δ (or the edited
+ * value) with a bound. Each result carries the measured value and the bound in its message, so a
+ * failing CI log says what happened without a rerun.
  *
  * A check may also name a **goal**: the value it aims at, stricter than its bound, in the same unit
  * and compared the same way. The bound decides pass or fail; the goal is measured and reported
@@ -16,8 +18,8 @@ import { DatasetDelta } from './preview';
 /** The loss units, what each means; the spec language's parser, completion and grammar test read this table. */
 export const UNITS = { nats: 'natural-log loss units', bits: 'log2 loss units (1 bit = 0.693 nats)', '%': 'relative to the loss before the edit' } as const;
 export type Unit = keyof typeof UNITS;
-/** What a check compares: rises: Δ; falls: −Δ; moves: |Δ|; is: the edited loss itself. */
-export const CHANGES = { rises: 'Δloss (after − before)', falls: '−Δloss', moves: '|Δloss|, either way', is: 'the loss after the edit' } as const;
+/** What a check compares: rises: Δ; falls: −Δ; moves: |Δ|; is: the edited value itself (of the loss, or of an accuracy). */
+export const CHANGES = { rises: 'Δ (after − before)', falls: '−Δ (before − after)', moves: '|Δ|, either way', is: 'the value after the edit' } as const;
 export type Change = keyof typeof CHANGES;
 export const COMPARISONS = ['>=', '<=', '>', '<'] as const;
 export type Comparison = (typeof COMPARISONS)[number];
@@ -35,7 +37,13 @@ export interface Check {
   change: Change;
   op: Comparison;
   bound: number;
-  unit: Unit;
+  /** A loss check's unit; `fraction` for an accuracy check. */
+  unit: Unit | 'fraction';
+  /**
+   * An accuracy check (`accuracy(PROBE.DATA)`): the probe whose accuracy on the dataset's held-out tokens is
+   * compared, before and after the edit. Absent: the dataset's loss.
+   */
+  probe?: string;
   /** What the check aims at, in its unit and compared by `op` like the bound (stricter than it); reported, never failing the check. */
   goal?: number;
   /** The guard's name, for guards. */
@@ -71,7 +79,7 @@ export function goalIsStricter(op: Comparison, goal: number, bound: number): boo
 }
 
 /** `goal 0.0500 nats met`, or `goal 0.0500 nats missed by 0.2725 nats`. */
-export function goalText(g: GoalResult, unit: Unit): string {
+export function goalText(g: GoalResult, unit: Unit | 'fraction'): string {
   return `goal ${fmt(g.goal, unit)} ${g.met ? 'met' : `missed by ${fmt(g.distance, unit)}`}`;
 }
 
@@ -105,23 +113,30 @@ function compare(a: number, op: Comparison, b: number): boolean {
   }
 }
 
-/** A value in a check's unit as messages print it: `0.0500 nats`, `1.25%`. */
-export const formatInUnit = (v: number, unit: Unit): string => (unit === '%' ? `${v.toFixed(2)}%` : `${v.toFixed(4)} ${unit}`);
+/** A value in a check's unit as messages print it: `0.0500 nats`, `1.25%`, an accuracy's bare `0.9890`. */
+export const formatInUnit = (v: number, unit: Unit | 'fraction'): string => (unit === 'fraction' ? v.toFixed(4) : unit === '%' ? `${v.toFixed(2)}%` : `${v.toFixed(4)} ${unit}`);
 const fmt = formatInUnit;
 
-/** What a check reads of a dataset's measurement (a merged evaluation has no per-token losses). */
+/**
+ * What a check reads of a dataset's measurement (a merged evaluation has no per-token losses): its loss, or
+ * for an accuracy check the probe's accuracy on its held-out tokens, before and after.
+ */
 export type Measured = Pick<DatasetDelta, 'name' | 'base' | 'edited' | 'delta'>;
 
 export function runCheck(check: Check, d: Measured): CheckResult {
   if (d.name !== check.dataset) throw new Error(`check for ${check.dataset} given results of ${d.name}`);
-  const nats = check.change === 'rises' ? d.delta : check.change === 'falls' ? -d.delta : check.change === 'moves' ? Math.abs(d.delta) : d.edited;
+  const raw = check.change === 'rises' ? d.delta : check.change === 'falls' ? -d.delta : check.change === 'moves' ? Math.abs(d.delta) : d.edited;
   // An edited loss in % is relative to the base loss, like a Δ.
-  const value = inUnit(nats, check.unit, d.base);
+  const value = check.unit === 'fraction' ? raw : inUnit(raw, check.unit, d.base);
   const pass = compare(value, check.op, check.bound);
   const goal = check.goal === undefined ? undefined : goalOf(value, check.op, check.goal);
-  const what = check.change === 'is' ? 'loss' : check.change === 'moves' ? '|Δloss|' : check.change === 'falls' ? '−Δloss' : 'Δloss';
-  const who = check.kind === 'guard' ? `guard ${check.guard ?? ''}${check.guard ? ' ' : ''}on ${check.dataset}` : `expect ${check.edit ? `${check.edit} ` : ''}${check.dataset}`;
-  const message = `${who}: ${what} ${check.op} ${fmt(check.bound, check.unit)}: measured ${fmt(value, check.unit)}${pass ? '' : ' (failed)'}${goal ? `; ${goalText(goal, check.unit)}` : ''}`;
+  const metric = check.probe ? 'accuracy' : 'loss';
+  const what = check.change === 'is' ? metric : check.change === 'moves' ? `|Δ${metric}|` : check.change === 'falls' ? `−Δ${metric}` : `Δ${metric}`;
+  const data = check.probe ? `${check.probe}.${check.dataset}` : check.dataset;
+  const who = check.kind === 'guard' ? `guard ${check.guard ?? ''}${check.guard ? ' ' : ''}on ${data}` : `expect ${check.edit ? `${check.edit} ` : ''}${data}`;
+  // An accuracy's message says both values: a fraction alone does not tell "kept" from "fell to chance".
+  const values = check.probe ? ` (${d.base.toFixed(4)} → ${d.edited.toFixed(4)})` : '';
+  const message = `${who}: ${what} ${check.op} ${fmt(check.bound, check.unit)}: measured ${fmt(value, check.unit)}${values}${pass ? '' : ' (failed)'}${goal ? `; ${goalText(goal, check.unit)}` : ''}`;
   return { check, pass, value, ...(goal ? { goal } : {}), message };
 }
 

@@ -41,6 +41,11 @@ export interface LockFile {
   unmeasured?: string;
   /** ln V: the loss of a uniform guess, against which `after` says forgotten (equal) or inverted (above); absent in older locks. */
   uniform?: number;
+  /**
+   * Per probe and dataset an accuracy expectation reads: the base-trained probe's accuracy on the dataset's held-out
+   * tokens (a fraction) before and after the edit; absent without such expectations.
+   */
+  accuracy?: Record<string, Record<string, { tokens: number; before: number; after: number; delta: number }>>;
   /** `goal`: for a check that names one, the goal, whether it was met and how far it was missed (the check's unit). */
   checks: LockCheck[];
 }
@@ -113,8 +118,15 @@ export function buildLock(args: {
           metrics: Object.fromEntries(m.deltas.map((d) => [d.name, { tokens: d.tokens, before: round(d.base), after: round(d.edited), delta: round(d.delta) }])),
           checks: m.checks.map((c) => ({ message: c.message, pass: c.pass, ...(c.goal ? { goal: { goal: c.goal.goal, met: c.goal.met, distance: round(c.goal.distance) } } : {}) })),
           uniform: round(m.uniform),
+          ...(m.accuracies.length ? { accuracy: accuracyRecord(m) } : {}),
         }),
   };
+}
+
+function accuracyRecord(m: EditOutcome): NonNullable<LockFile['accuracy']> {
+  const out: NonNullable<LockFile['accuracy']> = {};
+  for (const a of m.accuracies) (out[a.probe] ??= {})[a.name] = { tokens: a.tokens, before: round(a.base), after: round(a.edited), delta: round(a.delta) };
+  return out;
 }
 
 export function writeLock(file: string, lock: LockFile): void {
@@ -173,6 +185,7 @@ const LOCK_SCHEMA = S.object({}, {
   }),
   metrics: S.record(S.object({ tokens: S.integer(0, Number.MAX_SAFE_INTEGER), before: S.number, after: S.number, delta: S.number })),
   uniform: S.number,
+  accuracy: S.record(S.record(S.object({ tokens: S.integer(0, Number.MAX_SAFE_INTEGER), before: S.number, after: S.number, delta: S.number }))),
   unmeasured: S.string,
   checks: S.array(S.object({ message: S.string, pass: S.boolean }, { goal: S.object({ goal: S.number, met: S.boolean, distance: S.number }) })),
 });

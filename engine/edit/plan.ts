@@ -6,6 +6,7 @@ import type { Catalog } from '../catalog/types';
 import { DataSource } from '../data';
 import { Check, Unit } from './checks';
 import type { Gate } from './gate';
+import type { ProbeKind } from '../geometry/probe';
 import { Origin } from './weights';
 
 export interface PlanDataset {
@@ -24,6 +25,17 @@ export interface PlanGuard {
   unit: Unit;
   /** What |Δloss| should stay under, stricter than the threshold: reported, not enforced (checks.ts). */
   goal?: number;
+  origin?: Origin;
+}
+
+/** A probe that accuracy checks read (`Check.probe`): one direction per dataset at a capture point, trained on the base model. */
+export interface PlanProbe {
+  name: string;
+  kind: ProbeKind;
+  /** A capture point name (`h.2.resid`), resolved against the model's graph when the probe runs. */
+  point: string;
+  /** The datasets it tells apart (plan dataset names), each captured within its `limit`, as `scalpel geometry` does. */
+  datasets: string[];
   origin?: Origin;
 }
 
@@ -61,6 +73,8 @@ export interface EditPlan {
   guards: PlanGuard[];
   edits: PlanEdit[];
   expectations: Check[];
+  /** The probes accuracy expectations name (absent: none). */
+  probes?: PlanProbe[];
 }
 
 /** A guard's checks: |Δloss| of each of its datasets at most its threshold. */

@@ -3,7 +3,9 @@
  * measure every dataset and every check. One preview session serves every edit of a spec (its
  * base results are cached per dataset), so checking five guards costs five edited runs.
  */
-import { loadDataset } from '../data';
+import { Dataset, loadDataset } from '../data';
+import { ActivationCapture } from '../geometry/capture';
+import { Probe, ProbeScore, scoreProbe, trainProbe } from '../geometry/probe';
 import { ScalpelError } from '../errors';
 import { Shard, TokenizedDataset, tokenizeDataset } from '../evaluate';
 import { LanguageModel, openLanguageModel } from '../lm';
@@ -11,7 +13,7 @@ import { RuntimeOptions, runtimeOf } from '../runtime';
 import { CatalogTensors, openCatalogTensors } from '../catalog/read';
 import * as path from 'node:path';
 import { Check, CheckResult, runCheck, violation } from './checks';
-import { EditPlan, PlanEdit, PlanTune, guardChecks } from './plan';
+import { EditPlan, PlanEdit, PlanProbe, PlanTune, guardChecks } from './plan';
 import { DatasetDelta, PreviewSession } from './preview';
 import { minimize, TraceEntry } from './tune';
 import { GatedPaths, withGatedPaths } from './gate';
@@ -59,8 +61,25 @@ export interface ResolvedEdits {
   tuning?: TuningRecord;
 }
 
+/**
+ * A probe's accuracy on one of its datasets (`name`): the share of the dataset's held-out tokens that the probe's
+ * direction for it reads as that dataset (the true-positive rate of "is this token from DATA?"), for the probe
+ * trained on the base model, scored on the base model's activations and on the edited model's of the same tokens.
+ */
+export interface ProbeAccuracy {
+  probe: string;
+  name: string;
+  /** Held-out tokens scored. */
+  tokens: number;
+  base: number;
+  edited: number;
+  delta: number;
+}
+
 export interface EditOutcome extends ResolvedEdits {
   deltas: DatasetDelta[];
+  /** The accuracies the outcome's accuracy checks read (empty without such checks, or when not measured). */
+  accuracies: ProbeAccuracy[];
   checks: CheckResult[];
   /** The uniform loss ln V of the model's vocabulary: where a dataset is forgotten rather than inverted. */
   uniform: number;
@@ -80,12 +99,20 @@ export interface RunOptions {
    * engine/edit/shard.ts merges the shards and runs the checks.
    */
   shard?: Shard;
+  /**
+   * false: leave the accuracy checks out (a preview measures losses only). Measuring them captures the probe's
+   * datasets at its point on the edited model, and once per runner on the base model, where the probe is trained.
+   * A sharded run measures them in shard 0 only, whole.
+   */
+  probes?: boolean;
 }
 
 /** Everything a spec's edits need, opened once. */
 export class PlanRunner {
   private readonly tokenized = new Map<string, TokenizedDataset>();
   private opened: PreviewSession | undefined;
+  /** Each probe trained on the base model, with its held-out scores there: every edit is measured against the same probe. */
+  private readonly baseProbes = new Map<string, Promise<{ probe: Probe; score: ProbeScore }>>();
 
   private constructor(
     readonly plan: EditPlan,
@@ -95,6 +122,7 @@ export class PlanRunner {
     readonly catalog: CatalogTensors | undefined,
     private readonly components: Map<string, Component>,
     private readonly createSession: () => Promise<PreviewSession>,
+    private readonly runtime: RuntimeOptions,
   ) {}
 
   /**
@@ -120,7 +148,7 @@ export class PlanRunner {
       const gates = new GatedPaths(lm.onnx, plan.edits.flatMap((e) => (e.gate ? e.components.map((key) => ({ component: components.get(key)!, gate: e.gate!, origin: e.origin })) : [])));
       const editor = new WeightEditor(withGatedPaths(lm.onnx, gates), gates);
       const ungated = plan.edits.flatMap((e) => (e.gate ? [] : e.components.map((key) => components.get(key)!)));
-      const runner = new PlanRunner(plan, lm, editor, gates, catalog, components, () => PreviewSession.create(lm, editor, [...editor.initializers(ungated), ...gates.scaleTensors], runtimeOf(opts)));
+      const runner = new PlanRunner(plan, lm, editor, gates, catalog, components, () => PreviewSession.create(lm, editor, [...editor.initializers(ungated), ...gates.scaleTensors], runtimeOf(opts)), runtimeOf(opts));
       if (!opts.deferSession) await runner.openSession();
       return runner;
     } catch (err) {
@@ -156,14 +184,20 @@ export class PlanRunner {
     return e;
   }
 
+  /** A plan dataset's documents, read relative to the spec. */
+  private documents(name: string): { dataset: Dataset; limit?: number; origin?: PlanEdit['origin'] } {
+    const d = this.plan.datasets.find((x) => x.name === name);
+    if (!d) throw new ScalpelError(`no dataset named "${name}"`, this.plan.specFile);
+    const base = this.plan.specFile ? path.dirname(this.plan.specFile) : process.cwd();
+    return { dataset: loadDataset(d.name, d.source, base), limit: d.limit, origin: d.origin };
+  }
+
   dataset(name: string): TokenizedDataset {
     let t = this.tokenized.get(name);
     if (!t) {
-      const d = this.plan.datasets.find((x) => x.name === name);
-      if (!d) throw new ScalpelError(`no dataset named "${name}"`, this.plan.specFile);
-      const base = this.plan.specFile ? path.dirname(this.plan.specFile) : process.cwd();
+      const d = this.documents(name);
       // `limit N tokens` scores N tokens: N + 1 ids, the first being the context start.
-      t = tokenizeDataset(loadDataset(d.name, d.source, base), this.lm.tokenizer, d.limit !== undefined ? d.limit + 1 : Infinity);
+      t = tokenizeDataset(d.dataset, this.lm.tokenizer, d.limit !== undefined ? d.limit + 1 : Infinity);
       if (t.ids.length < 2) throw new ScalpelError(`dataset ${name} has no tokens to score`, d.origin?.file ?? this.plan.specFile, d.origin);
       this.tokenized.set(name, t);
     }
@@ -222,8 +256,63 @@ export class PlanRunner {
       deltas.push(await session.delta(ds, resolved.weights, { signal: opts.signal, shard: opts.shard && { ...opts.shard, offset } }));
       offset += session.evaluator.batches(ds);
     }
-    const results = opts.shard ? [] : checks.map((c) => runCheck(c, deltas.find((d) => d.name === c.dataset)!));
-    return { ...resolved, deltas, checks: results, uniform: Math.log(session.vocabSize) };
+    const withProbes = opts.probes !== false;
+    const measured = withProbes ? checks : checks.filter((c) => !c.probe);
+    const accuracies = withProbes && (opts.shard?.index ?? 0) === 0 ? await this.accuracies(resolved, measured, opts) : [];
+    const results = opts.shard ? [] : measured.map((c) => runCheck(c, c.probe ? accuracies.find((a) => a.probe === c.probe && a.name === c.dataset)! : deltas.find((d) => d.name === c.dataset)!));
+    return { ...resolved, deltas, accuracies, checks: results, uniform: Math.log(session.vocabSize) };
+  }
+
+  /** The accuracy of each probe the checks name, on each of its datasets, before and after the resolved edits. */
+  private async accuracies(resolved: ResolvedEdits, checks: Check[], opts: RunOptions): Promise<ProbeAccuracy[]> {
+    const out: ProbeAccuracy[] = [];
+    for (const name of [...new Set(checks.flatMap((c) => (c.probe ? [c.probe] : [])))]) {
+      const p = this.plan.probes?.find((x) => x.name === name);
+      if (!p) throw new ScalpelError(`a check reads probe "${name}", which the plan does not declare`, this.plan.specFile);
+      let base = this.baseProbes.get(name);
+      if (!base) {
+        opts.onStatus?.(`training probe ${name} (${p.kind} on ${p.point}) on the base model`);
+        base = this.capture(p, undefined, opts).then(async (a) => {
+          const probe = await trainProbe(a, p.kind, { signal: opts.signal, runtime: this.runtime });
+          return { probe, score: scoreProbe(probe, a) };
+        });
+        this.baseProbes.set(name, base);
+        // A failed or cancelled training is not kept: the next run trains again.
+        base.catch(() => this.baseProbes.delete(name));
+      }
+      const { probe, score } = await base;
+      opts.onStatus?.(`scoring probe ${name} on ${resolved.edits.join(' + ')}`);
+      const edited = scoreProbe(probe, await this.capture(p, resolved.weights, opts));
+      p.datasets.forEach((dataset, t) => {
+        if (!score.perTag[t].positives) throw new ScalpelError(`probe ${name}: dataset ${dataset} has no held-out tokens to score its accuracy on`, p.origin?.file ?? this.plan.specFile, p.origin);
+        const before = score.perTag[t].truePositiveRate;
+        const after = edited.perTag[t].truePositiveRate;
+        out.push({ probe: name, name: dataset, tokens: score.perTag[t].positives, base: before, edited: after, delta: after - before });
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The probe's datasets at its point, each within its `limit N tokens` (the held-out documents and the kept sample
+   * as `scalpel geometry` chooses them), on the base model or with the edit's weights (in the graph with the gated paths).
+   */
+  private async capture(p: PlanProbe, weights: Map<string, Float32Array> | undefined, opts: RunOptions) {
+    let capture: ActivationCapture | undefined;
+    try {
+      capture = await ActivationCapture.create(this.lm, [p.point], { ...this.runtime, ...(weights ? { patches: weights, graph: this.editor.model } : {}) });
+      const sources = p.datasets.map((tag) => {
+        const { dataset, limit } = this.documents(tag);
+        return { tag, dataset, ...(limit !== undefined ? { maxTokens: limit } : {}) };
+      });
+      return [...(await capture.datasets(sources, { signal: opts.signal })).values()][0];
+    } catch (err) {
+      // An unknown point or a dataset too small to hold tokens out: said at the probe's declaration.
+      if (err instanceof ScalpelError && !err.file) throw new ScalpelError(`probe ${p.name}: ${err.message}`, p.origin?.file ?? this.plan.specFile, p.origin);
+      throw err;
+    } finally {
+      await capture?.release();
+    }
   }
 
   private async tune(edits: PlanEdit[], tuned: PlanEdit[], scales: Record<string, number>, opts: RunOptions): Promise<TuningRecord> {

@@ -12,7 +12,7 @@ import { sha256File } from '../identity';
 import { Check, CheckResult, runCheck } from './checks';
 import { gateText } from './gate';
 import { datasetKey } from './preview';
-import { EditOutcome, PlanRunner } from './run';
+import { EditOutcome, PlanRunner, ProbeAccuracy } from './run';
 
 export const PART_FORMAT = 'scalpel-eval-part/1';
 
@@ -42,6 +42,8 @@ export interface PartEdit {
   /** The checks to run on the merged measurements. */
   checks: Check[];
   datasets: PartDataset[];
+  /** The probe accuracies accuracy checks read, measured whole by shard 0 (absent in the other shards' parts, and without such checks). */
+  accuracies?: ProbeAccuracy[];
 }
 
 export interface EvalPart {
@@ -65,6 +67,7 @@ export interface MergedEdit {
   tuning: PartEdit['tuning'];
   summary: string[];
   deltas: { name: string; source: string; tokens: number; base: number; edited: number; delta: number }[];
+  accuracies: ProbeAccuracy[];
   checks: CheckResult[];
 }
 
@@ -117,6 +120,7 @@ export function partEdit(runner: PlanRunner, o: EditOutcome, summary: string[]):
       base: nullable(d.windowSums.base),
       edited: nullable(d.windowSums.edited),
     })),
+    ...(o.accuracies.length ? { accuracies: o.accuracies } : {}),
   };
 }
 
@@ -139,7 +143,7 @@ export function readPart(file: string): EvalPart {
 
 /** Everything but the shard's own measurements: identical in every part of one evaluation. */
 function identity(part: EvalPart): string {
-  return JSON.stringify({ ...part, shard: part.shard.count, edits: part.edits.map((e) => ({ ...e, datasets: e.datasets.map((d) => ({ ...d, base: d.base.length, edited: d.edited.length })) })) });
+  return JSON.stringify({ ...part, shard: part.shard.count, edits: part.edits.map((e) => ({ ...e, accuracies: undefined, datasets: e.datasets.map((d) => ({ ...d, base: d.base.length, edited: d.edited.length })) })) });
 }
 
 /**
@@ -162,6 +166,7 @@ export function combineParts(parts: { part: EvalPart; file: string }[]): EvalPar
   }
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !byIndex.has(i));
   if (missing.length) throw new ScalpelError(`shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} missing: merge needs every part`, first.file);
+  const zero = parts.find((p) => p.part.shard.index === 0)!.part;
   const edits = first.part.edits.map((e, ei) => ({
     ...e,
     datasets: e.datasets.map((d, di) => {
@@ -173,6 +178,7 @@ export function combineParts(parts: { part: EvalPart; file: string }[]): EvalPar
         });
       return { ...d, base: pick('base'), edited: pick('edited') };
     }),
+    accuracies: zero.edits[ei].accuracies,
   }));
   return { ...first.part, shard: { index: 0, count: 1 }, edits };
 }
@@ -192,12 +198,13 @@ export function resultOf(part: EvalPart, file?: string): MergedEval {
         const edited = meanOfWindows(sums('edited'), d.tokens);
         return { name: d.name, source: d.source, tokens: d.tokens, base, edited, delta: edited - base };
       });
+      const accuracies = e.accuracies ?? [];
       const checks = e.checks.map((c) => {
-        const d = deltas.find((x) => x.name === c.dataset);
-        if (!d) throw new ScalpelError(`a check reads dataset ${c.dataset}, which the part did not measure`, file);
+        const d = c.probe ? accuracies.find((a) => a.probe === c.probe && a.name === c.dataset) : deltas.find((x) => x.name === c.dataset);
+        if (!d) throw new ScalpelError(`a check reads ${c.probe ? `probe ${c.probe}'s accuracy on ` : ''}dataset ${c.dataset}, which the part did not measure`, file);
         return runCheck(c, d);
       });
-      return { edits: e.edits, scales: e.scales, components: e.components, gates: e.gates, uniform: e.uniform, tuning: e.tuning, summary: e.summary, deltas, checks };
+      return { edits: e.edits, scales: e.scales, components: e.components, gates: e.gates, uniform: e.uniform, tuning: e.tuning, summary: e.summary, deltas, accuracies, checks };
     }),
   };
 }

@@ -52,6 +52,8 @@ export interface TagAccuracy {
   balanced: number;
   truePositiveRate: number;
   trueNegativeRate: number;
+  /** The tag's own rows scored (what the true-positive rate is over). */
+  positives: number;
 }
 
 export interface ProbeScore {
@@ -109,7 +111,7 @@ export function scoreProbe(p: Probe, a: Activations, rows = rowsWhere(a, true)):
   const perTag = p.tags.map((tag, t) => {
     const tpr = pos[t] ? tp[t] / pos[t] : NaN;
     const tnr = neg[t] ? tn[t] / neg[t] : NaN;
-    return { tag, balanced: (tpr + tnr) / 2, truePositiveRate: tpr, trueNegativeRate: tnr };
+    return { tag, balanced: (tpr + tnr) / 2, truePositiveRate: tpr, trueNegativeRate: tnr, positives: pos[t] };
   });
   return { rows: rows.length, accuracy: rows.length ? correct / rows.length : NaN, perTag };
 }

@@ -2,6 +2,7 @@
 import { Comparison, GOAL_KEYWORD, goalIsStricter } from '../../engine/edit/checks';
 import type * as A from '../ast';
 import { diag } from '../diagnostics';
+import { metricDef } from '../metrics';
 import { RuleContext, rule } from './rule';
 
 /**
@@ -54,9 +55,20 @@ export const checkRules = [
     }
   }),
 
-  rule('expect', ['S505', 'S501', 'S508', 'S509'], (d, ctx) => {
-    if (d.unit && d.change?.text === 'is' && d.unit.unit === '%') ctx.report(diag('S505', d.unit.start, d.unit.end, '"is" compares the loss itself: use nats or bits, not %'));
+  rule('expect', ['S505', 'S501', 'S508', 'S509', 'S605'], (d, ctx) => {
+    const fraction = !!d.metric && metricDef(d.metric.fn.text)?.bound === 'fraction';
+    if (fraction && d.unit) {
+      ctx.report(diag('S505', d.unit.start, d.unit.end, `${d.metric!.fn.text} is a fraction of tokens from 0 to 1 and takes no unit: drop "${d.unit.unit}" (e.g. falls by >= 0.3)`));
+    }
+    if (fraction && d.bound && d.bound.value > 1) {
+      ctx.report(diag('S605', d.bound.start, d.bound.end, `${d.metric!.fn.text} is a fraction from 0 to 1: a bound of ${d.bound.value} is outside it (write ${d.bound.value / 100} for ${d.bound.value} points)`));
+    }
+    if (d.unit && d.change?.text === 'is' && d.unit.unit === '%' && !fraction) ctx.report(diag('S505', d.unit.start, d.unit.end, '"is" compares the loss itself: use nats or bits, not %'));
     if (d.bound && d.bound.value < 0) ctx.report(diag('S501', d.bound.start, d.bound.end, 'the bound must not be negative (rises/falls say the direction)'));
     else checkGoal(d.goal, d.comparison?.text, d.bound, d.unit, false, ctx);
+    const goal = d.goal?.value;
+    if (fraction && goal && goal.value > 1) {
+      ctx.report(diag('S605', goal.start, goal.end, `an accuracy's ${GOAL_KEYWORD} is a fraction from 0 to 1: ${goal.value} is outside it (write ${goal.value / 100} for ${goal.value} points)`));
+    }
   }),
 ];

@@ -206,3 +206,21 @@ test('worker geometry: a dataset\'s `limit N tokens` bounds the tokens captured,
   const fewer = (await runJob({ kind: 'geometry', spec, maxPerTag: 4 })).result as GeometryData;
   assert.deepEqual([fewer.tokens.all, rows(fewer, 'all')], [6, 4]);
 });
+
+test('worker evaluate measures accuracy expectations (Test Explorer items by line, with the numbers); a preview leaves them out', async () => {
+  const fx = writeFixture();
+  const spec = path.join(fx.dir, 'e.scalpel');
+  const text = `${SPEC('scale -2')}probe p = linear on "h.1.resid" over [all, other]
+expect e: accuracy(p.all) moves by <= 1
+expect e: accuracy(p.other) moves by < 0
+`;
+  fs.writeFileSync(spec, text);
+  const r = (await runJob({ kind: 'evaluate', spec })).result as EvaluateResult;
+  const expects = outline(text).filter((i) => i.kind === 'expect');
+  assert.deepEqual(expects.map((i) => [i.label, i.line]), [['e: loss(all) moves by >= 0 nats', 12], ['e: accuracy(p.all) moves by <= 1', 14], ['e: accuracy(p.other) moves by < 0', 15]]);
+  const probeChecks = r.checks.filter((c) => c.line === 14 || c.line === 15);
+  assert.deepEqual(probeChecks.map((c) => [c.dataset, c.unit, c.pass]), [['all', 'fraction', true], ['other', 'fraction', false]]);
+  assert.match(probeChecks[1].message, /^expect e p\.other: \|Δaccuracy\| < 0\.0000: measured \d\.\d{4} \(\d\.\d{4} → \d\.\d{4}\) \(failed\)$/);
+  const preview = (await runJob({ kind: 'preview', spec, sweepPoints: 2, sweepTokens: 8, heatmapTokens: 1 })).result as PreviewResult;
+  assert.deepEqual(preview.checks.map((c) => c.line), [5, 12]);
+});

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { BLOCK_KEYWORDS, CHANGES, MODEL_PROPS, OBJECTIVES, RESERVED, SOURCES, TOP_KEYWORDS, UNITS } from '../../language/parser';
 import { STATISTIC_NAMES } from '../../language/statistics';
+import { METRIC_NAMES } from '../../language/metrics';
 import { VIEWS } from '../../extension/protocol';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -34,12 +35,13 @@ test('the TextMate grammar covers every keyword and its patterns compile', () =>
   // Statistics are functions wherever they stand (after `by`, or called), so a new one needs no grammar change.
   const fn = (grammar.repository.function.patterns as { match: string }[]).map((p) => new RegExp(p.match, 'g'));
   const functionsIn = (line: string) => fn.flatMap((re) => [...line.matchAll(re)].map((m) => m[1]));
-  for (const name of [...STATISTIC_NAMES, 'loss']) {
+  for (const name of [...STATISTIC_NAMES, ...METRIC_NAMES]) {
     assert.ok(!keywordRe.some((re) => re.test(name)), `no keyword pattern claims "${name}"`);
     assert.ok(functionsIn(`  select top 1 by ${name}`).includes(name), `"by ${name}" is a function`);
     assert.ok(functionsIn(`  select top 1 by ${name}(german, others)`).includes(name), `"${name}(…)" is a function`);
   }
   assert.deepEqual(functionsIn('expect e: loss(german) rises by >= 2 nats'), ['loss']);
+  assert.deepEqual(functionsIn('expect e: accuracy(lang.german) falls by >= 0.3'), ['accuracy']);
 });
 
 test('the manifest contributes the language, its configuration, grammar and icon', () => {

@@ -1,6 +1,6 @@
 /**
- * docs/language.md agrees with the language's tables: its statistics table lists exactly the
- * statistics the checker accepts, with the same signature and meaning, and its keywords are the parser's.
+ * docs/language.md agrees with the language's tables: its statistics and metrics tables list exactly the
+ * statistics and metrics the checker accepts, with the same signature and meaning, and its keywords are the parser's.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { RESERVED } from '../../language/parser';
 import { STATISTICS } from '../../language/statistics';
+import { METRICS } from '../../language/metrics';
 
 const LANGUAGE_MD = path.join(__dirname, '..', '..', 'docs', 'language.md');
 
@@ -30,6 +31,12 @@ function tableAfter(text: string, heading: string): string[] {
 test("the statistics table of docs/language.md is the checker's table", () => {
   const rows = tableAfter(fs.readFileSync(LANGUAGE_MD, 'utf8'), 'Statistics (from the catalog\'s per-component metadata; `alignment` from a trained probe\'s figures):');
   const expected = Object.values(STATISTICS).map((d) => `| \`${d.signature}\` | ${d.doc.replace(/\|/g, '\\|')} |`);
+  assert.deepEqual(rows, expected);
+});
+
+test("the metrics table of docs/language.md is the checker's table", () => {
+  const rows = tableAfter(fs.readFileSync(LANGUAGE_MD, 'utf8'), 'Metrics:');
+  const expected = Object.values(METRICS).map((d) => `| \`${d.signature}\` | ${d.doc.replace(/\|/g, '\\|')} |`);
   assert.deepEqual(rows, expected);
 });
 

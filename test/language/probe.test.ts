@@ -11,6 +11,7 @@ import { analyze, defaultEnv } from '../../language/checker';
 import { format } from '../../language/format';
 import { completions, documentSymbols, hover } from '../../language/services';
 import { specFromAnalysis } from '../../language/semantic';
+import { planFromAnalysis } from '../../language/plan';
 import { probeDefinition } from '../../language/probes';
 import { probeFilePath, writeProbeFile } from '../../engine/geometry/probe-file';
 
@@ -146,4 +147,41 @@ test('docs/language.md: its alignment example parses and checks against a spec w
     const a = analyze(HEAD + 'probe lang = linear on "h.2.resid" over [german, french, english]\nguard others = [french, english] within 1 nats\n' + b, defaultEnv(fixtureCopy()));
     assert.deepEqual(a.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code), ['S604'], b);
   }
+});
+
+test('expect E: accuracy(PROBE.DATA or PROBE.GUARD): a bare fraction, in the semantic model and as one plan check per dataset naming the probe', () => {
+  const text = 'probe lang = linear on "h.2.resid" over [german, french, english]\nprobe other = logistic on "h.1.resid" over [german, english]\n'
+    + 'guard others = [french, english] within 1 nats\nedit e on demo {\n  select "h.2.mlp.c_fc:1"\n  scale 0\n  keep others\n}\n'
+    + 'expect e: accuracy(lang.others) moves by <= 0.02\nexpect e: accuracy(lang.german) is <= 0.6\nexpect e: loss(german) rises by >= 1 nats\n';
+  const a = check(text);
+  assert.deepEqual(a.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`), []);
+  const file = path.join(FIXTURE, 'x.scalpel');
+  const spec = specFromAnalysis(a, file);
+  assert.deepEqual(spec.expectations.map((x) => [x.metric, x.change, x.comparison, x.bound, x.unit]), [
+    [{ kind: 'accuracy', probe: 'lang', target: { kind: 'guard', name: 'others' } }, 'moves', '<=', 0.02, undefined],
+    [{ kind: 'accuracy', probe: 'lang', target: { kind: 'dataset', name: 'german' } }, 'is', '<=', 0.6, undefined],
+    [{ kind: 'loss', target: { kind: 'dataset', name: 'german' } }, 'rises', '>=', 1, 'nats'],
+  ]);
+  const plan = planFromAnalysis(a, file);
+  assert.deepEqual(plan.expectations.map(({ origin, ...c }) => [c, origin?.line]), [
+    [{ kind: 'expect', edit: 'e', dataset: 'french', change: 'moves', op: '<=', bound: 0.02, probe: 'lang', unit: 'fraction' }, 16],
+    [{ kind: 'expect', edit: 'e', dataset: 'english', change: 'moves', op: '<=', bound: 0.02, probe: 'lang', unit: 'fraction' }, 16],
+    [{ kind: 'expect', edit: 'e', dataset: 'german', change: 'is', op: '<=', bound: 0.6, probe: 'lang', unit: 'fraction' }, 17],
+    [{ kind: 'expect', edit: 'e', dataset: 'german', change: 'rises', op: '>=', bound: 1, unit: 'nats' }, 18],
+  ]);
+  // Only the probes the checks read: `other` is for scalpel geometry.
+  assert.deepEqual(plan.probes!.map(({ origin, ...p }) => [p, origin?.line]), [[{ name: 'lang', kind: 'mean-difference', point: 'h.2.resid', datasets: ['german', 'french', 'english'] }, 8]]);
+  assert.equal(format(HEAD + text.replace('accuracy(lang.others)', 'accuracy( lang . others )')), HEAD + text);
+});
+
+test('accuracy completion: both metrics after "expect E:", probes after "accuracy(", the probe\'s datasets and guards of them after "lang.", no unit after the bound', () => {
+  const text = 'probe lang = linear on "h.2.resid" over [german, french]\nguard others = [french, english] within 1 nats\nguard fr = [french] within 1 nats\n'
+    + 'edit e on demo {\n  select "h.2.mlp.c_fc:1"\n  scale 0\n  keep others\n}\nexpect e: accuracy(lang.german) falls by >= 0.3 ';
+  const a = check(text);
+  const labels = (at: string, after = at.length) => completions(a, HEAD.length + text.indexOf(at) + after).items.map((i) => i.label);
+  assert.deepEqual(labels('expect e: ', 'expect e: '.length), ['loss', 'accuracy']);
+  assert.deepEqual(labels('accuracy(', 'accuracy('.length), ['lang']);
+  assert.deepEqual(labels('lang.german', 'lang.'.length), ['german', 'french', 'fr'], 'not english, nor others (english is not one of its datasets)');
+  assert.deepEqual(completions(a, (HEAD + text).length).items.map((i) => i.label).filter((l) => ['nats', 'bits', '%'].includes(l)), []);
+  assert.match(JSON.stringify(hover(a, HEAD.length + text.indexOf('accuracy(') + 2)?.contents), /the probe trained on the base model/);
 });

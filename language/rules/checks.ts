@@ -65,10 +65,9 @@ export const checkRules = [
     }
     if (d.unit && d.change?.text === 'is' && d.unit.unit === '%' && !fraction) ctx.report(diag('S505', d.unit.start, d.unit.end, '"is" compares the loss itself: use nats or bits, not %'));
     if (d.bound && d.bound.value < 0) ctx.report(diag('S501', d.bound.start, d.bound.end, 'the bound must not be negative (rises/falls say the direction)'));
-    else checkGoal(d.goal, d.comparison?.text, d.bound, d.unit, false, ctx);
-    const goal = d.goal?.value;
-    if (fraction && goal && goal.value > 1) {
-      ctx.report(diag('S605', goal.start, goal.end, `an accuracy's ${GOAL_KEYWORD} is a fraction from 0 to 1: ${goal.value} is outside it (write ${goal.value / 100} for ${goal.value} points)`));
-    }
+    else if (fraction && d.goal?.value && d.goal.value.value > 1) {
+      const g = d.goal.value;
+      ctx.report(diag('S605', g.start, g.end, `an accuracy's ${GOAL_KEYWORD} is a fraction from 0 to 1: ${g.value} is outside it (write ${g.value / 100} for ${g.value} points)`));
+    } else checkGoal(d.goal, d.comparison?.text, d.bound, d.unit, false, ctx);
   }),
 ];

@@ -27,8 +27,10 @@ const PALETTE: [string, string][] = [
   ['charts-blue', '#3794ff'], ['charts-orange', '#d18616'], ['charts-green', '#89d185'],
   ['charts-purple', '#b180d7'], ['charts-red', '#f14c4c'], ['charts-yellow', '#cca700'],
 ];
+/** The plot's largest size in CSS pixels; a narrower panel gets a smaller plot of the same shape. */
 const WIDTH = 640;
 const HEIGHT = 440;
+const MIN_WIDTH = 160;
 const PAD = 16;
 
 /** Screen position and depth (3-D: towards the viewer is positive; planes: 0) of a coordinate. */
@@ -44,7 +46,7 @@ interface Drawn {
 
 export class GeometryView extends LitElement {
   static override properties = {
-    data: { attribute: false }, point: { state: true }, mode: { state: true }, view: { state: true }, rotation: { state: true }, tip: { state: true },
+    data: { attribute: false }, point: { state: true }, mode: { state: true }, view: { state: true }, rotation: { state: true }, tip: { state: true }, size: { state: true },
   };
   declare data?: GeometryData;
   declare point: number;
@@ -52,7 +54,10 @@ export class GeometryView extends LitElement {
   declare view: View;
   declare rotation: [number, number];
   declare tip?: string;
+  /** The plot's size in CSS pixels: the panel's width (at most WIDTH), HEIGHT / WIDTH of it high. */
+  declare size: [number, number];
   private drawn: Drawn[] = [];
+  private readonly resized = new ResizeObserver(([entry]) => this.fit(entry.contentRect.width));
   /** A drag turning the 3-D view: where it started, and whether it moved (then it is not a click). */
   private drag?: { x: number; y: number; rotation: [number, number]; moved: boolean; pointer: number };
   private dragged = false;
@@ -64,14 +69,33 @@ export class GeometryView extends LitElement {
     this.mode = savedUi<Mode>('geometryMode', 'overlay');
     this.view = savedUi<View>('geometryView', 'pc1-pc2');
     this.rotation = savedUi<[number, number]>('geometryRotation', DEFAULT_ROTATION);
+    this.size = [WIDTH, HEIGHT];
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this.resized.observe(this);
+  }
+
+  override disconnectedCallback(): void {
+    this.resized.disconnect();
+    super.disconnectedCallback();
+  }
+
+  /** Sizes the plot to `available` CSS pixels of width (the host's content box, less the canvas's border). */
+  private fit(available: number): void {
+    const width = Math.max(MIN_WIDTH, Math.min(WIDTH, Math.floor(available) - 2));
+    if (width === this.size[0]) return;
+    this.size = [width, Math.round((width * HEIGHT) / WIDTH)];
+    this.tip = undefined;
   }
 
   static override styles = css`
     :host { display: block; padding: 8px 16px; color: var(--vscode-foreground); font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); }
     h2 { font-size: 1.1em; margin: 12px 0 6px; }
     .row { display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
-    .plot { position: relative; width: ${WIDTH}px; }
-    canvas { border: 1px solid var(--vscode-editorWidget-border, #8884); cursor: crosshair; touch-action: none; }
+    .plot { position: relative; width: fit-content; }
+    canvas { display: block; border: 1px solid var(--vscode-editorWidget-border, #8884); cursor: crosshair; touch-action: none; }
     canvas.turn { cursor: grab; }
     canvas:focus-visible { outline: 1px solid var(--vscode-focusBorder, #007fd4); }
     #tip { position: absolute; left: 0; top: 0; pointer-events: none; background: var(--vscode-editorHoverWidget-background, #252526); color: var(--vscode-editorHoverWidget-foreground, inherit);
@@ -119,7 +143,7 @@ export class GeometryView extends LitElement {
       </div>
       <p class="legend">${d.tags.map((t) => html`<span><span class="swatch" data-tag=${t}></span>${t}</span>`)}${d.sentences ? html`<span>— sentence path (${d.sentences.length})</span>` : ''}${d.marked ? html`<span id="marked">◎ debugged: ${d.marked.tag} · ${JSON.stringify(d.marked.token)} · document ${d.marked.document}, token ${d.marked.position}</span>` : ''}</p>
       <div class="plot">
-        <canvas id="scatter" width=${WIDTH} height=${HEIGHT} tabindex="0" class=${this.shown === '3d' ? 'turn' : ''}
+        <canvas id="scatter" tabindex="0" class=${this.shown === '3d' ? 'turn' : ''}
           aria-label=${this.shown === '3d' ? 'scatter of PC1, PC2 and PC3; drag or use the arrow keys to turn it' : `scatter of ${this.shown.toUpperCase().replace('-', ' and ')}`}
           @mousemove=${this.hover} @mouseleave=${() => (this.tip = undefined)} @click=${this.clickPoint}
           @pointerdown=${this.startDrag} @pointermove=${this.moveDrag} @pointerup=${this.endDrag} @pointercancel=${this.endDrag} @keydown=${this.key}></canvas>
@@ -150,15 +174,23 @@ export class GeometryView extends LitElement {
     const canvas = this.renderRoot.querySelector<HTMLCanvasElement>('#scatter');
     const ctx = canvas?.getContext('2d');
     if (!canvas || !ctx) return;
+    // Drawn in CSS pixels on a backing store of device pixels, so it stays sharp on a high-density screen.
+    const [width, height] = this.size;
+    const ratio = window.devicePixelRatio || 1;
+    canvas.style.setProperty('width', `${width}px`);
+    canvas.style.setProperty('height', `${height}px`);
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    ctx.setTransform(canvas.width / width, 0, 0, canvas.height / height, 0, 0);
     const p = d.points[this.current];
     const showBase = !p.edited || this.mode !== 'edited';
     const showEdited = !!p.edited && this.mode !== 'base';
     const all = [...(showBase ? p.base.coords : []), ...(showEdited ? p.edited!.coords : []), ...(p.text?.base.coords ?? []), ...(showEdited ? p.text?.edited?.coords ?? [] : []),
       ...(showBase && p.marked ? [p.marked.base] : []), ...(showEdited && p.marked?.edited ? [p.marked.edited] : [])];
     const view = this.shown;
-    const at = view === '3d' ? turned(all, this.rotation) : plane(all, PLANES[view]);
+    const at = view === '3d' ? turned(all, this.rotation, this.size) : plane(all, PLANES[view], this.size);
     const depthScale = view === '3d' ? 0.35 : 0;
-    ctx.clearRect(0, 0, WIDTH, HEIGHT);
+    ctx.clearRect(0, 0, width, height);
     this.drawn = [];
     /** Draws a token's point (nearer points larger in 3-D) and returns where. */
     const dot = (c: number[], colour: string, filled: boolean, alpha: number): [number, number] => {
@@ -229,7 +261,7 @@ export class GeometryView extends LitElement {
       ctx.lineWidth = 1;
     }
     ctx.globalAlpha = 1;
-    axes(ctx, view, this.rotation, fg);
+    axes(ctx, view, this.rotation, fg, this.size);
   }
 
   /** The components the data has per row (2 or 3). */
@@ -295,9 +327,11 @@ export class GeometryView extends LitElement {
   };
 
   private nearest(e: MouseEvent): Drawn | undefined {
-    const r = (e.target as HTMLCanvasElement).getBoundingClientRect();
-    const x = e.clientX - r.left;
-    const y = e.clientY - r.top;
+    // Drawn positions are CSS pixels from the canvas's content box, inside its border.
+    const canvas = e.target as HTMLCanvasElement;
+    const r = canvas.getBoundingClientRect();
+    const x = e.clientX - r.left - canvas.clientLeft;
+    const y = e.clientY - r.top - canvas.clientTop;
     let best: Drawn | undefined;
     let bestD = 36; // within 6 px
     // Sentences first: they are drawn on top.
@@ -319,7 +353,7 @@ export class GeometryView extends LitElement {
       this.tip = undefined;
       return;
     }
-    this.tipAt = [Math.min(hit.x + 10, WIDTH - 200), hit.y + 10];
+    this.tipAt = [Math.max(0, Math.min(hit.x + 10, this.size[0] - 200)), hit.y + 10];
     if (hit.row < 0) {
       const i = -1 - hit.row;
       this.tip = `sentence ${i + 1}${hit.side === 'edited' ? ' (edited)' : ''}: ${d.sentences?.[i] ?? ''}`;
@@ -353,7 +387,7 @@ export class GeometryView extends LitElement {
 }
 
 /** Two components as the plot's axes, each stretched to the plot's width or height. */
-function plane(all: number[][], [i, j]: [number, number]): Projection {
+function plane(all: number[][], [i, j]: [number, number], [width, height]: [number, number]): Projection {
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
   for (const c of all) {
     x0 = Math.min(x0, c[i]); x1 = Math.max(x1, c[i]);
@@ -361,11 +395,11 @@ function plane(all: number[][], [i, j]: [number, number]): Projection {
   }
   if (!(x1 > x0)) [x0, x1] = [x0 - 1, x0 + 1];
   if (!(y1 > y0)) [y0, y1] = [y0 - 1, y0 + 1];
-  return (c) => [PAD + ((c[i] - x0) / (x1 - x0)) * (WIDTH - 2 * PAD), HEIGHT - PAD - ((c[j] - y0) / (y1 - y0)) * (HEIGHT - 2 * PAD), 0];
+  return (c) => [PAD + ((c[i] - x0) / (x1 - x0)) * (width - 2 * PAD), height - PAD - ((c[j] - y0) / (y1 - y0)) * (height - 2 * PAD), 0];
 }
 
 /** The first three components turned by `yaw` and `pitch` about the centre of their bounding box, one scale on every axis (the bounding sphere fits the plot); depth in units of its radius. */
-function turned(all: number[][], [yaw, pitch]: [number, number]): Projection {
+function turned(all: number[][], [yaw, pitch]: [number, number], [width, height]: [number, number]): Projection {
   const lo = [Infinity, Infinity, Infinity];
   const hi = [-Infinity, -Infinity, -Infinity];
   for (const c of all) for (let k = 0; k < 3; k++) [lo[k], hi[k]] = [Math.min(lo[k], c[k]), Math.max(hi[k], c[k])];
@@ -373,11 +407,11 @@ function turned(all: number[][], [yaw, pitch]: [number, number]): Projection {
   let radius = 0;
   for (const c of all) radius = Math.max(radius, Math.hypot(c[0] - mid[0], c[1] - mid[1], c[2] - mid[2]));
   if (!(radius > 0)) radius = 1;
-  const scale = (Math.min(WIDTH, HEIGHT) / 2 - PAD) / radius;
+  const scale = (Math.min(width, height) / 2 - PAD) / radius;
   const rotate = rotation(yaw, pitch);
   return (c) => {
     const [x, y, z] = rotate([c[0] - mid[0], c[1] - mid[1], c[2] - mid[2]]);
-    return [WIDTH / 2 + scale * x, HEIGHT / 2 - scale * y, z / radius];
+    return [width / 2 + scale * x, height / 2 - scale * y, z / radius];
   };
 }
 
@@ -391,7 +425,7 @@ function rotation(yaw: number, pitch: number): (v: number[]) => [number, number,
 }
 
 /** Which component runs where: the two axes' names along a plane's edges, or a turned axis cross in the 3-D view's corner. */
-function axes(ctx: CanvasRenderingContext2D, view: View, [yaw, pitch]: [number, number], colour: string): void {
+function axes(ctx: CanvasRenderingContext2D, view: View, [yaw, pitch]: [number, number], colour: string, [width, height]: [number, number]): void {
   ctx.save();
   ctx.fillStyle = colour;
   ctx.strokeStyle = colour;
@@ -400,12 +434,12 @@ function axes(ctx: CanvasRenderingContext2D, view: View, [yaw, pitch]: [number, 
   if (view !== '3d') {
     const [i, j] = PLANES[view];
     ctx.textAlign = 'center';
-    ctx.fillText(`PC${i + 1} →`, WIDTH / 2, HEIGHT - 4);
+    ctx.fillText(`PC${i + 1} →`, width / 2, height - 4);
     ctx.textAlign = 'left';
-    ctx.fillText(`↑ PC${j + 1}`, 4, HEIGHT / 2);
+    ctx.fillText(`↑ PC${j + 1}`, 4, height / 2);
   } else {
     const rotate = rotation(yaw, pitch);
-    const [ox, oy, len] = [34, HEIGHT - 34, 22];
+    const [ox, oy, len] = [34, height - 34, 22];
     for (let k = 0; k < 3; k++) {
       const [x, y] = rotate([k === 0 ? 1 : 0, k === 1 ? 1 : 0, k === 2 ? 1 : 0]);
       ctx.beginPath();

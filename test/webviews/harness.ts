@@ -28,8 +28,9 @@ export interface Loaded {
   send(message: unknown): Promise<void>;
 }
 
-export async function load(browser: Browser, view: ViewKind, savedState?: unknown): Promise<Loaded> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+/** `screen`: the page's size in CSS pixels and device pixels per CSS pixel (default 1100 × 800, 1). */
+export async function load(browser: Browser, view: ViewKind, savedState?: unknown, screen: { width: number; height: number; deviceScaleFactor?: number } = { width: 1100, height: 800 }): Promise<Loaded> {
+  const page = await browser.newPage({ viewport: { width: screen.width, height: screen.height }, deviceScaleFactor: screen.deviceScaleFactor ?? 1 });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   if (process.env.SCALPEL_DEBUG) page.on('console', (m) => console.log('console:', m.text()));

@@ -209,6 +209,46 @@ async function pickView(l: Loaded, label: string): Promise<void> {
   await l.page.locator('vscode-single-select#view >> li', { hasText: label }).click();
 }
 
+/** The scatter canvas's size: on the page (CSS pixels, border included), its content box and its backing store. */
+const canvasFit = (l: Loaded) =>
+  l.page.evaluate(() => {
+    const c = document.querySelector('scalpel-app')!.querySelector('scalpel-geometry')!.shadowRoot!.querySelector<HTMLCanvasElement>('canvas#scatter')!;
+    const r = c.getBoundingClientRect();
+    return { left: r.left, right: r.right, width: c.clientWidth, height: c.clientHeight, backing: [c.width, c.height], page: document.documentElement.clientWidth };
+  });
+
+test('Geometry: in a narrow panel the canvas fits its width (same shape, sharp at the device pixel ratio), hover and click find the drawn point; wider again, it grows back', async () => {
+  const l = await load(browser, 'geometry', undefined, { width: 360, height: 720, deviceScaleFactor: 2 });
+  await l.send({ type: 'geometry', data: geometryFixture() });
+  await l.page.locator('#point-name').waitFor();
+  const fit = await canvasFit(l);
+  assert.ok(fit.left >= 0 && fit.right <= fit.page, `the canvas (${fit.left}–${fit.right}) lies within the page's ${fit.page} px`);
+  assert.ok(fit.width < 640 && fit.width >= fit.page - 40, `it takes the panel's width: ${fit.width} px of ${fit.page}`);
+  assert.ok(Math.abs(fit.height / fit.width - 440 / 640) < 0.005, `the plot keeps its shape: ${fit.width} × ${fit.height}`);
+  assert.deepEqual(fit.backing, [fit.width * 2, fit.height * 2], 'two device pixels per CSS pixel');
+  assert.ok(await painted(l, 'scatter'));
+  // Sentence 1 is the lowest-left coordinate, drawn at the smaller plot's lower-left corner (16 px padding).
+  const drawn = await drawnPoints(l);
+  const sentence = drawn.find((d) => d.row === -1 && d.side === 'base')!;
+  assert.deepEqual([sentence.x, sentence.y], [16, fit.height - 16]);
+  const canvas = l.page.locator('canvas#scatter');
+  await canvas.hover({ position: { x: sentence.x, y: sentence.y } });
+  await l.page.locator('#tip').waitFor();
+  assert.equal(await l.page.locator('#tip').textContent(), 'sentence 1: Alle Menschen sind frei.');
+  // Row 0 is the highest-right base point: at the narrow plot's upper-right corner, and a click there debugs it.
+  const row0 = drawn.find((d) => d.row === 0 && d.side === 'base')!;
+  assert.deepEqual([row0.x, row0.y], [fit.width - 16, 16]);
+  await canvas.click({ position: { x: row0.x, y: row0.y } });
+  assert.deepEqual((await l.posted()).filter((m) => m.type !== 'ready'), [{ type: 'debugToken', dataset: 'german', document: 0, position: 0 }]);
+  // A wider panel: the plot grows back to its full size and is drawn again at it.
+  await l.page.setViewportSize({ width: 1100, height: 720 });
+  await l.page.waitForFunction(() => document.querySelector('scalpel-app')!.querySelector('scalpel-geometry')!.shadowRoot!.querySelector<HTMLCanvasElement>('canvas#scatter')!.clientWidth === 640);
+  assert.deepEqual((await canvasFit(l)).backing, [1280, 880]);
+  const wide = (await drawnPoints(l)).find((d) => d.row === 0 && d.side === 'base')!;
+  assert.deepEqual([wide.x, wide.y], [640 - 16, 16]);
+  await clean(l);
+});
+
 test('Geometry: the PC1–PC3 plane and the 3-D view; dragging turns it (points move, hover and click still find a token), kept in state', async () => {
   const l = await load(browser, 'geometry');
   await l.send({ type: 'geometry', data: geometryFixture() });

@@ -254,7 +254,7 @@ function fromSpec(args: ScalpelLaunchArgs): Subject {
   const edit = args.edit !== undefined ? plan.edits.find((e) => e.name === args.edit) : plan.edits.length === 1 ? plan.edits[0] : undefined;
   if (args.edit !== undefined && !edit) throw new ScalpelError(`the spec has no edit named "${args.edit}" (it has ${plan.edits.map((e) => e.name).join(', ') || 'none'})`, specFile);
   if (!edit && plan.edits.length > 1) throw new ScalpelError(`the spec has ${plan.edits.length} edits (${plan.edits.map((e) => e.name).join(', ')}): name one with "edit"`, specFile);
-  const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
+  const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer, contextLength: plan.model.contextLength });
   const catalogDir = args.catalog ?? plan.model.components;
   const catalog = catalogDir ? openCatalogTensors(catalogDir) : undefined;
   const datasets = new Map(plan.datasets.map((d) => [d.name, { source: d.source, maxTokens: d.limit, baseDir: path.dirname(specFile) }]));

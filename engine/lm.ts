@@ -88,7 +88,11 @@ function describe(onnx: OnnxModel, dir: string, file: string, opts: OpenOptions)
   }
   const logits = onnx.outputs.find((o) => o.name === 'logits') ?? onnx.outputs.find((o) => o.shape?.length === 3);
   if (!logits) throw new ScalpelError('the model has no logits output (a [batch, sequence, vocab] tensor)', file);
-  const known = opts.contextLength ?? contextLengthOf(dir, onnx);
+  const positions = learnedPositions(onnx);
+  if (opts.contextLength !== undefined && positions !== undefined && opts.contextLength > positions) {
+    throw new ScalpelError(`context length ${opts.contextLength} is longer than the model's learned position table (${positions} positions)`, file);
+  }
+  const known = opts.contextLength ?? configuredContext(dir) ?? positions;
   return {
     file,
     onnx,
@@ -101,20 +105,23 @@ function describe(onnx: OnnxModel, dir: string, file: string, opts: OpenOptions)
   };
 }
 
-function contextLengthOf(dir: string, onnx: OnnxModel): number | undefined {
+function configuredContext(dir: string): number | undefined {
   const configFile = path.join(dir, 'config.json');
-  if (fs.existsSync(configFile)) {
-    let config: Record<string, unknown>;
-    try {
-      config = JSON.parse(readTextFile(configFile, 'read model config'));
-    } catch (err) {
-      throw new ScalpelError(`invalid JSON: ${(err as Error).message}`, configFile);
-    }
-    for (const key of ['n_positions', 'n_ctx', 'max_position_embeddings']) {
-      if (typeof config[key] === 'number') return config[key] as number;
-    }
+  if (!fs.existsSync(configFile)) return undefined;
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readTextFile(configFile, 'read model config'));
+  } catch (err) {
+    throw new ScalpelError(`invalid JSON: ${(err as Error).message}`, configFile);
   }
-  // A learned position table's first dimension is the context length.
+  for (const key of ['n_positions', 'n_ctx', 'max_position_embeddings']) {
+    if (typeof config[key] === 'number') return config[key] as number;
+  }
+  return undefined;
+}
+
+/** A learned position table's first dimension: positions past it have no embedding. */
+function learnedPositions(onnx: OnnxModel): number | undefined {
   for (const t of onnx.initializers.values()) {
     if (/(^|[./])(wpe|position_embeddings?|pos_emb)[./]/.test(t.name) && t.dims.length === 2) return t.dims[0];
   }
@@ -124,5 +131,5 @@ function contextLengthOf(dir: string, onnx: OnnxModel): number | undefined {
 /** The one line saying that a model's context length is assumed, or undefined when it is known. */
 export function assumedContextNote(lm: LanguageModel): string | undefined {
   if (!lm.contextAssumed) return undefined;
-  return `${lm.file}: context length unknown (no n_positions or max_position_embeddings in config.json, no learned position table); using ${DEFAULT_CONTEXT} (set it with --context N or in config.json)`;
+  return `${lm.file}: context length unknown (no n_positions or max_position_embeddings in config.json, no learned position table); using ${DEFAULT_CONTEXT} (set it with --context N, with \`context N\` in a spec's model block, or in config.json)`;
 }

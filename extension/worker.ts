@@ -24,9 +24,8 @@ import { analyze, defaultEnv } from '../language/checker';
 import { loadPlan, lockedFor } from '../language/plan';
 import { measureGeometry } from '../engine/geometry';
 import { blockOutputs, inForwardOrder } from '../engine/geometry/points';
-import { openLanguageModel } from '../engine/lm';
 import { analyzeModel } from '../engine/trace/graph';
-import { specSubject } from '../language/geometry';
+import { specSubject, subjectModel } from '../language/geometry';
 import type { CancelRequest, CatalogView, CheckView, DatasetView, GeometryData, Job, JobResult, JobRuntime, PreviewResult, ReviewResult, WorkerMessage } from './protocol';
 
 const send = (m: WorkerMessage) => process.send!(m);
@@ -176,7 +175,7 @@ async function geometry(job: Extract<Job, { kind: 'geometry' }>): Promise<Geomet
   if (job.probe !== undefined && !declared) throw new ScalpelError(`the spec declares no probe "${job.probe}"`, job.spec);
   const names = declared?.datasets ?? (subject.checked.length >= 2 ? subject.checked : [...subject.datasets.keys()]);
   if (names.length < 2) throw new ScalpelError('geometry compares datasets: the spec needs at least two', job.spec);
-  const lm = openLanguageModel(subject.model, { tokenizer: subject.tokenizer });
+  const lm = subjectModel(subject);
   const catalog = subject.components ? openCatalogTensors(subject.components) : undefined;
   try {
     const structure = analyzeModel(lm.onnx, lm.logitsName);

@@ -27,12 +27,17 @@ export interface Reference {
   symbol?: SymbolInfo;
 }
 
+/** Whether a `limit N tokens` or `context N` count is valid (S507 otherwise). */
+export const isTokenCount = (n: number): boolean => Number.isInteger(n) && n > 0;
+
 export interface ModelInfo {
   /** Absolute .onnx path when it exists. */
   file?: string;
   tokenizer?: string;
   components?: string;
   catalog?: CatalogIndex;
+  /** `context N`, when N is a positive whole number. */
+  contextLength?: number;
 }
 
 /** File-system access of the checker, injected so that servers can cache and tests can count. */

@@ -46,8 +46,11 @@ export interface ModelDecl extends Span {
 }
 
 export interface ModelProp extends Span {
-  key: Keyword & { text: 'tokenizer' | 'components' | 'sha256' };
+  key: Keyword & { text: 'tokenizer' | 'components' | 'sha256' | 'context' };
+  /** The path or digest of `tokenizer`, `components`, `sha256`. */
   value?: Str;
+  /** The token count of `context`. */
+  count?: Num;
 }
 
 export type SourceKind = 'udhr' | 'text' | 'jsonl' | 'inline';

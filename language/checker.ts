@@ -12,7 +12,7 @@ import { componentKey, exampleKey, parseComponentKey } from '../engine/catalog/k
 import { modelSha256, modelSha256Async } from '../engine/identity';
 import { moduleGlob } from '../engine/onnx/modules';
 import * as A from './ast';
-import { Analysis, CheckEnv, FileProbe, KIND_WORD, ModelInfo, SymbolInfo, SymbolKind } from './analysis';
+import { Analysis, CheckEnv, FileProbe, KIND_WORD, ModelInfo, SymbolInfo, SymbolKind, isTokenCount } from './analysis';
 import { CatalogCache, CatalogIndex, keyExists, selectComponents } from './catalog';
 import { Diagnostic, LineIndex, diag } from './diagnostics';
 import { ParseResult, parse } from './parser';
@@ -281,6 +281,8 @@ class Checker {
       if (this.env.files.kind(beside) === 'file') info.tokenizer = beside;
       else this.report(diag('S201', d.path!.start, d.path!.end, 'no tokenizer.json beside the model: add tokenizer "FILE" to the model block'));
     }
+    const context = seen.get('context')?.count?.value;
+    if (context !== undefined && isTokenCount(context)) info.contextLength = context;
     const pin = seen.get('sha256');
     if (pin?.value) {
       const v = pin.value.value.toLowerCase();

@@ -61,7 +61,7 @@ export const CODES = {
   S504: ['warning', 'edit keeps no guard'],
   S505: ['error', 'unit not valid here'],
   S506: ['warning', 'dataset listed twice'],
-  S507: ['error', 'token limit must be a positive whole number'],
+  S507: ['error', 'a token count must be a positive whole number'],
   S508: ['warning', 'a goal not stricter than its bound'],
   S509: ['error', 'goal in another unit than its bound'],
   S601: ['error', 'not a capture point'],

@@ -18,7 +18,7 @@ import { TaggedSource } from '../engine/geometry/capture';
 import { probeDirection } from '../engine/geometry/probe';
 import { ProbeDefinition, catalogMetadataSha256, probeDataset, probeFilePath, writeProbeFile } from '../engine/geometry/probe-file';
 import { openCatalogTensors, CatalogTensors } from '../engine/catalog/read';
-import { openLanguageModel } from '../engine/lm';
+import { LanguageModel, openLanguageModel } from '../engine/lm';
 import type { OnnxModel } from '../engine/onnx/model';
 import { analyze, defaultEnv } from './checker';
 import type { Code } from './diagnostics';
@@ -29,6 +29,8 @@ export interface SpecSubject {
   model: string;
   tokenizer?: string;
   components?: string;
+  /** The model block's `context N`. */
+  contextLength?: number;
   /** The spec's datasets by name, loaded relative to the spec. */
   datasets: Map<string, Dataset>;
   /** A spec dataset as geometry captures it: tagged (by its name unless `tag` is given), within its `limit N tokens`. */
@@ -44,6 +46,9 @@ export interface SpecSubject {
    */
   edit?: { name: string; scales: Record<string, number>; weights: Map<string, Float32Array>; fromLock: boolean; graph?: OnnxModel };
 }
+
+/** The spec's model as its model block declares it (tokenizer, context length). */
+export const subjectModel = (subject: SpecSubject): LanguageModel => openLanguageModel(subject.model, { tokenizer: subject.tokenizer, contextLength: subject.contextLength });
 
 /** `opts.scale`: the edit's scale, given (as the debugger's `scale` launch attribute is) rather than from the spec, its lock or a tuning run. */
 export async function specSubject(specFile: string, editName: string | undefined, opts: { scale?: number; runtime?: RuntimeOptions; onStatus?: (m: string) => void; ignore?: readonly Code[] } = {}): Promise<SpecSubject> {
@@ -62,7 +67,7 @@ export async function specSubject(specFile: string, editName: string | undefined
   const probeDefinition = (p: SpecProbe, catalogDir: string): ProbeDefinition => ({
     kind: p.kind, point: p.point, datasets: p.datasets.map((name) => probeDataset(name, declared.get(name)!.source, declared.get(name)!.limit)), catalog: catalogMetadataSha256(catalogDir),
   });
-  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, datasets, tagged, checked, probes, probeDefinition };
+  const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, contextLength: plan.model.contextLength, datasets, tagged, checked, probes, probeDefinition };
   if (editName === undefined) return subject;
   if (!plan.edits.some((e) => e.name === editName)) {
     throw new ScalpelError(`the spec has no edit named "${editName}" (it has ${edits.map((e) => e.name).join(', ') || 'none'})`, specFile);
@@ -119,7 +124,7 @@ export async function trainMissingProbes(specFile: string, opts: { runtime?: Run
   // The spec's other errors are reported by the caller's check; only the data and the model are needed here.
   const subject = await specSubject(specFile, undefined, { ignore: ['S604'] });
   if (!subject.components) return [];
-  const lm = openLanguageModel(subject.model, { tokenizer: subject.tokenizer });
+  const lm = subjectModel(subject);
   for (const name of missing) {
     const probe = subject.probes.find((p) => p.name === name)!;
     opts.onStatus?.(`training probe ${name} (${probe.kind} on ${probe.point} over ${probe.datasets.join(', ')}): alignment(${name}.…) needs its figures`);

@@ -14,7 +14,7 @@ import { MAX_SPEC_LENGTH, Token, lex } from './lexer';
 
 export const TOP_KEYWORDS = ['model', 'data', 'guard', 'probe', 'edit', 'expect'] as const;
 export const BLOCK_KEYWORDS = ['select', 'scale', 'keep'] as const;
-export const MODEL_PROPS = ['tokenizer', 'components', 'sha256'] as const;
+export const MODEL_PROPS = ['tokenizer', 'components', 'sha256', 'context'] as const;
 export const SOURCES = ['udhr', 'text', 'jsonl', 'inline'] as const;
 export const SELECTOR_KEYWORDS = ['module', 'label', 'top'] as const;
 export const SET_OPERATORS = ['or', 'minus'] as const;
@@ -324,12 +324,13 @@ class Parser {
       this.mark(1);
       const key = this.keyword(MODEL_PROPS);
       if (!key) {
-        this.fail('tokenizer, components, sha256 or }');
+        this.fail(`${MODEL_PROPS.join(', ')} or }`);
         this.skipTo((t) => isTop(t) || (t.kind === 'punct' && t.text === '}') || (t.kind === 'ident' && (MODEL_PROPS as readonly string[]).includes(t.text)));
         continue;
       }
       const prop: A.ModelProp = { key, start: key.start, end: key.end };
-      prop.value = this.str(key.text === 'sha256' ? 'the hex digest as a string' : 'a path as a string');
+      if (key.text === 'context') prop.count = this.num('the context length, a number of tokens');
+      else prop.value = this.str(key.text === 'sha256' ? 'the hex digest as a string' : 'a path as a string');
       prop.end = this.prevEnd;
       node.props.push(prop);
     }

@@ -53,7 +53,7 @@ export function planFromAnalysis(analysis: Analysis, file: string, only?: readon
   return {
     specFile: spec.file,
     specText: analysis.parse.text,
-    model: { path: model.file, tokenizer: model.tokenizer, components: model.components, ...(catalog ? { catalog } : {}), origin: origin(model.at) },
+    model: { path: model.file, tokenizer: model.tokenizer, components: model.components, ...(model.contextLength ? { contextLength: model.contextLength } : {}), ...(catalog ? { catalog } : {}), origin: origin(model.at) },
     datasets: spec.datasets.map((d) => ({ name: d.name, source: d.source, limit: d.maxTokens, origin: origin(d.at) })),
     guards: spec.guards.map((g) => ({ name: g.name, datasets: g.datasets, threshold: g.threshold, unit: g.unit, ...(g.goal === undefined ? {} : { goal: g.goal }), origin: origin(g.at) })),
     edits,

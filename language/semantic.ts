@@ -49,7 +49,7 @@ export function specFromAnalysis(a: Analysis, file: string): Spec {
       const m = a.models.get(d.name.text);
       if (!m?.file || !m.tokenizer) continue;
       const pin = d.props.find((p) => p.key.text === 'sha256')?.value?.value.toLowerCase();
-      spec.models.push({ name: d.name.text, file: m.file, tokenizer: m.tokenizer, ...(m.components ? { components: m.components } : {}), ...(pin ? { sha256: pin } : {}), at: at(d.start) });
+      spec.models.push({ name: d.name.text, file: m.file, tokenizer: m.tokenizer, ...(m.components ? { components: m.components } : {}), ...(pin ? { sha256: pin } : {}), ...(m.contextLength ? { contextLength: m.contextLength } : {}), at: at(d.start) });
     } else if (d.kind === 'data' && d.name) {
       const source = a.datasetSources.get(d.name.text);
       if (!source) continue;

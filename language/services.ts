@@ -285,7 +285,7 @@ function scaleHasObjective(toks: Token[], i: number): boolean {
 }
 
 const KEYWORD_DOC: Record<string, string> = {
-  model: 'model NAME from "FILE or FOLDER" { tokenizer "…" components "…" sha256 "…" }',
+  model: 'model NAME from "FILE or FOLDER" { tokenizer "…" components "…" sha256 "…" context N }',
   data: 'data NAME = udhr "deu" | text "f.txt" | jsonl "f.jsonl" [field "text"] [where TAG == "v" and …] | inline "…"  [limit N tokens]',
   guard: 'guard NAME = [DATA, …] within NUMBER nats|bits|% [, goal NUMBER UNIT]: after an edit that keeps it, each dataset\'s loss moves by at most the threshold',
   probe: 'probe NAME = logistic|linear on "POINT" over [DATA, …]: a linear probe per dataset at a capture point (h.2.resid, …); scalpel geometry SPEC --probe NAME trains and scores it',

@@ -27,6 +27,8 @@ export interface SpecModel {
   components?: string;
   /** The pinned SHA-256 (lower-case hex); the checker has verified that the file matches. */
   sha256?: string;
+  /** `context N`: the context length to evaluate at, overriding config.json's or the position table's. */
+  contextLength?: number;
   at: SpecLocation;
 }
 

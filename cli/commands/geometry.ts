@@ -16,7 +16,7 @@ import { geometrySvg } from '../../engine/geometry/svg';
 import { openLanguageModel } from '../../engine/lm';
 import { writeFileAtomic } from '../../engine/safetensors';
 import { analyzeModel } from '../../engine/trace/graph';
-import { SpecSubject, probeFiguresWriter, specSubject, trainMissingProbes } from '../../language/geometry';
+import { SpecSubject, probeFiguresWriter, specSubject, subjectModel, trainMissingProbes } from '../../language/geometry';
 import { positiveInt } from './eval';
 import { runtimeFlags, runtimeFromFlags, runtimeUsage } from '../runtime-flags';
 
@@ -99,7 +99,7 @@ export const geometryCommand: Command = {
     const status = (m: string) => process.stderr.isTTY && process.stderr.write(`${m}\n`);
     if (values.spec) await trainMissingProbes(values.spec, { runtime, onStatus: status });
     const subject = values.spec ? await specSubject(values.spec, values.edit, { runtime, onStatus: status }) : undefined;
-    const lm = openLanguageModel(subject?.model ?? values.model!, { tokenizer: subject?.tokenizer ?? values.tokenizer });
+    const lm = subject ? subjectModel(subject) : openLanguageModel(values.model!, { tokenizer: values.tokenizer });
     const declared = subject && values.probe !== undefined && !isKind(values.probe) ? subject.probes.find((p) => p.name === values.probe) : undefined;
     if (subject && values.probe !== undefined && !isKind(values.probe) && !declared) {
       throw new ScalpelError(`--probe: the spec declares no probe "${values.probe}" (it has ${subject.probes.map((p) => p.name).join(', ') || 'none'}), and it is not a kind (${PROBE_KINDS.join(', ')})`, values.spec);

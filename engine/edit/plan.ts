@@ -68,7 +68,8 @@ export interface EditPlan {
   specFile?: string;
   specText?: string;
   /** `catalog`: the metadata of `components` when the caller has read it already (the spec checker has). */
-  model: { path: string; tokenizer?: string; components?: string; catalog?: Catalog & { dir: string }; origin?: Origin };
+  /** `contextLength`: the spec's `context N`; without it the model's own (config.json, position table). */
+  model: { path: string; tokenizer?: string; components?: string; contextLength?: number; catalog?: Catalog & { dir: string }; origin?: Origin };
   datasets: PlanDataset[];
   guards: PlanGuard[];
   edits: PlanEdit[];

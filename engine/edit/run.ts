@@ -131,7 +131,7 @@ export class PlanRunner {
    * scales can be written even where the model cannot be evaluated.
    */
   static async open(plan: EditPlan, opts: RuntimeOptions & { components?: ComponentSource; deferSession?: boolean } = {}): Promise<PlanRunner> {
-    const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer });
+    const lm = openLanguageModel(plan.model.path, { tokenizer: plan.model.tokenizer, contextLength: plan.model.contextLength });
     if (!plan.edits.length) throw new ScalpelError('the spec has no edit', plan.specFile);
     for (const e of plan.edits) {
       if (!e.components.length) throw new ScalpelError(`edit ${e.name} selects no components`, e.origin?.file ?? plan.specFile, e.origin);

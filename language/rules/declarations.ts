@@ -1,18 +1,19 @@
 /** Rules on model and dataset declarations, and on names declared but never used. */
 import * as path from 'node:path';
-import { KIND_WORD } from '../analysis';
+import { KIND_WORD, isTokenCount } from '../analysis';
 import { diag } from '../diagnostics';
 import { rule } from './rule';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export const declarationRules = [
-  rule('model', ['S208'], (d, ctx) => {
+  rule('model', ['S208', 'S507'], (d, ctx) => {
     const seen = new Map<string, number>();
     for (const prop of d.props) {
       const prev = seen.get(prop.key.text);
       if (prev !== undefined) ctx.report(diag('S208', prop.key.start, prop.key.end, `${prop.key.text} is already given on line ${ctx.line(prev)}`));
       else seen.set(prop.key.text, prop.start);
+      if (prop.count && !isTokenCount(prop.count.value)) ctx.report(diag('S507', prop.count.start, prop.count.end, `context must be a positive whole number of tokens`));
     }
   }),
 
@@ -31,7 +32,7 @@ export const declarationRules = [
     if (!d.name || !d.source || !d.arg) return;
     if (d.field && d.source.text !== 'jsonl') ctx.report(diag('S209', d.field.start, d.field.end, `field applies to jsonl sources only`));
     if (d.where.length && d.source.text !== 'jsonl') ctx.report(diag('S209', d.where[0].start, d.where[d.where.length - 1].end, `where applies to jsonl sources only`));
-    if (d.limit && (!Number.isInteger(d.limit.value) || d.limit.value <= 0)) ctx.report(diag('S507', d.limit.start, d.limit.end, `limit must be a positive whole number of tokens`));
+    if (d.limit && !isTokenCount(d.limit.value)) ctx.report(diag('S507', d.limit.start, d.limit.end, `limit must be a positive whole number of tokens`));
   }),
 
   rule('spec', ['S104'], (_decls, ctx) => {

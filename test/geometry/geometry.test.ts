@@ -212,15 +212,21 @@ test('a direction equal to a component\'s effective read vector aligns with that
   catalog.close();
 });
 
-test('measureGeometry: coordinates for base and edited rows, probe accuracy on both, sentence path, JSON-safe', async () => {
+/** The tiny model with a catalog, one neuron of h.1's MLP zeroed, and two tags of ten growing documents each. */
+function tinyEditedTwoTags() {
   const dir = tinyWithCatalog();
   const lm = openLanguageModel(dir);
   const editor = new WeightEditor(lm.onnx);
   const patches = editor.weights([{ component: neuronComponent(lm.onnx, editor.module('h.1.mlp.c_proj'), 'in', 2), scale: 0 }]);
   const a = Array.from({ length: 10 }, (_, i) => `alle Mensch ist frei${' und die Würde'.repeat(i + 1)}`);
   const b = Array.from({ length: 10 }, (_, i) => `der Mensch ist${' frei der'.repeat(i + 1)} Würde`);
+  return { dir, lm, patches, sources: [{ tag: 'a', dataset: docs(a, 'a') }, { tag: 'b', dataset: docs(b, 'b') }] };
+}
+
+test('measureGeometry: coordinates for base and edited rows, probe accuracy on both, sentence path, JSON-safe', async () => {
+  const { dir, lm, patches, sources } = tinyEditedTwoTags();
   const r = await measureGeometry(lm, {
-    points: ['h.0.resid', 'h.1.resid'], sources: [{ tag: 'a', dataset: docs(a, 'a') }, { tag: 'b', dataset: docs(b, 'b') }],
+    points: ['h.0.resid', 'h.1.resid'], sources,
     patches, text: 'alle Mensch . der Mensch ist frei .', probe: 'mean-difference', catalog: openCatalogTensors(path.join(dir, 'components')),
   });
   assert.deepEqual(r.tags, ['a', 'b']);
@@ -242,14 +248,9 @@ test('measureGeometry: coordinates for base and edited rows, probe accuracy on b
 });
 
 test('a marked token is projected at every point, base and edited, as if sampled, and changes nothing else', async () => {
-  const dir = tinyWithCatalog();
-  const lm = openLanguageModel(dir);
-  const editor = new WeightEditor(lm.onnx);
-  const patches = editor.weights([{ component: neuronComponent(lm.onnx, editor.module('h.1.mlp.c_proj'), 'in', 2), scale: 0 }]);
-  const a = Array.from({ length: 10 }, (_, i) => `alle Mensch ist frei${' und die Würde'.repeat(i + 1)}`);
-  const b = Array.from({ length: 10 }, (_, i) => `der Mensch ist${' frei der'.repeat(i + 1)} Würde`);
+  const { lm, patches, sources } = tinyEditedTwoTags();
   const run = (maxPerTag: number, mark?: { tag: string; document: number; position: number }) => measureGeometry(lm, {
-    points: ['h.0.resid', 'h.1.resid'], sources: [{ tag: 'a', dataset: docs(a, 'a') }, { tag: 'b', dataset: docs(b, 'b') }], patches, probe: 'mean-difference', maxPerTag, mark,
+    points: ['h.0.resid', 'h.1.resid'], sources, patches, probe: 'mean-difference', maxPerTag, mark,
   });
   const mark = { tag: 'b', document: 7, position: 5 };
   const [marked, plain, whole] = [await run(3, mark), await run(3), await run(1000)];

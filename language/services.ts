@@ -8,7 +8,7 @@ import {
   CodeAction, CompletionItem, CompletionItemKind, CompletionList, DiagnosticSeverity, DocumentSymbol, FoldingRange, Hover, Range, SemanticTokensBuilder, SymbolKind as LspSymbolKind, TextEdit,
 } from 'vscode-languageserver';
 import { parseComponentKey } from '../engine/catalog/key';
-import { CHANGES as CHANGE_TABLE, COMPARISONS, GOAL_KEYWORD, UNITS as UNIT_TABLE } from '../engine/edit/checks';
+import { CHANGES as CHANGE_TABLE, COMPARISONS, convertUnit, GOAL_KEYWORD, UNITS as UNIT_TABLE } from '../engine/edit/checks';
 import { ComponentInfo } from '../engine/catalog/types';
 import * as A from './ast';
 import { CatalogIndex, componentSummary, keyExists, labelIndex, moduleKeys } from './catalog';
@@ -560,6 +560,17 @@ export function codeActions(a: Analysis, span: A.Span, uri: string): CodeAction[
           const text = (n: A.Num) => a.parse.text.slice(n.start, n.end);
           fix(`Remove the ${GOAL_KEYWORD} (the bound asks as much)`, d, [{ range: range(a, { start: boundEnd.end, end: goal.end }), newText: '' }], true);
           fix(`Swap the ${GOAL_KEYWORD} and the bound`, d, [{ range: range(a, bound), newText: text(goal.value) }, { range: range(a, goal.value), newText: text(bound) }]);
+        }
+      }
+    }
+    if (d.code === 'S509') {
+      const check = declAt(a, d.start, true);
+      if (check?.kind === 'guard' || check?.kind === 'expect') {
+        const { goal, unit } = check;
+        const converted = goal?.value && goal.unit && unit ? convertUnit(goal.value.value, goal.unit.unit, unit.unit) : undefined;
+        if (converted !== undefined && goal?.value && goal.unit && unit) {
+          const value = String(Number(converted.toPrecision(4)));
+          fix(`Write the ${GOAL_KEYWORD} in ${unit.unit} (${value} ${unit.unit})`, d, [{ range: range(a, { start: goal.value.start, end: goal.unit.end }), newText: `${value} ${unit.unit}` }], true);
         }
       }
     }

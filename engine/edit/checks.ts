@@ -96,6 +96,12 @@ export function inUnit(nats: number, unit: Unit, baseLoss: number): number {
   }
 }
 
+/** `value` in `from` written in `to`; undefined where one is `%`, relative to a loss before the edit not known here. */
+export function convertUnit(value: number, from: Unit, to: Unit): number | undefined {
+  if (from === '%' || to === '%') return undefined;
+  return inUnit(from === 'bits' ? value * Math.LN2 : value, to, NaN);
+}
+
 export function parseUnit(text: string, origin?: Origin): Unit {
   const t = text.trim().toLowerCase();
   if (t === 'nats' || t === 'nat' || t === '') return 'nats';

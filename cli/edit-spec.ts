@@ -12,7 +12,7 @@ import { gateText } from '../engine/edit/gate';
 import { EditOutcome, PlanRunner, ProbeAccuracy, ResolvedEdits } from '../engine/edit/run';
 import { interruptible } from './interrupt';
 import { lockFileFor } from '../engine/edit/apply';
-import { CheckResult, missedGoals } from '../engine/edit/checks';
+import { CheckResult, failing, missedGoals } from '../engine/edit/checks';
 import { EvalPart, MergedEval, PART_FORMAT, lockSha256, parseShard, partEdit, partJson, resultOf } from '../engine/edit/shard';
 import { writeFileAtomic } from '../engine/safetensors';
 import { trainMissingProbes } from '../language/geometry';
@@ -76,8 +76,6 @@ function xmlEscape(s: string): string {
 /** `--goals`: a missed goal fails CI like a failed check (without it, goals are only reported). */
 export const goalsUsage = '  --goals              exit 1 when a check misses its goal (goals are reported either way)';
 
-/** Whether a check counts as failed: its bound fails, or with `goals`, it misses its goal. */
-export const failing = (c: CheckResult, goals = false): boolean => !c.pass || (goals && !!c.goal && !c.goal.met);
 
 /** `9 of 9 checks passed`, and when checks name goals, `, 1 of 3 goals met (2 missed)`. */
 export function checksSummary(checks: readonly CheckResult[]): string {

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { CancelledJob, JobError, JobRunner } from './jobs';
 import { outline } from './outline';
 import type { CheckView, DatasetView, EvaluateResult, JobRuntime } from './protocol';
-import { goalDescription, missedGoalsNote } from './goals';
+import { failedChecks, goalDescription, missedGoalsNote } from './goals';
 import { DEFAULT_EXCLUDE, FilesExclude, testScope } from './test-scope';
 
 type Debug = (spec: vscode.Uri, edit?: string, dataset?: string) => Promise<boolean>;
@@ -178,7 +178,7 @@ export class SpecTests {
     for (const c of mine) run.appendOutput(`${c.pass ? (c.goal && !c.goal.met ? 'pass, goal missed' : 'pass') : 'FAIL'} ${c.message}\r\n`, t.uri && t.range ? new vscode.Location(t.uri, t.range) : undefined, t);
     // The testing API has no "passed, but" state and a message only on failure: the goal goes next to the name.
     t.description = goalDescription(mine);
-    const failed = mine.filter((c) => !c.pass);
+    const failed = failedChecks(mine, vscode.workspace.getConfiguration('scalpel', t.uri).get<boolean>('testing.failOnMissedGoal', false));
     if (failed.length) run.failed(t, failed.map((c) => Object.assign(new vscode.TestMessage(c.message), { location: t.uri && t.range ? new vscode.Location(t.uri, t.range) : undefined })), ms);
     else run.passed(t, ms);
   }

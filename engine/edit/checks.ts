@@ -83,6 +83,9 @@ export function goalText(g: GoalResult, unit: Unit | 'fraction'): string {
   return `goal ${fmt(g.goal, unit)} ${g.met ? 'met' : `missed by ${fmt(g.distance, unit)}`}`;
 }
 
+/** Whether a check counts as failed: its bound fails, or with `goals` (the CLI's `--goals`), it misses its goal. */
+export const failing = (c: { pass: boolean; goal?: GoalResult }, goals = false): boolean => !c.pass || (goals && !!c.goal && !c.goal.met);
+
 /** The results whose goal was missed. */
 export function missedGoals(results: readonly CheckResult[]): CheckResult[] {
   return results.filter((r) => r.goal && !r.goal.met);

@@ -4,7 +4,7 @@ import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CancelRequest, CatalogView, EvaluateResult, GeometryData, Job, JobResult, PreviewResult, ReviewResult, WorkerMessage } from '../../extension/protocol';
-import { goalDescription, missedGoalsNote } from '../../extension/goals';
+import { failedChecks, goalDescription, missedGoalsNote } from '../../extension/goals';
 import { outline } from '../../extension/outline';
 import { writeFixture } from '../edit/fixture';
 
@@ -83,6 +83,11 @@ test('worker: goals reach the panels and Test Explorer: each check\'s goal, a gu
   assert.equal(goalDescription([{ ...expectation, goal: undefined }]), undefined);
   assert.equal(missedGoalsNote(r.checks), ', 1 missed its goal');
   assert.equal(missedGoalsNote([expectation]), '');
+  // scalpel.testing.failOnMissedGoal: the guard that passed but missed fails, with the goal and its distance; a met goal does not.
+  assert.deepEqual(failedChecks(r.checks, false), []);
+  assert.deepEqual(failedChecks(r.checks, true), [guard]);
+  assert.match(guard.message, /measured .*; goal 0\.0001 nats missed by \d/);
+  assert.equal(failedChecks([{ ...expectation, pass: false }], false).length, 1, 'a failed bound fails either way');
 
   const out = path.join(fx.dir, 'out.onnx');
   assert.equal((await runJob({ kind: 'apply', spec, out, edits: [] })).error, undefined);

@@ -16,7 +16,7 @@ import { AlignmentTable, alignmentTable } from '../engine/geometry/align';
 import { GeometryRequest, measureGeometry } from '../engine/geometry';
 import { TaggedSource } from '../engine/geometry/capture';
 import { probeDirection } from '../engine/geometry/probe';
-import { ProbeDefinition, catalogMetadataSha256, probeDataset, probeFilePath, writeProbeFile } from '../engine/geometry/probe-file';
+import { ProbeDefinition, catalogMetadataSha256, planProbeDefinition, probeFilePath, writeProbeFile } from '../engine/geometry/probe-file';
 import { openCatalogTensors, CatalogTensors } from '../engine/catalog/read';
 import { LanguageModel, openLanguageModel } from '../engine/lm';
 import type { OnnxModel } from '../engine/onnx/model';
@@ -64,9 +64,7 @@ export async function specSubject(specFile: string, editName: string | undefined
     const limit = declared.get(name)?.limit;
     return { tag, dataset: datasets.get(name)!, ...(limit !== undefined ? { maxTokens: limit } : {}) };
   };
-  const probeDefinition = (p: SpecProbe, catalogDir: string): ProbeDefinition => ({
-    kind: p.kind, point: p.point, datasets: p.datasets.map((name) => probeDataset(name, declared.get(name)!.source, declared.get(name)!.limit)), catalog: catalogMetadataSha256(catalogDir),
-  });
+  const probeDefinition = (p: SpecProbe, catalogDir: string): ProbeDefinition => planProbeDefinition(p, plan.datasets, catalogMetadataSha256(catalogDir));
   const subject: SpecSubject = { specFile, model: plan.model.path, tokenizer: plan.model.tokenizer, components: plan.model.components, contextLength: plan.model.contextLength, datasets, tagged, checked, probes, probeDefinition };
   if (editName === undefined) return subject;
   if (!plan.edits.some((e) => e.name === editName)) {

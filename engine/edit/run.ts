@@ -3,8 +3,11 @@
  * measure every dataset and every check. One preview session serves every edit of a spec (its
  * base results are cached per dataset), so checking five guards costs five edited runs.
  */
-import { Dataset, loadDataset } from '../data';
+import { Dataset, datasetHash, loadDataset } from '../data';
 import { ActivationCapture } from '../geometry/capture';
+import { BaseIdentity, baseProbePath, readBaseProbe, writeBaseProbe } from '../geometry/base-probe';
+import { ProbeDefinition, catalogMetadataSha256, planProbeDefinition } from '../geometry/probe-file';
+import { modelSha256, sha256File } from '../identity';
 import { Probe, ProbeScore, scoreProbe, trainProbe } from '../geometry/probe';
 import { ScalpelError } from '../errors';
 import { Shard, TokenizedDataset, tokenizeDataset } from '../evaluate';
@@ -101,7 +104,8 @@ export interface RunOptions {
   shard?: Shard;
   /**
    * false: leave the accuracy checks out (a preview measures losses only). Measuring them captures the probe's
-   * datasets at its point on the edited model, and once per runner on the base model, where the probe is trained.
+   * datasets at its point on the edited model, and once per runner on the base model, where the probe is trained,
+   * unless an earlier run kept that probe beside the spec.
    * A sharded run measures them in shard 0 only, whole.
    */
   probes?: boolean;
@@ -113,6 +117,8 @@ export class PlanRunner {
   private opened: PreviewSession | undefined;
   /** Each probe trained on the base model, with its held-out scores there: every edit is measured against the same probe. */
   private readonly baseProbes = new Map<string, Promise<{ probe: Probe; score: ProbeScore }>>();
+  /** What every kept probe's identity names of the base model and the catalog, hashed once per runner. */
+  private modelIdentity: Omit<BaseIdentity, 'data'> & { catalog: string } | undefined;
 
   private constructor(
     readonly plan: EditPlan,
@@ -271,11 +277,7 @@ export class PlanRunner {
       if (!p) throw new ScalpelError(`a check reads probe "${name}", which the plan does not declare`, this.plan.specFile);
       let base = this.baseProbes.get(name);
       if (!base) {
-        opts.onStatus?.(`training probe ${name} (${p.kind} on ${p.point}) on the base model`);
-        base = this.capture(p, undefined, opts).then(async (a) => {
-          const probe = await trainProbe(a, p.kind, { signal: opts.signal, runtime: this.runtime });
-          return { probe, score: scoreProbe(probe, a) };
-        });
+        base = this.baseProbe(p, opts);
         this.baseProbes.set(name, base);
         // A failed or cancelled training is not kept: the next run trains again.
         base.catch(() => this.baseProbes.delete(name));
@@ -291,6 +293,52 @@ export class PlanRunner {
       });
     }
     return out;
+  }
+
+  /** The probe trained on the base model and its held-out scores there: kept beside the spec from an earlier run, or trained now (and kept). */
+  private async baseProbe(p: PlanProbe, opts: RunOptions): Promise<{ probe: Probe; score: ProbeScore }> {
+    const kept = this.keptProbe(p);
+    const found = kept && readBaseProbe(kept.file, kept.definition, kept.base);
+    if (found) {
+      opts.onStatus?.(`probe ${p.name} (${p.kind} on ${p.point}): trained on the base model by an earlier run (${path.relative(path.dirname(this.plan.specFile!), kept.file)})`);
+      return found;
+    }
+    opts.onStatus?.(`training probe ${p.name} (${p.kind} on ${p.point}) on the base model`);
+    const a = await this.capture(p, undefined, opts);
+    const probe = await trainProbe(a, p.kind, { signal: opts.signal, runtime: this.runtime });
+    const score = scoreProbe(probe, a);
+    if (kept) {
+      try {
+        writeBaseProbe(kept.file, p.name, kept.definition, kept.base, probe, score);
+      } catch (err) {
+        // A folder it cannot write costs the next run a training, not this run its result.
+        opts.onStatus?.(`probe ${p.name}: not kept for later runs: ${(err as Error).message}`);
+      }
+    }
+    return { probe, score };
+  }
+
+  /**
+   * Where the base-trained probe `p` is kept between runs (engine/geometry/base-probe.ts): beside the spec, named by
+   * its definition (as its figures are) and the base model's identity. Undefined without a spec file or a catalog.
+   */
+  private keptProbe(p: PlanProbe): { file: string; definition: ProbeDefinition; base: BaseIdentity } | undefined {
+    const catalog = this.plan.model.components ?? this.plan.model.catalog?.dir;
+    if (!this.plan.specFile || !catalog) return undefined;
+    try {
+      this.modelIdentity ??= {
+        model: modelSha256(this.lm.file),
+        tokenizer: this.lm.tokenizer.source === 'bytes' ? 'bytes' : sha256File(this.lm.tokenizer.source),
+        contextLength: this.lm.contextLength,
+        catalog: catalogMetadataSha256(catalog),
+      };
+    } catch {
+      return undefined;
+    }
+    const { catalog: catalogSha, ...model } = this.modelIdentity;
+    const definition = planProbeDefinition(p, this.plan.datasets, catalogSha);
+    const base: BaseIdentity = { ...model, data: Object.fromEntries(p.datasets.map((d) => [d, datasetHash(this.documents(d).dataset)])) };
+    return { file: baseProbePath(path.dirname(this.plan.specFile), definition, base), definition, base };
   }
 
   /**

@@ -40,6 +40,12 @@ export function probeDataset(name: string, source: DataSource, limit: number | u
   return { name, source, ...(limit !== undefined ? { limit } : {}) };
 }
 
+/** A declared probe's definition: its datasets as the plan declares them (source, limit), `catalog` the catalog.json's SHA-256. */
+export function planProbeDefinition(probe: { kind: ProbeKind; point: string; datasets: readonly string[] }, datasets: readonly { name: string; source: DataSource; limit?: number }[], catalog: string): ProbeDefinition {
+  const declared = new Map(datasets.map((d) => [d.name, d] as const));
+  return { kind: probe.kind, point: probe.point, datasets: probe.datasets.map((name) => probeDataset(name, declared.get(name)!.source, declared.get(name)!.limit)), catalog };
+}
+
 export interface ProbeFile {
   format: typeof PROBE_FILE_FORMAT;
   /** The probe's name in the spec that wrote it (shown in messages; not part of its identity). */
@@ -57,10 +63,17 @@ function canonical(v: unknown): unknown {
   return v;
 }
 
+/** JSON with every object's keys sorted: equal values give equal text, whatever order their keys were set in. */
+export const canonicalJson = (v: unknown): string => JSON.stringify(canonical(v));
+
+/** The hash that names everything kept on disk for a probe's definition (its figures, its base-trained probes). */
+export function probeHash(definition: ProbeDefinition): string {
+  return createHash('sha256').update(canonicalJson(definition)).digest('hex').slice(0, 20);
+}
+
 /** Where the figures of `definition` live for a spec in `specDir`. */
 export function probeFilePath(specDir: string, definition: ProbeDefinition): string {
-  const hash = createHash('sha256').update(JSON.stringify(canonical(definition))).digest('hex').slice(0, 20);
-  return path.join(specDir, '.scalpel', 'probes', `${hash}.json`);
+  return path.join(specDir, '.scalpel', 'probes', `${probeHash(definition)}.json`);
 }
 
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);

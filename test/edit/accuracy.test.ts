@@ -16,6 +16,7 @@ import { combineParts, partEdit, resultOf, PART_FORMAT, EvalPart } from '../../e
 import { ActivationCapture } from '../../engine/geometry/capture';
 import { scoreProbe, trainProbe } from '../../engine/geometry/probe';
 import { openLanguageModel } from '../../engine/lm';
+import { openModel } from '../../engine/onnx/model';
 import { tinyWithCatalog } from '../debugger/helpers';
 import { scalpel } from '../helpers/cli';
 
@@ -169,8 +170,9 @@ test('scalpel eval SPEC with accuracy expectations: JSON with each probe accurac
   const checks = edit.checks.filter((c: { probe?: string }) => c.probe === 'p');
   assert.deepEqual(checks.map((c: { dataset: string; unit: string; pass: boolean; line: number }) => [c.dataset, c.unit, c.pass, c.line]), [['a', 'fraction', true, 11], ['b', 'fraction', true, 11]]);
   assert.equal(checks[1].value, Math.abs(b.delta));
+  assert.deepEqual(fs.readdirSync(path.join(path.dirname(spec), '.scalpel', 'probes')).filter((f) => /^[0-9a-f]{20}\.base-[0-9a-f]{20}\.json$/.test(f)).length, 1, 'the base-trained probe is kept');
 
-  // "falls by >= 0.9" is more than the edit takes from b: exit 1, the check and its numbers on stderr at its line.
+  // "falls by >= 0.9" is more than the edit takes from b: exit 1, the check and its numbers (the kept probe's) on stderr at its line.
   fs.writeFileSync(spec, fs.readFileSync(spec, 'utf8').replace('expect e: accuracy(p.loose) moves by <= 1', 'expect e: accuracy(p.b) falls by >= 0.9'));
   const bad = scalpel(['eval', spec], { source: true });
   assert.equal(bad.code, 1, bad.stderr);
@@ -233,4 +235,84 @@ test('a dataset\'s limit N tokens bounds what the probe is trained and scored on
   const limited = await tokens({ ...plan, datasets: plan.datasets.map((d) => (d.name === 'b' ? { ...d, limit: 60 } : d)) });
   assert.equal(limited[0], whole[0], 'a is read whole');
   assert.ok(limited[1] > 0 && limited[1] < whole[1], `b's held-out tokens within 60: ${limited[1]} of ${whole[1]}`);
+});
+
+test('the base-trained probe is kept beside the spec: a later runner captures only the edited model and measures the same; a changed limit, kind, data, catalog or model retrains', async () => {
+  const fresh = fixture([{ dataset: 'a', change: 'moves', bound: 1 }]);
+  const dir = path.dirname(fresh.model.path);
+  const plan: EditPlan = { ...fresh, specFile: path.join(dir, 'kept.scalpel') };
+  const kept = () => (fs.existsSync(path.join(dir, '.scalpel', 'probes')) ? fs.readdirSync(path.join(dir, '.scalpel', 'probes')).filter((f) => f.includes('.base-')).sort() : []);
+  const run = async (p: EditPlan) => {
+    const statuses: string[] = [];
+    const runner = await PlanRunner.open(p);
+    try {
+      const o = await runner.run(['e'], { onStatus: (m) => statuses.push(m) });
+      return { accuracies: o.accuracies, trained: statuses.some((m) => m.startsWith('training probe p')), reused: statuses.some((m) => /^probe p \(mean-difference on h\.1\.resid\): trained on the base model by an earlier run \(\.scalpel\/probes\/[0-9a-f]{20}\.base-[0-9a-f]{20}\.json\)$/.test(m)) };
+    } finally {
+      await runner.close();
+    }
+  };
+  /** What a runner without a spec file (which keeps nothing) measures: the figures a fresh training gives. */
+  const trainedNow = async (p: EditPlan) => (await run({ ...p, specFile: undefined })).accuracies;
+
+  const first = await run(plan);
+  assert.deepEqual([first.trained, first.reused], [true, false]);
+  assert.equal(kept().length, 1, 'one file kept');
+  const second = await run(plan);
+  assert.deepEqual([second.trained, second.reused], [false, true], 'the second runner trains nothing');
+  assert.deepEqual(second.accuracies, first.accuracies, 'the same probe, the same figures, exactly');
+  assert.equal(fs.readdirSync(path.join(dir, '.scalpel', 'probes')).filter((f) => f.endsWith('.tmp')).length, 0);
+
+  const limited: EditPlan = { ...plan, datasets: plan.datasets.map((d) => (d.name === 'b' ? { ...d, limit: 60 } : d)) };
+  const l1 = await run(limited);
+  assert.equal(l1.trained, true, 'a changed limit retrains');
+  assert.notEqual(l1.accuracies[1].tokens, first.accuracies[1].tokens);
+  assert.equal((await run(limited)).trained, false);
+  assert.equal((await run(plan)).trained, false, 'both kept side by side');
+  assert.equal(kept().length, 2);
+
+  const logistic: EditPlan = { ...plan, probes: [{ ...plan.probes![0], kind: 'logistic' }] };
+  const statuses: string[] = [];
+  const r = await PlanRunner.open(logistic);
+  try {
+    await r.run(['e'], { onStatus: (m) => statuses.push(m) });
+  } finally {
+    await r.close();
+  }
+  assert.ok(statuses.some((m) => m.startsWith('training probe p (logistic')), 'a changed kind retrains');
+
+  // A damaged file is trained again and rewritten, not an error.
+  const file = path.join(dir, '.scalpel', 'probes', kept().find((f) => !fs.readFileSync(path.join(dir, '.scalpel', 'probes', f), 'utf8').includes('"logistic"') && !fs.readFileSync(path.join(dir, '.scalpel', 'probes', f), 'utf8').includes('"limit"'))!);
+  fs.writeFileSync(file, '{"format":"scalpel-base-probe/1","probe":');
+  const damaged = await run(plan);
+  assert.equal(damaged.trained, true);
+  assert.deepEqual(damaged.accuracies, first.accuracies);
+  assert.equal((await run(plan)).reused, true, 'rewritten');
+
+  // The documents of a dataset: the same source, other text.
+  fs.appendFileSync(path.join(dir, 'a.txt'), '\n\nalle Würde und die Würde ist frei');
+  const data = await run(plan);
+  assert.equal(data.trained, true, 'changed data retrains');
+  assert.deepEqual(data.accuracies, await trainedNow(plan));
+
+  // The catalog (its catalog.json): another label.
+  const catalogFile = path.join(dir, 'components', 'catalog.json');
+  const catalog = JSON.parse(fs.readFileSync(catalogFile, 'utf8'));
+  catalog.components[0].label.text = 'relabelled';
+  fs.writeFileSync(catalogFile, JSON.stringify(catalog));
+  assert.equal((await run(plan)).trained, true, 'a changed catalog retrains');
+  assert.equal((await run(plan)).trained, false);
+
+  // The model's bytes: h.0's MLP output weights tripled in place (the temporary copy's file, still a valid model).
+  const onnx = openModel(plan.model.path);
+  const w = onnx.initializers.get('h.0.mlp.c_proj.weight')!;
+  onnx.close();
+  const bytes = fs.readFileSync(plan.model.path);
+  for (let o = w.byteOffset; o < w.byteOffset + w.byteLength; o += 4) bytes.writeFloatLE(3 * bytes.readFloatLE(o), o);
+  fs.writeFileSync(plan.model.path, bytes);
+  const model = await run(plan);
+  assert.equal(model.trained, true, 'changed model bytes retrain');
+  assert.notDeepEqual(model.accuracies.map((a) => a.base), data.accuracies.map((a) => a.base), 'the new model reads otherwise');
+  assert.deepEqual(model.accuracies, await trainedNow(plan));
+  assert.equal((await run(plan)).reused, true);
 });

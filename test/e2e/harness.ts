@@ -37,7 +37,7 @@ export function makeWorkspace(extra: Record<string, string> = {}): string {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'scalpel-e2e-ws-'));
   fs.mkdirSync(path.join(ws, 'examples'));
   const examples = path.join(SOURCE, 'examples');
-  for (const f of fs.readdirSync(examples)) if (f.endsWith('.scalpel')) fs.copyFileSync(path.join(examples, f), path.join(ws, 'examples', f));
+  for (const f of fs.readdirSync(examples)) if (f.endsWith('.scalpel') && !f.startsWith('.')) fs.copyFileSync(path.join(examples, f), path.join(ws, 'examples', f));
   fs.symlinkSync(path.join(SOURCE, 'models'), path.join(ws, 'models'));
   for (const [f, text] of Object.entries(extra)) {
     fs.mkdirSync(path.dirname(path.join(ws, f)), { recursive: true });

@@ -21,7 +21,7 @@ const GOLDEN = path.join(__dirname, 'golden');
 /** Specs to mutate: the goldens (which point at test/fixtures/lang) and the examples. */
 export function seedSpecs(): string[] {
   const golden = fs.readdirSync(GOLDEN).filter((f) => f.endsWith('.scalpel')).map((f) => stripMarkers(fs.readFileSync(path.join(GOLDEN, f), 'utf8')).text);
-  const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.scalpel')).map((f) => fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8'));
+  const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.scalpel') && !f.startsWith('.')).map((f) => fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8'));
   return [...golden, ...examples];
 }
 

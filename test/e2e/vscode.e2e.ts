@@ -220,6 +220,37 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
   }
 });
 
+test('Test Explorer with scalpel.testing.failOnMissedGoal: a check that passes its bound but misses its goal fails, one that meets it passes', { timeout: 300_000 }, async () => {
+  const source = fs.readFileSync(path.join(h.SOURCE, 'examples', SPEC), 'utf8');
+  const ws = h.makeWorkspace({ [`examples/${SPEC}`]: source, '.vscode/settings.json': JSON.stringify({ 'scalpel.testing.failOnMissedGoal': true }) });
+  // The verdicts the CLI gives with --goals, line by line.
+  const cliChecks: { line: number; pass: boolean; goal?: { met: boolean } }[] = JSON.parse(scalpel(['eval', path.join(ws, 'examples', SPEC), '--json', '--goals']).stdout).edits.flatMap((e: { checks: unknown[] }) => e.checks);
+  const items = outline(source).filter((i) => i.kind === 'guard' || i.kind === 'expect');
+  const verdict = (line: number) => cliChecks.filter((c) => c.line === line).every((c) => c.pass && (!c.goal || c.goal.met));
+  assert.ok(items.some((i) => !verdict(i.line)) && items.some((i) => verdict(i.line)), `the example has a missed goal and a passing check: ${JSON.stringify(cliChecks)}`);
+  const server = await h.startCodeServer({ trusted: true });
+  try {
+    const page = await h.openWorkbench(browser, server, ws);
+    await page.locator('.statusbar-item', { hasText: 'Scalpel' }).first().waitFor();
+    await h.runCommand(page, 'Testing: Focus on Test Explorer View');
+    const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
+    await specRow.waitFor({ timeout: 30_000 });
+    await h.openFile(page, SPEC);
+    await h.runCommand(page, 'Test: Run Tests in Current File');
+    await specRow.locator('.codicon-testing-passed-icon, .codicon-testing-failed-icon').first().waitFor({ timeout: 300_000 });
+    await specRow.click();
+    await page.keyboard.press('ArrowRight');
+    await page.waitForTimeout(500);
+    for (const item of items) {
+      const row = page.locator('.test-explorer .monaco-list-row', { hasText: `${item.kind} ${item.label}` }).first();
+      await row.locator(verdict(item.line) ? '.codicon-testing-passed-icon' : '.codicon-testing-failed-icon').waitFor({ timeout: 10_000 });
+    }
+  } finally {
+    await server.stop();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+});
+
 test('debugger: Debug from Test Explorer stops with the Variables view populated, and steps; the Debug code lens; Geometry at the stop', { timeout: 900_000 }, async () => {
   // A fresh workspace: no lock file, so the tuned scale of no_german is known only from a measurement.
   const ws = h.makeWorkspace();

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Browser, Frame, Page } from 'playwright-core';
+import { Browser, Frame, Locator, Page } from 'playwright-core';
 import { CHROMIUM } from '../helpers/chromium';
 
 export const CACHE = process.env.SCALPEL_E2E_CACHE ?? path.join(os.homedir(), '.cache', 'scalpel-e2e');
@@ -148,6 +148,20 @@ export async function openFile(page: Page, name: string): Promise<void> {
   await input.fill(name);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().click();
   await page.locator(`.tab.active[aria-label*="${name}"]`).first().waitFor();
+}
+
+/**
+ * Runs the tests of the spec `name` from its editor and expands its Test Explorer row (`specRow`) to show its
+ * checks. From the editor, not the row: a row's inline Run action shows only while hovered, and the list re-renders
+ * as items update.
+ */
+export async function runSpecTests(page: Page, name: string, specRow: Locator): Promise<void> {
+  await openFile(page, name);
+  await runCommand(page, 'Test: Run Tests in Current File');
+  await specRow.locator('.codicon-testing-passed-icon, .codicon-testing-failed-icon').first().waitFor({ timeout: 300_000 });
+  await specRow.click();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForTimeout(500);
 }
 
 /** The content frame of the webview whose tab has this title. */

@@ -161,14 +161,7 @@ test('trusted workspace: diagnostics, completion, Preview numbers, Test Explorer
     const listed = await page.locator('.test-explorer .monaco-list-row').allInnerTexts();
     assert.ok(listed.some((t) => t.includes('scratch.scalpel')), `Test Explorer lists ${listed.join(' | ')}`);
     assert.ok(!listed.some((t) => t.includes('fixture-spec.scalpel') || t.includes('hidden-spec.scalpel')), `Test Explorer lists ${listed.join(' | ')}`);
-    // Run from the spec's editor: a row's inline Run action shows only while the row is hovered, and the list
-    // re-renders as items update.
-    await h.openFile(page, SPEC);
-    await h.runCommand(page, 'Test: Run Tests in Current File');
-    await specRow.locator('.codicon-testing-passed-icon, .codicon-testing-failed-icon').first().waitFor({ timeout: 300_000 });
-    await specRow.click();
-    await page.keyboard.press('ArrowRight');
-    await page.waitForTimeout(500);
+    await h.runSpecTests(page, SPEC, specRow);
     const verdicts: string[] = [];
     for (const item of items) {
       const mine = cliChecks.filter((c) => c.line === item.line);
@@ -235,12 +228,7 @@ test('Test Explorer with scalpel.testing.failOnMissedGoal: a check that passes i
     await h.runCommand(page, 'Testing: Focus on Test Explorer View');
     const specRow = page.locator('.test-explorer .monaco-list-row', { hasText: SPEC }).first();
     await specRow.waitFor({ timeout: 30_000 });
-    await h.openFile(page, SPEC);
-    await h.runCommand(page, 'Test: Run Tests in Current File');
-    await specRow.locator('.codicon-testing-passed-icon, .codicon-testing-failed-icon').first().waitFor({ timeout: 300_000 });
-    await specRow.click();
-    await page.keyboard.press('ArrowRight');
-    await page.waitForTimeout(500);
+    await h.runSpecTests(page, SPEC, specRow);
     for (const item of items) {
       const row = page.locator('.test-explorer .monaco-list-row', { hasText: `${item.kind} ${item.label}` }).first();
       await row.locator(verdict(item.line) ? '.codicon-testing-passed-icon' : '.codicon-testing-failed-icon').waitFor({ timeout: 10_000 });
